@@ -1,0 +1,191 @@
+//! The `file` backend: keys from YAML or JSON files. Nested maps become paths
+//! (`services: {web: {port: 80}}` is `/services/web/port = "80"`), lists are
+//! indexed (`/hosts/0`, `/hosts/1`). `-file` may be given several times and may
+//! name a directory (every `.yaml`, `.yml` and `.json` below it, sorted);
+//! later files override earlier ones key by key.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::{Backend, BackendError, within_roots};
+use crate::resource::ConfigError;
+
+/// What the file backend reads.
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    /// Files or directories, in the order given.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Re-reads its files at every pass, so edits are picked up by the next one.
+#[derive(Debug)]
+pub struct FileBackend {
+    config: FileConfig,
+}
+
+impl FileBackend {
+    /// Checks that at least one path was given.
+    pub fn new(config: FileConfig) -> Result<Self, ConfigError> {
+        if config.paths.is_empty() {
+            return Err(ConfigError(
+                "-backend file needs at least one -file PATH (YAML or JSON)".to_string(),
+            ));
+        }
+        Ok(FileBackend { config })
+    }
+
+    fn error(location: &Path, message: String) -> BackendError {
+        BackendError {
+            backend: "file",
+            location: location.display().to_string(),
+            message,
+        }
+    }
+
+    fn expand(&self) -> Result<Vec<PathBuf>, BackendError> {
+        let mut files = Vec::new();
+        for path in &self.config.paths {
+            if path.is_dir() {
+                for entry in walkdir::WalkDir::new(path)
+                    .follow_links(true)
+                    .sort_by_file_name()
+                {
+                    let entry = entry.map_err(|e| Self::error(path, e.to_string()))?;
+                    let is_data = matches!(
+                        entry.path().extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    );
+                    if entry.file_type().is_file() && is_data {
+                        files.push(entry.into_path());
+                    }
+                }
+            } else {
+                files.push(path.clone());
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// Parses one file's text into flattened pairs.
+pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            format!("line {} column {}: {e}", e.line(), e.column())
+        })?;
+        flatten_json("", &value, &mut pairs);
+    } else {
+        let value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        flatten_yaml("", &value, &mut pairs);
+    }
+    Ok(pairs)
+}
+
+fn flatten_json(path: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                flatten_json(&format!("{path}/{k}"), v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten_json(&format!("{path}/{i}"), v, out);
+            }
+        }
+        serde_json::Value::Null => out.push((path.to_string(), String::new())),
+        serde_json::Value::String(s) => out.push((path.to_string(), s.clone())),
+        other => out.push((path.to_string(), other.to_string())),
+    }
+}
+
+fn yaml_scalar(value: &serde_yaml_ng::Value) -> Option<String> {
+    match value {
+        serde_yaml_ng::Value::Null => Some(String::new()),
+        serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        serde_yaml_ng::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn flatten_yaml(path: &str, value: &serde_yaml_ng::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_yaml_ng::Value::Mapping(map) => {
+            for (k, v) in map {
+                let name = yaml_scalar(k).unwrap_or_else(|| format!("{k:?}"));
+                flatten_yaml(&format!("{path}/{name}"), v, out);
+            }
+        }
+        serde_yaml_ng::Value::Sequence(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten_yaml(&format!("{path}/{i}"), v, out);
+            }
+        }
+        serde_yaml_ng::Value::Tagged(tagged) => flatten_yaml(path, &tagged.value, out),
+        scalar => out.push((path.to_string(), yaml_scalar(scalar).unwrap_or_default())),
+    }
+}
+
+#[async_trait]
+impl Backend for FileBackend {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    async fn read(&self, roots: &[String]) -> Result<Vec<(String, String)>, BackendError> {
+        let mut pairs = Vec::new();
+        for file in self.expand()? {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Self::error(&file, crate::error::io_reason(&e)))?;
+            let parsed = parse_file(&file, &text).map_err(|m| Self::error(&file, m))?;
+            pairs.extend(parsed.into_iter().filter_map(|(k, v)| {
+                let key = crate::snapshot::clean_key(&k);
+                within_roots(&key, roots).then_some((key, v))
+            }));
+        }
+        Ok(pairs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_maps_and_lists_flatten_to_paths() {
+        let text = "services:\n  web:\n    port: 80\n    hosts: [a, b]\n    on: true\n    none: ~\n    ratio: 1.5\n";
+        let mut pairs = parse_file(Path::new("x.yaml"), text).expect("valid yaml");
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            vec![
+                ("/services/web/hosts/0".into(), "a".into()),
+                ("/services/web/hosts/1".into(), "b".into()),
+                ("/services/web/none".into(), "".into()),
+                ("/services/web/on".into(), "true".into()),
+                ("/services/web/port".into(), "80".into()),
+                ("/services/web/ratio".into(), "1.5".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_flattens_and_errors_have_positions() {
+        let pairs = parse_file(Path::new("x.json"), "{\"a\": {\"b\": [1, \"x\"]}}").expect("json");
+        assert_eq!(
+            pairs,
+            vec![("/a/b/0".into(), "1".into()), ("/a/b/1".into(), "x".into())]
+        );
+        let e = parse_file(Path::new("x.json"), "{\n\"a\": }").expect_err("broken");
+        assert!(e.starts_with("line 2"), "{e}");
+    }
+
+    #[test]
+    fn broken_yaml_is_an_error() {
+        assert!(parse_file(Path::new("x.yaml"), "a: [1, 2\nb: c").is_err());
+    }
+}

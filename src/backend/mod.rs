@@ -1,0 +1,148 @@
+//! Backends: where the key/value data comes from. Each backend lives in its own
+//! file behind the one [`Backend`] trait; the sync engine never knows which
+//! one it talks to.
+//!
+//! # Adding a backend
+//!
+//! 1. Write `backend/<name>.rs` with a typed config struct and a type that
+//!    implements [`Backend`]: `read` returns every key under the given roots,
+//!    as clean absolute keys (`/a/b`).
+//! 2. Add a variant to [`BackendKind`] (its name, and whether it is built).
+//! 3. Add one arm to [`build`].
+//!
+//! Change notification (`-watch`) is a separate, optional capability that
+//! backends with a native one override; polling is the default.
+
+pub mod env;
+pub mod file;
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+
+use crate::config::Settings;
+use crate::resource::ConfigError;
+
+/// A failed read, with what was being read from where.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{backend} backend: {location}: {message}")]
+pub struct BackendError {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// The node, file or key involved.
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A source of key/value data.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// The backend's name as given to `-backend`.
+    fn name(&self) -> &'static str;
+
+    /// Reads every key that is one of `roots` or lies below one. Roots are
+    /// clean, absolute and do not overlap. Keys come back clean and absolute.
+    async fn read(&self, roots: &[String]) -> Result<Vec<(String, String)>, BackendError>;
+}
+
+/// The backends `-backend` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// etcd through its v2 keys API.
+    Etcd,
+    /// etcd through its v3 JSON gateway.
+    EtcdV3,
+    /// Consul's KV store.
+    Consul,
+    /// The process environment.
+    Env,
+    /// YAML or JSON files.
+    File,
+}
+
+impl BackendKind {
+    /// Every backend, in the order error messages list them.
+    pub const ALL: [BackendKind; 5] = [
+        BackendKind::Etcd,
+        BackendKind::EtcdV3,
+        BackendKind::Consul,
+        BackendKind::Env,
+        BackendKind::File,
+    ];
+
+    /// The name `-backend` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Etcd => "etcd",
+            BackendKind::EtcdV3 => "etcdv3",
+            BackendKind::Consul => "consul",
+            BackendKind::Env => "env",
+            BackendKind::File => "file",
+        }
+    }
+
+    /// Whether this backend talks to a server over the network (and so uses
+    /// -node, authentication and TLS flags).
+    pub fn is_networked(self) -> bool {
+        matches!(
+            self,
+            BackendKind::Etcd | BackendKind::EtcdV3 | BackendKind::Consul
+        )
+    }
+
+    /// Whether this build can use the backend yet.
+    pub fn is_available(self) -> bool {
+        matches!(self, BackendKind::Env | BackendKind::File)
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown backend {s:?}; valid backends: {}", valid.join(", "))
+            })
+    }
+}
+
+/// Builds the backend the settings name.
+pub fn build(settings: &Settings) -> Result<Box<dyn Backend>, ConfigError> {
+    match settings.backend {
+        BackendKind::Env => Ok(Box::new(env::EnvBackend::new())),
+        BackendKind::File => Ok(Box::new(file::FileBackend::new(file::FileConfig {
+            paths: settings.files.clone(),
+        })?)),
+        other => Err(ConfigError(format!(
+            "-backend {other}: not available in this build yet; available: {}",
+            available_names()
+        ))),
+    }
+}
+
+/// The names of the backends this build can use, comma-separated.
+pub fn available_names() -> String {
+    BackendKind::ALL
+        .iter()
+        .filter(|k| k.is_available())
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Keeps the pairs whose key lies within one of `roots`.
+pub(crate) fn within_roots(key: &str, roots: &[String]) -> bool {
+    roots.iter().any(|r| crate::snapshot::is_within(key, r))
+}

@@ -1,0 +1,87 @@
+//! `confd check`: lints a confdir for CI without a live backend and without
+//! touching any destination. Parses every resource, compiles every template
+//! and, given fixture data (`-file`), renders each resource to memory and
+//! applies its min_keys guard. Every problem is one `path:line:col: message`
+//! line on stdout; the exit status is 0 when clean, 1 otherwise.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::backend::file::parse_file;
+use crate::cli::CheckArgs;
+use crate::resource;
+use crate::snapshot::{Snapshot, View};
+use crate::template::{Template, TemplateCompiler, TemplateError};
+
+/// Runs the checks and returns the exit status.
+pub fn run(args: &CheckArgs) -> u8 {
+    let problems = problems(args);
+    for problem in &problems {
+        println!("{problem}");
+    }
+    u8::from(!problems.is_empty())
+}
+
+/// Every problem found, one line each.
+pub fn problems(args: &CheckArgs) -> Vec<String> {
+    let prefix = args.prefix.as_deref().unwrap_or("");
+    let (resources, errors) = resource::load_all(&args.confdir, prefix);
+    let mut problems: Vec<String> = errors.into_iter().map(|e| e.0).collect();
+
+    let fixtures = match load_fixtures(&args.files) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+
+    let compiler = TemplateCompiler::new();
+    let mut compiled: HashMap<PathBuf, Result<Template, TemplateError>> = HashMap::new();
+    for r in &resources {
+        let template = compiled
+            .entry(r.src.clone())
+            .or_insert_with(|| {
+                let result = compiler.load(&r.src);
+                if let Err(e) = &result {
+                    problems.push(e.to_string());
+                }
+                result
+            })
+            .clone();
+        let (Some(snapshot), Ok(template)) = (&fixtures, template) else {
+            continue;
+        };
+        let view = View::new(snapshot.clone(), &r.prefix, &r.keys);
+        if let Some(min) = r.min_keys {
+            let count = view.key_count();
+            if count < min {
+                problems.push(format!(
+                    "{}: the fixtures give {count} keys under {}, fewer than min_keys = {min}",
+                    r.file.display(),
+                    view.roots().join(", ")
+                ));
+                continue;
+            }
+        }
+        if let Err(e) = template.render(view) {
+            problems.push(format!("{e} (resource {})", r.name));
+        }
+    }
+    problems
+}
+
+fn load_fixtures(files: &[PathBuf]) -> Result<Option<Arc<Snapshot>>, String> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut pairs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!("{}: {}", file.display(), crate::error::io_reason(&e))
+        })?;
+        pairs.extend(parse_file(file, &text).map_err(|e| format!("{}: {e}", file.display()))?);
+    }
+    Ok(Some(Arc::new(Snapshot::from_pairs(pairs))))
+}

@@ -1,0 +1,261 @@
+//! The command line: confd's flags, accepted both Go-style (`-onetime`,
+//! `-node x`, `-node=x`) and GNU-style (`--onetime`, `--node x`), each also
+//! settable as `CONFD_<FLAG>` in the environment. Values stay optional here so
+//! that [`crate::config`] can apply flag > environment > file > default.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// `confd [FLAGS]` or `confd check [FLAGS]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "confd",
+    version,
+    about = "Keeps configuration files in step with a key/value store and reloads their owners",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// `check`: lint resources and templates for CI.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The flags of a normal run.
+    #[command(flatten)]
+    pub flags: Flags,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse every resource and compile every template; with -file fixtures,
+    /// also render each one to memory. Never touches a destination.
+    Check(CheckArgs),
+}
+
+/// Flags of `confd check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Folder holding conf.d/ and templates/.
+    #[arg(long, env = "CONFD_CONFDIR", default_value = "/etc/confd")]
+    pub confdir: PathBuf,
+    /// Fixture data (YAML or JSON, as for -backend file) to render against; repeatable.
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Prefix prepended to every resource's keys.
+    #[arg(long, env = "CONFD_PREFIX")]
+    pub prefix: Option<String>,
+}
+
+/// Flags of a normal run (SPEC §2).
+#[derive(Debug, Args, Default)]
+pub struct Flags {
+    /// Backend: etcd (v2 API), etcdv3, consul, env or file.
+    #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Backend address; repeatable, tried in order.
+    #[arg(long = "node", env = "CONFD_NODE", value_name = "ADDR", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Folder holding conf.d/ and templates/ [default: /etc/confd].
+    #[arg(long, env = "CONFD_CONFDIR", value_name = "DIR")]
+    pub confdir: Option<PathBuf>,
+    /// confd.toml to read [default: /etc/confd/confd.toml, optional].
+    #[arg(long = "config-file", env = "CONFD_CONFIG_FILE", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Render once, then exit (0 when every resource is in sync).
+    #[arg(long, env = "CONFD_ONETIME", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub onetime: Option<bool>,
+    /// Use the backend's change notification instead of polling.
+    #[arg(long, env = "CONFD_WATCH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub watch: Option<bool>,
+    /// Polling period in seconds [default: 600].
+    #[arg(long, env = "CONFD_INTERVAL", value_name = "SECS")]
+    pub interval: Option<u64>,
+    /// Prepended to every resource's keys.
+    #[arg(long, env = "CONFD_PREFIX", value_name = "P", allow_hyphen_values = true)]
+    pub prefix: Option<String>,
+    /// Show a diff of what would change; write nothing, run nothing.
+    #[arg(long, env = "CONFD_NOOP", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub noop: Option<bool>,
+    /// Write files but run no check_cmd or reload_cmd.
+    #[arg(long = "sync-only", env = "CONFD_SYNC_ONLY", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sync_only: Option<bool>,
+    /// Do not delete stage files.
+    #[arg(long = "keep-stage-file", env = "CONFD_KEEP_STAGE_FILE", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub keep_stage_file: Option<bool>,
+    /// debug, info, warning or error [default: info].
+    #[arg(long = "log-level", env = "CONFD_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// text or json [default: text].
+    #[arg(long = "log-format", env = "CONFD_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Input of the file backend (YAML or JSON file, or a folder of them); repeatable.
+    #[arg(long = "file", env = "CONFD_FILE", value_name = "PATH", value_delimiter = ',')]
+    pub files: Vec<PathBuf>,
+    /// Coalesce bursts: render once data is quiet for MIN, at most MAX after the first change.
+    #[arg(long, env = "CONFD_WAIT", value_name = "MIN:MAX")]
+    pub wait: Option<String>,
+    /// With -onetime: retry while keys are missing or the backend is down, up to this long.
+    #[arg(long = "wait-keys", env = "CONFD_WAIT_KEYS", value_name = "DURATION")]
+    pub wait_keys: Option<String>,
+    /// HTTP basic auth user (etcd, consul).
+    #[arg(long, env = "CONFD_USERNAME")]
+    pub username: Option<String>,
+    /// HTTP basic auth password (etcd, consul).
+    #[arg(long, env = "CONFD_PASSWORD")]
+    pub password: Option<String>,
+    /// Use HTTP basic auth (etcd, consul).
+    #[arg(long = "basic-auth", env = "CONFD_BASIC_AUTH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub basic_auth: Option<bool>,
+    /// Consul ACL token (also CONSUL_HTTP_TOKEN).
+    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN")]
+    pub auth_token: Option<String>,
+    /// TLS client certificate (PEM).
+    #[arg(long = "client-cert", env = "CONFD_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// TLS client key (PEM).
+    #[arg(long = "client-key", env = "CONFD_CLIENT_KEY", value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+    /// CA certificates to trust (PEM).
+    #[arg(long = "client-ca-keys", env = "CONFD_CLIENT_CA_KEYS", value_name = "FILE")]
+    pub client_ca_keys: Option<PathBuf>,
+    /// http or https, for nodes found through DNS SRV [default: http].
+    #[arg(long, env = "CONFD_SCHEME")]
+    pub scheme: Option<String>,
+    /// Domain to look backend nodes up in with DNS SRV.
+    #[arg(long = "srv-domain", env = "CONFD_SRV_DOMAIN")]
+    pub srv_domain: Option<String>,
+    /// Full SRV record name to look backend nodes up with.
+    #[arg(long = "srv-record", env = "CONFD_SRV_RECORD")]
+    pub srv_record: Option<String>,
+}
+
+/// Rewrites Go-style `-flag` / `-flag=value` into `--flag` / `--flag=value`
+/// for every long flag the command knows (and `-help`, `-version`), so clap
+/// can parse both styles. Values and unknown words are left alone.
+pub fn normalize_go_flags<I, T>(args: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let command = Cli::command();
+    let mut long_names: Vec<String> = vec!["help".into(), "version".into()];
+    // Flags whose value may follow as the next word (`-node x`): that word is
+    // a value even when it starts with '-'.
+    let mut take_next: Vec<String> = Vec::new();
+    let mut collect = |cmd: &clap::Command| {
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                long_names.push(long.to_string());
+                if arg.get_action().takes_values() && !arg.is_require_equals_set() {
+                    take_next.push(long.to_string());
+                }
+            }
+        }
+    };
+    collect(&command);
+    for sub in command.get_subcommands() {
+        collect(sub);
+    }
+
+    let mut out = Vec::new();
+    let mut after_separator = false;
+    let mut is_value = false;
+    for (position, arg) in args.into_iter().enumerate() {
+        let arg: OsString = arg.into();
+        if position == 0 || after_separator || std::mem::take(&mut is_value) {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            after_separator = true;
+            out.push(arg);
+            continue;
+        }
+        let rewritten = arg.to_str().and_then(|text| {
+            let body = text.strip_prefix('-')?;
+            if body.starts_with('-') {
+                return None;
+            }
+            let name = body.split('=').next().unwrap_or(body);
+            long_names
+                .iter()
+                .any(|n| n == name)
+                .then(|| OsString::from(format!("-{text}")))
+        });
+        let flag = rewritten.as_ref().unwrap_or(&arg).to_str().unwrap_or_default();
+        if let Some(name) = flag.strip_prefix("--") {
+            is_value = !name.contains('=') && take_next.iter().any(|n| n == name);
+        }
+        out.push(rewritten.unwrap_or(arg));
+    }
+    out
+}
+
+/// Parses process arguments in either style.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    Cli::try_parse_from(normalize_go_flags(args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["confd"];
+        all.extend_from_slice(args);
+        match parse(all) {
+            Ok(cli) => cli.flags,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn go_and_gnu_styles_are_equivalent() {
+        let go = flags(&["-onetime", "-backend", "env", "-node=a", "-node", "b", "-confdir", "/c"]);
+        let gnu = flags(&["--onetime", "--backend=env", "--node", "a", "--node=b", "--confdir=/c"]);
+        for f in [go, gnu] {
+            assert_eq!(f.onetime, Some(true));
+            assert_eq!(f.backend.as_deref(), Some("env"));
+            assert_eq!(f.nodes, vec!["a", "b"]);
+            assert_eq!(f.confdir, Some(PathBuf::from("/c")));
+        }
+    }
+
+    #[test]
+    fn bools_take_explicit_values_and_never_swallow_the_next_word() {
+        assert_eq!(flags(&["-onetime=false"]).onetime, Some(false));
+        let f = flags(&["-noop", "-prefix", "/x"]);
+        assert_eq!(f.noop, Some(true));
+        assert_eq!(f.prefix.as_deref(), Some("/x"));
+        assert_eq!(flags(&["-sync-only", "-keep-stage-file"]).keep_stage_file, Some(true));
+    }
+
+    #[test]
+    fn values_that_look_like_flags_are_not_rewritten() {
+        let f = flags(&["-prefix", "-onetime"]);
+        assert_eq!(f.prefix.as_deref(), Some("-onetime"));
+    }
+
+    #[test]
+    fn check_subcommand_takes_go_style_flags() {
+        let cli = parse(["confd", "check", "-confdir", "/c", "-file", "f.yaml"]).expect("parses");
+        match cli.command {
+            Some(Command::Check(args)) => {
+                assert_eq!(args.confdir, PathBuf::from("/c"));
+                assert_eq!(args.files, vec![PathBuf::from("f.yaml")]);
+            }
+            None => panic!("no subcommand"),
+        }
+    }
+
+    #[test]
+    fn unknown_flag_is_a_usage_error() {
+        assert!(parse(["confd", "-nosuchflag"]).is_err());
+    }
+}

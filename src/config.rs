@@ -1,0 +1,366 @@
+//! Settings of a run: flags and `CONFD_*` variables (parsed by [`crate::cli`])
+//! merged over `confd.toml` over defaults, then validated. Every problem is a
+//! [`ConfigError`] (exit status 2) that names the flag or the file and key.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::backend::BackendKind;
+use crate::cli::Flags;
+use crate::resource::ConfigError;
+
+/// confd.toml read when `-config-file` is not given; its absence is fine.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/confd/confd.toml";
+/// Folder holding conf.d/ and templates/ when `-confdir` is not given.
+pub const DEFAULT_CONFDIR: &str = "/etc/confd";
+/// Polling period when `-interval` is not given.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
+
+/// How much to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Every pass and every unchanged resource.
+    Debug,
+    /// Changes, reloads and failures.
+    Info,
+    /// Warnings and failures.
+    Warning,
+    /// Failures only.
+    Error,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `timestamp LEVEL message key=value …`
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Credentials and TLS material for networked backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// Basic auth user.
+    pub username: Option<String>,
+    /// Basic auth password.
+    pub password: Option<String>,
+    /// Whether to send basic auth.
+    pub basic_auth: bool,
+    /// Consul ACL token.
+    pub auth_token: Option<String>,
+    /// TLS client certificate.
+    pub client_cert: Option<PathBuf>,
+    /// TLS client key.
+    pub client_key: Option<PathBuf>,
+    /// CA bundle to trust.
+    pub client_ca_keys: Option<PathBuf>,
+}
+
+/// Everything a run needs to know, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which backend to read.
+    pub backend: BackendKind,
+    /// Backend addresses, in failover order.
+    pub nodes: Vec<String>,
+    /// Folder holding conf.d/ and templates/.
+    pub confdir: PathBuf,
+    /// One pass, then exit.
+    pub onetime: bool,
+    /// Use change notification instead of polling.
+    pub watch: bool,
+    /// Polling period.
+    pub interval: Duration,
+    /// Prepended to every resource's keys.
+    pub prefix: String,
+    /// Diff only.
+    pub noop: bool,
+    /// No check or reload commands.
+    pub sync_only: bool,
+    /// Keep stage files.
+    pub keep_stage_file: bool,
+    /// Log verbosity.
+    pub log_level: LogLevel,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// File backend inputs.
+    pub files: Vec<PathBuf>,
+    /// Quiet period and upper bound for coalescing bursts of changes.
+    pub wait: Option<(Duration, Duration)>,
+    /// With -onetime, how long to keep retrying for missing data.
+    pub wait_keys: Option<Duration>,
+    /// Credentials and TLS for networked backends.
+    pub auth: ClientAuth,
+    /// Scheme for nodes found through DNS SRV.
+    pub scheme: String,
+    /// SRV discovery domain.
+    pub srv_domain: Option<String>,
+    /// SRV discovery record.
+    pub srv_record: Option<String>,
+}
+
+/// confd.toml: the same settings as the flags, snake_case (confd's
+/// kebab-case spellings are accepted too).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    backend: Option<String>,
+    nodes: Option<Vec<String>>,
+    confdir: Option<PathBuf>,
+    onetime: Option<bool>,
+    watch: Option<bool>,
+    interval: Option<u64>,
+    prefix: Option<String>,
+    noop: Option<bool>,
+    #[serde(alias = "sync-only")]
+    sync_only: Option<bool>,
+    #[serde(alias = "keep-stage-file")]
+    keep_stage_file: Option<bool>,
+    #[serde(rename = "log-level", alias = "log_level")]
+    log_level: Option<String>,
+    #[serde(alias = "log-format")]
+    log_format: Option<String>,
+    #[serde(alias = "file")]
+    files: Option<Vec<PathBuf>>,
+    wait: Option<String>,
+    #[serde(alias = "wait-keys")]
+    wait_keys: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(alias = "basic-auth")]
+    basic_auth: Option<bool>,
+    #[serde(alias = "auth-token")]
+    auth_token: Option<String>,
+    #[serde(alias = "client-cert")]
+    client_cert: Option<PathBuf>,
+    #[serde(alias = "client-key")]
+    client_key: Option<PathBuf>,
+    #[serde(alias = "client_cakeys", alias = "client-ca-keys")]
+    client_ca_keys: Option<PathBuf>,
+    scheme: Option<String>,
+    #[serde(alias = "srv-domain")]
+    srv_domain: Option<String>,
+    #[serde(alias = "srv-record")]
+    srv_record: Option<String>,
+}
+
+fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
+    let (path, named) = match &flags.config_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {
+            return Ok(FileSettings::default());
+        }
+        Err(e) => {
+            return Err(ConfigError(format!(
+                "{}: cannot read config file: {}",
+                path.display(),
+                crate::error::io_reason(&e)
+            )));
+        }
+    };
+    toml::from_str(&text).map_err(|e| ConfigError(crate::error::toml_message(&path, &text, &e)))
+}
+
+/// Resolves flag > environment > confd.toml > default and validates the result.
+pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
+    let file = read_file_settings(&flags)?;
+
+    let backend_name = flags
+        .backend
+        .clone()
+        .or(file.backend)
+        .unwrap_or_else(|| BackendKind::Etcd.name().to_string());
+    let backend: BackendKind = backend_name
+        .parse()
+        .map_err(|e: String| ConfigError(format!("-backend: {e}")))?;
+
+    let log_level = match flags.log_level.clone().or(file.log_level).as_deref() {
+        None | Some("info") => LogLevel::Info,
+        Some("debug") => LogLevel::Debug,
+        Some("warning" | "warn") => LogLevel::Warning,
+        Some("error" | "fatal" | "panic") => LogLevel::Error,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "-log-level {other:?}: use debug, info, warning or error"
+            )));
+        }
+    };
+    let log_format = match flags.log_format.clone().or(file.log_format).as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "-log-format {other:?}: use text or json"
+            )));
+        }
+    };
+    let interval_secs = flags.interval.or(file.interval);
+    let interval = match interval_secs {
+        Some(0) => {
+            return Err(ConfigError(
+                "-interval must be at least 1 second".to_string(),
+            ));
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => DEFAULT_INTERVAL,
+    };
+    let wait = match flags.wait.clone().or(file.wait) {
+        Some(text) => Some(parse_wait(&text).map_err(|e| ConfigError(format!("-wait {text:?}: {e}")))?),
+        None => None,
+    };
+    let wait_keys = match flags.wait_keys.clone().or(file.wait_keys) {
+        Some(text) => Some(
+            parse_duration(&text).map_err(|e| ConfigError(format!("-wait-keys {text:?}: {e}")))?,
+        ),
+        None => None,
+    };
+
+    reject_flags_the_backend_does_not_use(backend, &flags)?;
+
+    let files = if flags.files.is_empty() {
+        file.files.unwrap_or_default()
+    } else {
+        flags.files.clone()
+    };
+    let nodes = if flags.nodes.is_empty() {
+        file.nodes.unwrap_or_default()
+    } else {
+        flags.nodes.clone()
+    };
+
+    if !backend.is_available() {
+        return Err(ConfigError(format!(
+            "-backend {backend}: not available in this build yet; available: {}",
+            crate::backend::available_names()
+        )));
+    }
+
+    Ok(Settings {
+        backend,
+        nodes,
+        confdir: flags
+            .confdir
+            .clone()
+            .or(file.confdir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFDIR)),
+        onetime: flags.onetime.or(file.onetime).unwrap_or(false),
+        watch: flags.watch.or(file.watch).unwrap_or(false),
+        interval,
+        prefix: flags.prefix.clone().or(file.prefix).unwrap_or_default(),
+        noop: flags.noop.or(file.noop).unwrap_or(false),
+        sync_only: flags.sync_only.or(file.sync_only).unwrap_or(false),
+        keep_stage_file: flags.keep_stage_file.or(file.keep_stage_file).unwrap_or(false),
+        log_level,
+        log_format,
+        files,
+        wait,
+        wait_keys,
+        auth: ClientAuth {
+            username: flags.username.clone().or(file.username),
+            password: flags.password.clone().or(file.password),
+            basic_auth: flags.basic_auth.or(file.basic_auth).unwrap_or(false),
+            auth_token: flags
+                .auth_token
+                .clone()
+                .or(file.auth_token)
+                .or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok()),
+            client_cert: flags.client_cert.clone().or(file.client_cert),
+            client_key: flags.client_key.clone().or(file.client_key),
+            client_ca_keys: flags.client_ca_keys.clone().or(file.client_ca_keys),
+        },
+        scheme: flags
+            .scheme
+            .clone()
+            .or(file.scheme)
+            .unwrap_or_else(|| "http".to_string()),
+        srv_domain: flags.srv_domain.clone().or(file.srv_domain),
+        srv_record: flags.srv_record.clone().or(file.srv_record),
+    })
+}
+
+/// A flag given on the command line (or as `CONFD_*`) that the chosen backend
+/// would silently ignore is an error: the user meant something by it. The same
+/// setting in confd.toml is tolerated, so one file can serve several backends.
+fn reject_flags_the_backend_does_not_use(
+    backend: BackendKind,
+    flags: &Flags,
+) -> Result<(), ConfigError> {
+    let network_flags: [(&str, bool); 11] = [
+        ("-node", !flags.nodes.is_empty()),
+        ("-username", flags.username.is_some()),
+        ("-password", flags.password.is_some()),
+        ("-basic-auth", flags.basic_auth.is_some()),
+        ("-auth-token", flags.auth_token.is_some()),
+        ("-client-cert", flags.client_cert.is_some()),
+        ("-client-key", flags.client_key.is_some()),
+        ("-client-ca-keys", flags.client_ca_keys.is_some()),
+        ("-scheme", flags.scheme.is_some()),
+        ("-srv-domain", flags.srv_domain.is_some()),
+        ("-srv-record", flags.srv_record.is_some()),
+    ];
+    if !backend.is_networked() {
+        if let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given) {
+            return Err(ConfigError(format!(
+                "{flag} is for the etcd, etcdv3 and consul backends; the {backend} backend does not use it"
+            )));
+        }
+    }
+    if backend != BackendKind::File && !flags.files.is_empty() {
+        return Err(ConfigError(format!(
+            "-file is for the file backend; the {backend} backend does not use it"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses a duration: `30s`, `1m30s`, `500ms`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. \"30s\" or \"500ms\")"))
+}
+
+/// Parses `MIN:MAX` (or `MIN` alone, meaning MAX = 4 × MIN, as
+/// consul-template does).
+pub fn parse_wait(text: &str) -> Result<(Duration, Duration), String> {
+    let (min, max) = match text.split_once(':') {
+        Some((min, max)) => (parse_duration(min)?, parse_duration(max)?),
+        None => {
+            let min = parse_duration(text)?;
+            (min, min * 4)
+        }
+    };
+    if max < min {
+        return Err("MAX must not be shorter than MIN".to_string());
+    }
+    Ok((min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_forms() {
+        assert_eq!(
+            parse_wait("2s:10s"),
+            Ok((Duration::from_secs(2), Duration::from_secs(10)))
+        );
+        assert_eq!(
+            parse_wait("500ms"),
+            Ok((Duration::from_millis(500), Duration::from_secs(2)))
+        );
+        assert!(parse_wait("10s:2s").is_err());
+        assert!(parse_wait("soon").is_err());
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+    }
+}

@@ -1,0 +1,30 @@
+//! confd: keeps configuration files in step with data held in a key/value
+//! store (etcd, Consul, the environment, YAML/JSON files) and reloads the
+//! programs that own them. A drop-in for the Go confd's flags and file layout.
+//!
+//! The pipeline, one module per stage:
+//!
+//! - [`cli`] and [`config`]: flags, `CONFD_*` variables and confd.toml → [`config::Settings`];
+//! - [`resource`]: `conf.d/*.toml` → [`resource::Resource`]s;
+//! - [`backend`]: where data comes from, one file per backend behind one trait;
+//! - [`snapshot`]: the sorted key space of a pass and each resource's view of it;
+//! - [`template`]: Tera with confd's helpers;
+//! - [`sync`]: stage, compare, check, swap;
+//! - [`engine`]: one pass over every resource, reloads included;
+//! - [`daemon`]: scheduling passes; [`check`]: linting for CI;
+//! - [`app`]: wires the stages together and maps the result to an exit status.
+
+pub mod app;
+pub mod backend;
+pub mod check;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod error;
+pub mod logging;
+pub mod resource;
+pub mod snapshot;
+pub mod sync;
+pub mod template;

@@ -1,0 +1,401 @@
+//! Template resources: the `conf.d/**/*.toml` files in confd's format, parsed
+//! strictly (an unknown key, a missing field or a bad mode/owner is an error
+//! naming the file, line and column) into [`Resource`]s the sync engine uses.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{line_col, toml_message};
+use crate::snapshot::{clean_key, join_keys};
+
+/// How long check and reload commands may run unless a resource says otherwise.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A configuration problem, already phrased as `path[:line:col]: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// One template resource: what to render, where to, and what to run.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// The resource file's path relative to `conf.d` (its name in logs).
+    pub name: String,
+    /// The resource file.
+    pub file: PathBuf,
+    /// The template file (under `<confdir>/templates`).
+    pub src: PathBuf,
+    /// The file kept in sync.
+    pub dest: PathBuf,
+    /// The subtrees the template may read, relative to `prefix`.
+    pub keys: Vec<String>,
+    /// Global prefix joined with the resource's own prefix.
+    pub prefix: String,
+    /// File mode to apply; `None` keeps dest's mode (or 0644 for a new file).
+    pub mode: Option<u32>,
+    /// Owner to apply; `None` keeps dest's (or the process's for a new file).
+    pub uid: Option<u32>,
+    /// Group to apply; `None` keeps dest's (or the process's for a new file).
+    pub gid: Option<u32>,
+    /// Command validating the staged file; `{{.src}}` is its path.
+    pub check_cmd: Option<String>,
+    /// Command telling the owning program to reload; `{{.dest}}` is dest.
+    pub reload_cmd: Option<String>,
+    /// Refuse to write when the resource sees fewer keys than this.
+    pub min_keys: Option<usize>,
+    /// Refuse to write when the key count fell by more than this fraction
+    /// since the last good render (daemon).
+    pub max_shrink: Option<f64>,
+    /// Time limit for check_cmd and reload_cmd.
+    pub command_timeout: Duration,
+}
+
+impl Resource {
+    /// The absolute subtrees this resource reads (prefix applied).
+    pub fn roots(&self) -> Vec<String> {
+        self.keys.iter().map(|k| join_keys(&self.prefix, k)).collect()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceFile {
+    template: Spanned<RawResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    src: Option<Spanned<String>>,
+    dest: Option<Spanned<String>>,
+    keys: Option<Spanned<Vec<String>>>,
+    prefix: Option<String>,
+    mode: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+    uid: Option<Spanned<i64>>,
+    group: Option<Spanned<String>>,
+    gid: Option<Spanned<i64>>,
+    check_cmd: Option<String>,
+    reload_cmd: Option<String>,
+    min_keys: Option<Spanned<i64>>,
+    max_shrink: Option<Spanned<String>>,
+    command_timeout: Option<Spanned<String>>,
+}
+
+/// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
+/// path). Returns the resources that loaded and every problem found, so that
+/// `confd check` can report all of them at once.
+pub fn load_all(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<ConfigError>) {
+    let conf_d = confdir.join("conf.d");
+    if !conf_d.is_dir() {
+        return (Vec::new(), vec![ConfigError(format!(
+            "{}: no such directory (set -confdir to the folder holding conf.d/ and templates/)",
+            conf_d.display()
+        ))]);
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for entry in walkdir::WalkDir::new(&conf_d)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        match entry {
+            Ok(e) if e.file_type().is_file() && e.path().extension() == Some("toml".as_ref()) => {
+                files.push(e.into_path())
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(ConfigError(format!("{}: {e}", conf_d.display()))),
+        }
+    }
+    let templates = confdir.join("templates");
+    let mut resources = Vec::with_capacity(files.len());
+    for file in files {
+        let name = file
+            .strip_prefix(&conf_d)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => match parse(&name, &file, &text, &templates, global_prefix) {
+                Ok(resource) => resources.push(resource),
+                Err(e) => errors.push(e),
+            },
+            Err(e) => errors.push(ConfigError(format!(
+                "{}: {}",
+                file.display(),
+                crate::error::io_reason(&e)
+            ))),
+        }
+    }
+    (resources, errors)
+}
+
+/// Parses one resource file's text.
+pub fn parse(
+    name: &str,
+    file: &Path,
+    text: &str,
+    template_dir: &Path,
+    global_prefix: &str,
+) -> Result<Resource, ConfigError> {
+    let parsed: ResourceFile =
+        toml::from_str(text).map_err(|e| ConfigError(toml_message(file, text, &e)))?;
+    let table_span = parsed.template.span();
+    let raw = parsed.template.into_inner();
+    let at = |span: std::ops::Range<usize>| {
+        let (line, col) = line_col(text, span.start);
+        format!("{}:{line}:{col}", file.display())
+    };
+    let missing = |field: &str| {
+        ConfigError(format!(
+            "{}: [template] is missing `{field}`",
+            at(table_span.clone())
+        ))
+    };
+
+    let src = raw.src.ok_or_else(|| missing("src"))?;
+    if src.get_ref().trim().is_empty() {
+        return Err(ConfigError(format!("{}: `src` is empty", at(src.span()))));
+    }
+    let dest = raw.dest.ok_or_else(|| missing("dest"))?;
+    if dest.get_ref().trim().is_empty() {
+        return Err(ConfigError(format!("{}: `dest` is empty", at(dest.span()))));
+    }
+    let keys = raw.keys.ok_or_else(|| missing("keys"))?;
+    if keys.get_ref().is_empty() {
+        return Err(ConfigError(format!(
+            "{}: `keys` must list at least one key",
+            at(keys.span())
+        )));
+    }
+
+    let mode = match raw.mode {
+        Some(mode) => Some(parse_mode(mode.get_ref()).ok_or_else(|| {
+            ConfigError(format!(
+                "{}: mode {:?} is not an octal file mode such as \"0644\"",
+                at(mode.span()),
+                mode.get_ref()
+            ))
+        })?),
+        None => None,
+    };
+    let uid = match (raw.owner, raw.uid) {
+        (Some(_), Some(uid)) => {
+            return Err(ConfigError(format!(
+                "{}: give `owner` or `uid`, not both",
+                at(uid.span())
+            )));
+        }
+        (Some(owner), None) => Some(resolve_user(owner.get_ref()).map_err(|reason| {
+            ConfigError(format!("{}: owner {:?}: {reason}", at(owner.span()), owner.get_ref()))
+        })?),
+        (None, Some(uid)) => Some(id_in_range(*uid.get_ref()).ok_or_else(|| {
+            ConfigError(format!("{}: uid {} is out of range", at(uid.span()), uid.get_ref()))
+        })?),
+        (None, None) => None,
+    };
+    let gid = match (raw.group, raw.gid) {
+        (Some(_), Some(gid)) => {
+            return Err(ConfigError(format!(
+                "{}: give `group` or `gid`, not both",
+                at(gid.span())
+            )));
+        }
+        (Some(group), None) => Some(resolve_group(group.get_ref()).map_err(|reason| {
+            ConfigError(format!("{}: group {:?}: {reason}", at(group.span()), group.get_ref()))
+        })?),
+        (None, Some(gid)) => Some(id_in_range(*gid.get_ref()).ok_or_else(|| {
+            ConfigError(format!("{}: gid {} is out of range", at(gid.span()), gid.get_ref()))
+        })?),
+        (None, None) => None,
+    };
+    let min_keys = match raw.min_keys {
+        Some(n) => Some(usize::try_from(*n.get_ref()).map_err(|_| {
+            ConfigError(format!("{}: min_keys must be 0 or more", at(n.span())))
+        })?),
+        None => None,
+    };
+    let max_shrink = match raw.max_shrink {
+        Some(text_value) => Some(parse_percent(text_value.get_ref()).ok_or_else(|| {
+            ConfigError(format!(
+                "{}: max_shrink {:?} is not a percentage such as \"50%\"",
+                at(text_value.span()),
+                text_value.get_ref()
+            ))
+        })?),
+        None => None,
+    };
+    let command_timeout = match raw.command_timeout {
+        Some(t) => humantime::parse_duration(t.get_ref()).map_err(|e| {
+            ConfigError(format!(
+                "{}: command_timeout {:?}: {e} (write e.g. \"30s\")",
+                at(t.span()),
+                t.get_ref()
+            ))
+        })?,
+        None => DEFAULT_COMMAND_TIMEOUT,
+    };
+
+    let prefix = join_keys(global_prefix, raw.prefix.as_deref().unwrap_or(""));
+    Ok(Resource {
+        name: name.to_string(),
+        file: file.to_path_buf(),
+        src: template_dir.join(src.get_ref()),
+        dest: PathBuf::from(dest.into_inner()),
+        keys: keys.into_inner().iter().map(|k| clean_key(k)).collect(),
+        prefix,
+        mode,
+        uid,
+        gid,
+        check_cmd: raw.check_cmd.filter(|c| !c.trim().is_empty()),
+        reload_cmd: raw.reload_cmd.filter(|c| !c.trim().is_empty()),
+        min_keys,
+        max_shrink,
+        command_timeout,
+    })
+}
+
+/// Parses a file mode as octal, with or without a leading 0 or `0o`
+/// (`"644"` is 0644; confd would read it as decimal).
+pub fn parse_mode(text: &str) -> Option<u32> {
+    let digits = text.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    if digits.is_empty() || digits.len() > 5 {
+        return None;
+    }
+    let mode = u32::from_str_radix(digits, 8).ok()?;
+    (mode <= 0o7777).then_some(mode)
+}
+
+fn parse_percent(text: &str) -> Option<f64> {
+    let number: f64 = text.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (0.0..=100.0).contains(&number).then_some(number / 100.0)
+}
+
+fn id_in_range(id: i64) -> Option<u32> {
+    u32::try_from(id).ok()
+}
+
+fn resolve_user(name: &str) -> Result<u32, String> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok(id);
+    }
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) => Ok(user.uid.as_raw()),
+        Ok(None) => Err("no such user".to_string()),
+        Err(e) => Err(format!("cannot look up user: {e}")),
+    }
+}
+
+fn resolve_group(name: &str) -> Result<u32, String> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok(id);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err("no such group".to_string()),
+        Err(e) => Err(format!("cannot look up group: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<Resource, ConfigError> {
+        parse(
+            "t.toml",
+            Path::new("conf.d/t.toml"),
+            text,
+            Path::new("/c/templates"),
+            "/global",
+        )
+    }
+
+    fn error(text: &str) -> String {
+        match parse_text(text) {
+            Ok(r) => panic!("parsed {r:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    const MINIMAL: &str = "[template]\nsrc = \"a.tmpl\"\ndest = \"/tmp/a\"\nkeys = [\"/a/\"]\n";
+
+    #[test]
+    fn minimal_resource_gets_defaults_and_prefixes() {
+        let r = parse_text(MINIMAL).expect("valid");
+        assert_eq!(r.src, Path::new("/c/templates/a.tmpl"));
+        assert_eq!(r.keys, vec!["/a"]);
+        assert_eq!(r.prefix, "/global");
+        assert_eq!(r.roots(), vec!["/global/a"]);
+        assert_eq!(r.mode, None);
+        assert_eq!(r.command_timeout, DEFAULT_COMMAND_TIMEOUT);
+    }
+
+    #[test]
+    fn resource_prefix_joins_with_one_slash() {
+        let r = parse_text(&format!("{MINIMAL}prefix = \"/production/\"\n")).expect("valid");
+        assert_eq!(r.prefix, "/global/production");
+    }
+
+    #[test]
+    fn modes_are_octal() {
+        assert_eq!(parse_mode("644"), Some(0o644));
+        assert_eq!(parse_mode("0644"), Some(0o644));
+        assert_eq!(parse_mode("0o600"), Some(0o600));
+        assert_eq!(parse_mode("4755"), Some(0o4755));
+        assert_eq!(parse_mode("888"), None);
+        assert_eq!(parse_mode(""), None);
+        assert_eq!(parse_mode("77777"), None);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = error(&format!("{MINIMAL}reload = \"x\"\n"));
+        assert!(e.starts_with("conf.d/t.toml:5:1:"), "{e}");
+        assert!(e.contains("reload"), "{e}");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        assert!(error("[template]\ndest = \"/x\"\nkeys = [\"/a\"]\n").contains("missing `src`"));
+        assert!(error("[template]\nsrc = \"x\"\nkeys = [\"/a\"]\n").contains("missing `dest`"));
+        assert!(error("[template]\nsrc = \"x\"\ndest = \"/x\"\n").contains("missing `keys`"));
+        assert!(error("[template]\nsrc = \"x\"\ndest = \"/x\"\nkeys = []\n").contains("at least one"));
+        assert!(error("src = \"x\"\n").contains("t.toml"));
+    }
+
+    #[test]
+    fn bad_values_are_pointed_at() {
+        let e = error(&format!("{MINIMAL}mode = \"rw-r--r--\"\n"));
+        assert!(e.starts_with("conf.d/t.toml:5:8:"), "{e}");
+        let e = error(&format!("{MINIMAL}owner = \"surely-no-such-user\"\n"));
+        assert!(e.contains("no such user"), "{e}");
+        let e = error(&format!("{MINIMAL}uid = -1\n"));
+        assert!(e.contains("out of range"), "{e}");
+        let e = error(&format!("{MINIMAL}owner = \"root\"\nuid = 0\n"));
+        assert!(e.contains("not both"), "{e}");
+        let e = error(&format!("{MINIMAL}max_shrink = \"half\"\n"));
+        assert!(e.contains("percentage"), "{e}");
+        let e = error(&format!("{MINIMAL}command_timeout = \"soon\"\n"));
+        assert!(e.contains("command_timeout"), "{e}");
+    }
+
+    #[test]
+    fn owner_and_group_resolve_by_name_or_number() {
+        let r = parse_text(&format!("{MINIMAL}owner = \"root\"\ngroup = \"0\"\n")).expect("valid");
+        assert_eq!((r.uid, r.gid), (Some(0), Some(0)));
+        let r = parse_text(&format!("{MINIMAL}max_shrink = \"50%\"\n")).expect("valid");
+        assert_eq!(r.max_shrink, Some(0.5));
+    }
+
+    #[test]
+    fn malformed_toml_is_one_line_with_position() {
+        let e = error("[template\nsrc = 1\n");
+        assert!(e.starts_with("conf.d/t.toml:1:"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+}

@@ -1,0 +1,404 @@
+//! Templates: compiles each resource's Tera template once, with confd's helpers
+//! registered, and renders it against a resource's [`View`] of the snapshot.
+//!
+//! Every template lives in its own Tera instance cloned from one prototype that
+//! holds the helpers: Tera validates all templates of an instance together, so
+//! a broken template would otherwise poison the templates of other resources.
+//! Autoescaping is off: these are configuration files, not HTML.
+//!
+//! Errors come out as one line, `file:line:col: message`, because they end up
+//! in logs and CI output where Tera's multi-line reports would be cut apart.
+
+mod data;
+mod funcs;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tera::{Context, ErrorKind, Tera};
+
+use crate::snapshot::View;
+
+/// Why a template could not be loaded or rendered; the message is one line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TemplateError {
+    /// The template file could not be read.
+    #[error("{path}: cannot read template: {reason}")]
+    Read {
+        /// The template file.
+        path: PathBuf,
+        /// The I/O error, as text.
+        reason: String,
+    },
+    /// The template has a syntax error or calls an unknown helper.
+    #[error("{0}")]
+    Compile(String),
+    /// Rendering failed: a missing key, a bad helper argument, an undefined
+    /// variable.
+    #[error("{0}")]
+    Render(String),
+}
+
+/// One compiled template, ready to render against any view.
+#[derive(Clone)]
+pub struct Template {
+    name: String,
+    tera: Arc<Tera>,
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Template").field("name", &self.name).finish()
+    }
+}
+
+/// Builds templates: a prototype engine with confd's helpers registered.
+pub struct TemplateCompiler {
+    prototype: Tera,
+}
+
+impl Default for TemplateCompiler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TemplateCompiler {
+    /// A compiler with every helper of the template language registered.
+    pub fn new() -> Self {
+        let mut tera = Tera::new();
+        tera.autoescape_on(Vec::<&'static str>::new());
+        register_helpers(&mut tera);
+        TemplateCompiler { prototype: tera }
+    }
+
+    /// Reads and compiles a template file. Errors name the file as given.
+    pub fn load(&self, path: &Path) -> Result<Template, TemplateError> {
+        let source = std::fs::read_to_string(path).map_err(|e| TemplateError::Read {
+            path: path.to_path_buf(),
+            reason: crate::error::io_reason(&e),
+        })?;
+        self.compile(&path.display().to_string(), &source)
+    }
+
+    /// Compiles template text under a display name (used in error messages).
+    pub fn compile(&self, name: &str, source: &str) -> Result<Template, TemplateError> {
+        let mut tera = self.prototype.clone();
+        tera.add_raw_template(name, source)
+            .map_err(|e| TemplateError::Compile(one_line(&e)))?;
+        Ok(Template {
+            name: name.to_string(),
+            tera: Arc::new(tera),
+        })
+    }
+}
+
+impl Template {
+    /// The name errors use for this template (its path).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renders against `view`.
+    pub fn render(&self, view: View) -> Result<String, TemplateError> {
+        let context = Context::new();
+        data::with_view(view, || self.tera.render(&self.name, &context))
+            .map_err(|e| TemplateError::Render(one_line(&e)))
+    }
+}
+
+fn register_helpers(tera: &mut Tera) {
+    tera.register_function("getv", data::getv);
+    tera.register_function("get", data::get);
+    tera.register_function("gets", data::gets);
+    tera.register_function("getvs", data::getvs);
+    tera.register_function("exists", data::exists);
+    tera.register_function("ls", data::ls);
+    tera.register_function("lsdir", data::lsdir);
+    tera.register_function("getenv", data::getenv);
+
+    tera.register_filter("base", funcs::base);
+    tera.register_filter("dir", funcs::dir);
+    tera.register_filter("split", funcs::split);
+    tera.register_filter("json", funcs::json);
+    tera.register_filter("jsonArray", funcs::json_array);
+    tera.register_filter("toUpper", funcs::to_upper);
+    tera.register_filter("toLower", funcs::to_lower);
+    tera.register_filter("contains", funcs::contains);
+    tera.register_filter("trimSuffix", funcs::trim_suffix);
+    tera.register_filter("base64Encode", funcs::base64_encode);
+    tera.register_filter("base64Decode", funcs::base64_decode);
+    tera.register_filter("atoi", funcs::atoi);
+    tera.register_filter("parseBool", funcs::parse_bool);
+    tera.register_filter("sortByLength", funcs::sort_by_length);
+    tera.register_filter("sortKVByLength", funcs::sort_kv_by_length);
+
+    tera.register_function("seq", funcs::seq);
+    tera.register_function("map", funcs::make_map);
+    tera.register_function("lookupIP", funcs::lookup_ip);
+    tera.register_function("fileExists", funcs::file_exists);
+    tera.register_function("datetime", funcs::datetime);
+    for (name, op) in [
+        ("add", funcs::Arith::Add),
+        ("sub", funcs::Arith::Sub),
+        ("mul", funcs::Arith::Mul),
+        ("div", funcs::Arith::Div),
+        ("mod", funcs::Arith::Mod),
+    ] {
+        tera.register_function(name, op.function());
+        tera.register_filter(name, op.filter());
+    }
+}
+
+/// Turns a Tera error into `file:line:col: message` lines joined by `; `.
+fn one_line(error: &tera::Error) -> String {
+    match error.kind() {
+        ErrorKind::SyntaxError(report) | ErrorKind::RenderingError(report) => format!(
+            "{}:{}:{}: {}",
+            report.filename(),
+            report.span().start_line,
+            report.span().start_col + 1,
+            flatten(report.message())
+        ),
+        // Validation problems (unknown function, filter, …) arrive as
+        // pre-rendered reports: pick the message and location out of each.
+        _ => {
+            let text = error.to_string();
+            let lines = report_lines(&text);
+            if lines.is_empty() {
+                flatten(&text)
+            } else {
+                lines.join("; ")
+            }
+        }
+    }
+}
+
+/// Extracts `file:line:col: message` from Tera's rendered reports.
+fn report_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut message: Option<&str> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(m) = trimmed.strip_prefix("error: ") {
+            message = Some(m);
+        } else if let Some(location) = trimmed.strip_prefix("--> ") {
+            if let Some(m) = message.take() {
+                out.push(format!("{location}: {m}"));
+            }
+        }
+    }
+    out
+}
+
+fn flatten(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    fn render(source: &str, pairs: &[(&str, &str)]) -> Result<String, TemplateError> {
+        let template = TemplateCompiler::new().compile("test.tmpl", source)?;
+        let snapshot = Arc::new(Snapshot::from_pairs(pairs.iter().copied()));
+        template.render(View::new(snapshot, "/", &["/".to_string()]))
+    }
+
+    fn ok(source: &str, pairs: &[(&str, &str)]) -> String {
+        match render(source, pairs) {
+            Ok(text) => text,
+            Err(e) => panic!("render failed: {e}"),
+        }
+    }
+
+    fn err(source: &str, pairs: &[(&str, &str)]) -> String {
+        match render(source, pairs) {
+            Ok(text) => panic!("expected an error, rendered {text:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn seed_haproxy_example_renders() {
+        let source = "{% for d in lsdir(key=\"/services/web\") %}\nbackend {{ d }}_cluster\n{% for h in lsdir(key=\"/services/web/\" ~ d) %}\n    server {{ h | base }} {{ getv(key=\"/services/web/\" ~ d ~ \"/\" ~ h ~ \"/ip\") }}:{{ getv(key=\"/services/web/\" ~ d ~ \"/\" ~ h ~ \"/port\") }} check\n{% endfor %}{% endfor %}";
+        let out = ok(
+            source,
+            &[
+                ("/services/web/a.com/h1/ip", "10.0.0.1"),
+                ("/services/web/a.com/h1/port", "80"),
+                ("/services/web/a.com/h2/ip", "10.0.0.2"),
+                ("/services/web/a.com/h2/port", "81"),
+            ],
+        );
+        assert_eq!(
+            out,
+            "\nbackend a.com_cluster\n\n    server h1 10.0.0.1:80 check\n\n    server h2 10.0.0.2:81 check\n"
+        );
+    }
+
+    #[test]
+    fn getv_missing_key_names_key_and_position() {
+        let e = err("line1\n  {{ getv(key=\"/nope\") }}", &[]);
+        assert!(e.starts_with("test.tmpl:2:"), "{e}");
+        assert!(e.contains("/nope"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn getv_default_covers_missing_key_even_when_empty() {
+        assert_eq!(ok("[{{ getv(key=\"/x\", default=\"\") }}]", &[]), "[]");
+        assert_eq!(ok("{{ getv(key=\"/x\", default=\"d\") }}", &[]), "d");
+        assert_eq!(ok("{{ getv(key=\"/x/\", default=\"d\") }}", &[("/x", "v")]), "v");
+    }
+
+    #[test]
+    fn get_returns_key_and_value() {
+        assert_eq!(
+            ok("{% set p = get(key=\"/a/b\") %}{{ p.key }}={{ p.value }}", &[("/a/b", "1")]),
+            "/a/b=1"
+        );
+        assert!(err("{{ get(key=\"/a\") }}", &[]).contains("/a"));
+    }
+
+    #[test]
+    fn gets_sorted_by_key_and_getvs_by_value() {
+        let data = [("/u/b", "1"), ("/u/a", "2"), ("/u/c/deep", "0")];
+        assert_eq!(
+            ok("{% for p in gets(key=\"/u/*\") %}{{ p.key }}={{ p.value }} {% endfor %}", &data),
+            "/u/a=2 /u/b=1 "
+        );
+        assert_eq!(ok("{{ getvs(key=\"/u/*\") | join(sep=\",\") }}", &data), "1,2");
+        assert_eq!(ok("{{ gets(key=\"/none/*\") | length }}", &data), "0");
+    }
+
+    #[test]
+    fn exists_is_false_for_directories() {
+        let data = [("/a/b", "1")];
+        assert_eq!(
+            ok(
+                "{{ exists(key=\"/a/b\") }} {{ exists(key=\"/a\") }} {{ exists(key=\"/z\") }}",
+                &data
+            ),
+            "true false false"
+        );
+    }
+
+    #[test]
+    fn ls_and_lsdir_at_root_and_below() {
+        let data = [("/a/x", "1"), ("/b", "2"), ("/a/y/z", "3")];
+        assert_eq!(ok("{{ ls(key=\"/\") | join(sep=\",\") }}", &data), "a,b");
+        assert_eq!(ok("{{ lsdir(key=\"/\") | join(sep=\",\") }}", &data), "a");
+        assert_eq!(ok("{{ ls(key=\"/a/\") | join(sep=\",\") }}", &data), "x,y");
+        assert_eq!(ok("{{ lsdir(key=\"/a\") | join(sep=\",\") }}", &data), "y");
+        assert_eq!(ok("{{ ls(key=\"/empty\") | length }}", &data), "0");
+    }
+
+    #[test]
+    fn string_filters() {
+        assert_eq!(ok("{{ \"a,b,c\" | split(on=\",\") | join(sep=\"-\") }}", &[]), "a-b-c");
+        assert_eq!(ok("{{ \"a,b\" | split(pat=\",\") | length }}", &[]), "2");
+        assert_eq!(ok("{{ \"Ab\" | toUpper }}{{ \"Ab\" | toLower }}", &[]), "ABab");
+        assert_eq!(ok("{{ \"Ab\" | upper }}", &[]), "AB");
+        assert_eq!(ok("{{ \"a.b\" | replace(from=\".\", to=\"_\") }}", &[]), "a_b");
+        assert_eq!(ok("{{ \"haystack\" | contains(substr=\"st\") }}", &[]), "true");
+        assert_eq!(ok("{{ \"web.conf\" | trimSuffix(suffix=\".conf\") }}", &[]), "web");
+        assert_eq!(ok("{{ \"/a/b/c\" | dir }} {{ \"/a/b/c\" | base }}", &[]), "/a/b c");
+        assert_eq!(ok("{{ \"hi\" | base64Encode }}", &[]), "aGk=");
+        assert_eq!(ok("{{ \"aGk=\" | base64Decode }}", &[]), "hi");
+        assert!(err("{{ \"***\" | base64Decode }}", &[]).contains("base64Decode"));
+        assert_eq!(ok("{{ [\"ccc\", \"a\", \"bb\", \"b\"] | sortByLength | join(sep=\",\") }}", &[]), "a,b,bb,ccc");
+        assert_eq!(ok("{{ \"abc\" | reverse }}", &[]), "cba");
+    }
+
+    #[test]
+    fn sort_kv_by_length() {
+        let data = [("/k/long", "1"), ("/k/s", "2")];
+        assert_eq!(
+            ok("{% for p in gets(key=\"/k/*\") | sortKVByLength %}{{ p.key }} {% endfor %}", &data),
+            "/k/s /k/long "
+        );
+    }
+
+    #[test]
+    fn numbers_and_booleans() {
+        assert_eq!(ok("{{ \"42\" | atoi + 1 }}", &[]), "43");
+        assert!(err("{{ \"4x\" | atoi }}", &[]).contains("atoi"));
+        assert_eq!(ok("{{ \"T\" | parseBool }} {{ \"0\" | parseBool }}", &[]), "true false");
+        assert!(err("{{ \"yes\" | parseBool }}", &[]).contains("parseBool"));
+        assert_eq!(ok("{{ add(a=2, b=3) }} {{ sub(a=2, b=3) }} {{ mul(a=2, b=3) }} {{ div(a=7, b=2) }} {{ mod(a=7, b=2) }}", &[]), "5 -1 6 3 1");
+        assert_eq!(ok("{{ getv(key=\"/p\") | add(b=1) }}", &[("/p", "8080")]), "8081");
+        assert!(err("{{ div(a=1, b=0) }}", &[]).contains("division by zero"));
+        assert!(err("{{ 5 | mod(b=0) }}", &[]).contains("division by zero"));
+        assert_eq!(ok("{{ seq(first=1, last=3) | join(sep=\",\") }}", &[]), "1,2,3");
+        assert_eq!(ok("{{ seq(first=3, last=1) | length }}", &[]), "0");
+    }
+
+    #[test]
+    fn json_objects_and_arrays() {
+        let data = [
+            ("/o", "{\"b\": 2, \"a\": {\"x\": [1, 2]}, \"big\": 18446744073709551615}"),
+            ("/arr", "[\"x\", \"y\"]"),
+        ];
+        assert_eq!(
+            ok("{% set o = getv(key=\"/o\") | json %}{{ o.a.x[1] }} {{ o.big }} {% for k, v in o %}{{ k }}{% endfor %}", &data),
+            "2 18446744073709551615 abbig"
+        );
+        assert_eq!(ok("{{ getv(key=\"/arr\") | jsonArray | join(sep=\"+\") }}", &data), "x+y");
+        assert!(err("{{ getv(key=\"/arr\") | json }}", &data).contains("jsonArray"));
+        assert!(err("{{ getv(key=\"/o\") | jsonArray }}", &data).contains("json"));
+        assert!(err("{{ \"{oops\" | json }}", &data).contains("invalid JSON"));
+        let missing = err("{% set o = getv(key=\"/o\") | json %}{{ o.nope }}", &data);
+        assert!(missing.contains("nope"), "{missing}");
+    }
+
+    #[test]
+    fn map_builds_sorted_maps() {
+        assert_eq!(
+            ok("{% set m = map(pairs=[\"b\", 1, \"a\", 2]) %}{% for k, v in m %}{{ k }}{{ v }}{% endfor %}", &[]),
+            "a2b1"
+        );
+        assert_eq!(ok("{% set m = map(x=1) %}{{ m.x }}", &[]), "1");
+        assert!(err("{{ map(pairs=[\"a\"]) }}", &[]).contains("even"));
+    }
+
+    #[test]
+    fn getenv_and_files_and_time() {
+        assert_eq!(ok("{{ getenv(key=\"CONFD_TEST_SURELY_UNSET\", default=\"d\") }}", &[]), "d");
+        assert_eq!(ok("[{{ getenv(key=\"CONFD_TEST_SURELY_UNSET\") }}]", &[]), "[]");
+        assert_eq!(ok("{{ fileExists(path=\"/\") }} {{ fileExists(path=\"/surely/not/here\") }}", &[]), "true false");
+        assert!(ok("{{ datetime() }}", &[]).ends_with('Z'));
+    }
+
+    #[test]
+    fn lookup_ip_is_sorted() {
+        assert_eq!(ok("{{ lookupIP(name=\"127.0.0.1\") | join(sep=\",\") }}", &[]), "127.0.0.1");
+    }
+
+    #[test]
+    fn undefined_variable_is_an_error_not_no_value() {
+        let e = err("{{ nothing }}", &[]);
+        assert!(e.starts_with("test.tmpl:1:"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_is_one_line_with_position() {
+        let e = match TemplateCompiler::new().compile("bad.tmpl", "ok\n{% for x in %}") {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("compiled a broken template"),
+        };
+        assert!(e.starts_with("bad.tmpl:2:"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn unknown_helper_is_reported_with_position() {
+        let e = match TemplateCompiler::new().compile("bad.tmpl", "\n\n  {{ nosuch(key=\"/a\") }}") {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("compiled a template calling an unknown function"),
+        };
+        assert!(e.starts_with("bad.tmpl:3:"), "{e}");
+        assert!(e.contains("nosuch"), "{e}");
+    }
+}
