@@ -78,9 +78,8 @@ fn load_fixtures(files: &[PathBuf]) -> Result<Option<Arc<Snapshot>>, String> {
     }
     let mut pairs = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            format!("{}: {}", file.display(), crate::error::io_reason(&e))
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("{}: {}", file.display(), crate::error::io_reason(&e)))?;
         pairs.extend(parse_file(file, &text).map_err(|e| format!("{}: {e}", file.display()))?);
     }
     Ok(Some(Arc::new(Snapshot::from_pairs(pairs))))

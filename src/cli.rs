@@ -55,7 +55,12 @@ pub struct Flags {
     #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
     pub backend: Option<String>,
     /// Backend address; repeatable, tried in order.
-    #[arg(long = "node", env = "CONFD_NODE", value_name = "ADDR", value_delimiter = ',')]
+    #[arg(
+        long = "node",
+        env = "CONFD_NODE",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
     pub nodes: Vec<String>,
     /// Folder holding conf.d/ and templates/ [default: /etc/confd].
     #[arg(long, env = "CONFD_CONFDIR", value_name = "DIR")]
@@ -73,7 +78,12 @@ pub struct Flags {
     #[arg(long, env = "CONFD_INTERVAL", value_name = "SECS")]
     pub interval: Option<u64>,
     /// Prepended to every resource's keys.
-    #[arg(long, env = "CONFD_PREFIX", value_name = "P", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "CONFD_PREFIX",
+        value_name = "P",
+        allow_hyphen_values = true
+    )]
     pub prefix: Option<String>,
     /// Show a diff of what would change; write nothing, run nothing.
     #[arg(long, env = "CONFD_NOOP", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -91,7 +101,12 @@ pub struct Flags {
     #[arg(long = "log-format", env = "CONFD_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
     /// Input of the file backend (YAML or JSON file, or a folder of them); repeatable.
-    #[arg(long = "file", env = "CONFD_FILE", value_name = "PATH", value_delimiter = ',')]
+    #[arg(
+        long = "file",
+        env = "CONFD_FILE",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
     pub files: Vec<PathBuf>,
     /// Coalesce bursts: render once data is quiet for MIN, at most MAX after the first change.
     #[arg(long, env = "CONFD_WAIT", value_name = "MIN:MAX")]
@@ -118,7 +133,11 @@ pub struct Flags {
     #[arg(long = "client-key", env = "CONFD_CLIENT_KEY", value_name = "FILE")]
     pub client_key: Option<PathBuf>,
     /// CA certificates to trust (PEM).
-    #[arg(long = "client-ca-keys", env = "CONFD_CLIENT_CA_KEYS", value_name = "FILE")]
+    #[arg(
+        long = "client-ca-keys",
+        env = "CONFD_CLIENT_CA_KEYS",
+        value_name = "FILE"
+    )]
     pub client_ca_keys: Option<PathBuf>,
     /// http or https, for nodes found through DNS SRV [default: http].
     #[arg(long, env = "CONFD_SCHEME")]
@@ -184,7 +203,11 @@ where
                 .any(|n| n == name)
                 .then(|| OsString::from(format!("-{text}")))
         });
-        let flag = rewritten.as_ref().unwrap_or(&arg).to_str().unwrap_or_default();
+        let flag = rewritten
+            .as_ref()
+            .unwrap_or(&arg)
+            .to_str()
+            .unwrap_or_default();
         if let Some(name) = flag.strip_prefix("--") {
             is_value = !name.contains('=') && take_next.iter().any(|n| n == name);
         }
@@ -217,8 +240,17 @@ mod tests {
 
     #[test]
     fn go_and_gnu_styles_are_equivalent() {
-        let go = flags(&["-onetime", "-backend", "env", "-node=a", "-node", "b", "-confdir", "/c"]);
-        let gnu = flags(&["--onetime", "--backend=env", "--node", "a", "--node=b", "--confdir=/c"]);
+        let go = flags(&[
+            "-onetime", "-backend", "env", "-node=a", "-node", "b", "-confdir", "/c",
+        ]);
+        let gnu = flags(&[
+            "--onetime",
+            "--backend=env",
+            "--node",
+            "a",
+            "--node=b",
+            "--confdir=/c",
+        ]);
         for f in [go, gnu] {
             assert_eq!(f.onetime, Some(true));
             assert_eq!(f.backend.as_deref(), Some("env"));
@@ -233,7 +265,10 @@ mod tests {
         let f = flags(&["-noop", "-prefix", "/x"]);
         assert_eq!(f.noop, Some(true));
         assert_eq!(f.prefix.as_deref(), Some("/x"));
-        assert_eq!(flags(&["-sync-only", "-keep-stage-file"]).keep_stage_file, Some(true));
+        assert_eq!(
+            flags(&["-sync-only", "-keep-stage-file"]).keep_stage_file,
+            Some(true)
+        );
     }
 
     #[test]

@@ -187,7 +187,10 @@ mod tests {
         );
         assert_eq!(expand("x {{ src }}", Some("/a b"), "/d"), "x '/a b'");
         assert_eq!(expand("reload {{.other}}", None, "/d"), "reload {{.other}}");
-        assert_eq!(expand("unclosed {{.src", Some("/s"), "/d"), "unclosed {{.src");
+        assert_eq!(
+            expand("unclosed {{.src", Some("/s"), "/d"),
+            "unclosed {{.src"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -208,7 +211,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn kills_the_whole_group_on_timeout() {
         let started = std::time::Instant::now();
-        let result = run_shell("echo before; sleep 30; echo after", Duration::from_millis(300)).await;
+        let result = run_shell(
+            "echo before; sleep 30; echo after",
+            Duration::from_millis(300),
+        )
+        .await;
         match result {
             Err(CommandError::TimedOut { output, .. }) => assert_eq!(output, "before\n"),
             other => panic!("unexpected {other:?}"),

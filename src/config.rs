@@ -212,7 +212,9 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         None => DEFAULT_INTERVAL,
     };
     let wait = match flags.wait.clone().or(file.wait) {
-        Some(text) => Some(parse_wait(&text).map_err(|e| ConfigError(format!("-wait {text:?}: {e}")))?),
+        Some(text) => {
+            Some(parse_wait(&text).map_err(|e| ConfigError(format!("-wait {text:?}: {e}")))?)
+        }
         None => None,
     };
     let wait_keys = match flags.wait_keys.clone().or(file.wait_keys) {
@@ -256,7 +258,10 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         prefix: flags.prefix.clone().or(file.prefix).unwrap_or_default(),
         noop: flags.noop.or(file.noop).unwrap_or(false),
         sync_only: flags.sync_only.or(file.sync_only).unwrap_or(false),
-        keep_stage_file: flags.keep_stage_file.or(file.keep_stage_file).unwrap_or(false),
+        keep_stage_file: flags
+            .keep_stage_file
+            .or(file.keep_stage_file)
+            .unwrap_or(false),
         log_level,
         log_format,
         files,

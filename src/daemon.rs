@@ -11,14 +11,16 @@ use crate::engine::Engine;
 
 /// Runs passes until asked to stop; returns the exit status.
 pub async fn run(engine: &mut Engine, settings: &Settings) -> u8 {
-    let (mut terminate, mut interrupt) =
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(t), Ok(i)) => (t, i),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "cannot install signal handlers");
-                return EXIT_FAILED;
-            }
-        };
+    let (mut terminate, mut interrupt) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return EXIT_FAILED;
+        }
+    };
     if settings.watch {
         tracing::info!(
             backend = settings.backend.name(),

@@ -167,8 +167,11 @@ impl Engine {
             }
             if outcome == Outcome::Updated && !self.options.sync_only {
                 if let Some(reload) = &prepared.resource.reload_cmd {
-                    let line =
-                        command::expand(reload, None, &prepared.resource.dest.display().to_string());
+                    let line = command::expand(
+                        reload,
+                        None,
+                        &prepared.resource.dest.display().to_string(),
+                    );
                     match reloads.iter_mut().find(|r| r.command == line) {
                         Some(pending) => pending.resources.push(index),
                         None => reloads.push(PendingReload {
@@ -218,12 +221,12 @@ impl Engine {
             let dest = prepared.resource.dest.display();
             match outcome {
                 Outcome::Failed(failure) => {
-                    tracing::error!(resource = %name, dest = %dest, outcome = outcome.label(), error = %failure.message)
+                    tracing::error!(resource = %name, dest = %dest, outcome = %outcome.label(), error = %failure.message)
                 }
                 Outcome::Unchanged => {
-                    tracing::debug!(resource = %name, dest = %dest, outcome = outcome.label())
+                    tracing::debug!(resource = %name, dest = %dest, outcome = %outcome.label())
                 }
-                _ => tracing::info!(resource = %name, dest = %dest, outcome = outcome.label()),
+                _ => tracing::info!(resource = %name, dest = %dest, outcome = %outcome.label()),
             }
         }
         report
@@ -231,7 +234,11 @@ impl Engine {
 
     /// Renders, guards and syncs one resource; returns the outcome and the
     /// number of keys the resource saw.
-    async fn sync_resource(&self, prepared: &Prepared, snapshot: &Arc<Snapshot>) -> (Outcome, usize) {
+    async fn sync_resource(
+        &self,
+        prepared: &Prepared,
+        snapshot: &Arc<Snapshot>,
+    ) -> (Outcome, usize) {
         let resource = &prepared.resource;
         let view = View::new(snapshot.clone(), &resource.prefix, &resource.keys);
         let count = view.key_count();

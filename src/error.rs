@@ -20,7 +20,11 @@ pub fn io_reason(error: &std::io::Error) -> String {
 
 /// A TOML parse error as `path:line:col: message`, on one line.
 pub fn toml_message(path: &Path, source: &str, error: &toml::de::Error) -> String {
-    let message = error.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = error
+        .message()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     match error.span() {
         Some(span) => {
             let (line, col) = line_col(source, span.start);

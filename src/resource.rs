@@ -56,7 +56,10 @@ pub struct Resource {
 impl Resource {
     /// The absolute subtrees this resource reads (prefix applied).
     pub fn roots(&self) -> Vec<String> {
-        self.keys.iter().map(|k| join_keys(&self.prefix, k)).collect()
+        self.keys
+            .iter()
+            .map(|k| join_keys(&self.prefix, k))
+            .collect()
     }
 }
 
@@ -91,10 +94,13 @@ struct RawResource {
 pub fn load_all(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<ConfigError>) {
     let conf_d = confdir.join("conf.d");
     if !conf_d.is_dir() {
-        return (Vec::new(), vec![ConfigError(format!(
-            "{}: no such directory (set -confdir to the folder holding conf.d/ and templates/)",
-            conf_d.display()
-        ))]);
+        return (
+            Vec::new(),
+            vec![ConfigError(format!(
+                "{}: no such directory (set -confdir to the folder holding conf.d/ and templates/)",
+                conf_d.display()
+            ))],
+        );
     }
     let mut files: Vec<PathBuf> = Vec::new();
     let mut errors: Vec<ConfigError> = Vec::new();
@@ -190,10 +196,18 @@ pub fn parse(
             )));
         }
         (Some(owner), None) => Some(resolve_user(owner.get_ref()).map_err(|reason| {
-            ConfigError(format!("{}: owner {:?}: {reason}", at(owner.span()), owner.get_ref()))
+            ConfigError(format!(
+                "{}: owner {:?}: {reason}",
+                at(owner.span()),
+                owner.get_ref()
+            ))
         })?),
         (None, Some(uid)) => Some(id_in_range(*uid.get_ref()).ok_or_else(|| {
-            ConfigError(format!("{}: uid {} is out of range", at(uid.span()), uid.get_ref()))
+            ConfigError(format!(
+                "{}: uid {} is out of range",
+                at(uid.span()),
+                uid.get_ref()
+            ))
         })?),
         (None, None) => None,
     };
@@ -205,19 +219,28 @@ pub fn parse(
             )));
         }
         (Some(group), None) => Some(resolve_group(group.get_ref()).map_err(|reason| {
-            ConfigError(format!("{}: group {:?}: {reason}", at(group.span()), group.get_ref()))
+            ConfigError(format!(
+                "{}: group {:?}: {reason}",
+                at(group.span()),
+                group.get_ref()
+            ))
         })?),
         (None, Some(gid)) => Some(id_in_range(*gid.get_ref()).ok_or_else(|| {
-            ConfigError(format!("{}: gid {} is out of range", at(gid.span()), gid.get_ref()))
+            ConfigError(format!(
+                "{}: gid {} is out of range",
+                at(gid.span()),
+                gid.get_ref()
+            ))
         })?),
         (None, None) => None,
     };
-    let min_keys = match raw.min_keys {
-        Some(n) => Some(usize::try_from(*n.get_ref()).map_err(|_| {
-            ConfigError(format!("{}: min_keys must be 0 or more", at(n.span())))
-        })?),
-        None => None,
-    };
+    let min_keys =
+        match raw.min_keys {
+            Some(n) => Some(usize::try_from(*n.get_ref()).map_err(|_| {
+                ConfigError(format!("{}: min_keys must be 0 or more", at(n.span())))
+            })?),
+            None => None,
+        };
     let max_shrink = match raw.max_shrink {
         Some(text_value) => Some(parse_percent(text_value.get_ref()).ok_or_else(|| {
             ConfigError(format!(
@@ -364,7 +387,9 @@ mod tests {
         assert!(error("[template]\ndest = \"/x\"\nkeys = [\"/a\"]\n").contains("missing `src`"));
         assert!(error("[template]\nsrc = \"x\"\nkeys = [\"/a\"]\n").contains("missing `dest`"));
         assert!(error("[template]\nsrc = \"x\"\ndest = \"/x\"\n").contains("missing `keys`"));
-        assert!(error("[template]\nsrc = \"x\"\ndest = \"/x\"\nkeys = []\n").contains("at least one"));
+        assert!(
+            error("[template]\nsrc = \"x\"\ndest = \"/x\"\nkeys = []\n").contains("at least one")
+        );
         assert!(error("src = \"x\"\n").contains("t.toml"));
     }
 

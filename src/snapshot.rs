@@ -175,7 +175,9 @@ impl Snapshot {
                         name: name.to_string(),
                         is_dir: true,
                     });
-                    i = self.lower_bound(&format!("{child_prefix}{name}0")).max(i + 1);
+                    i = self
+                        .lower_bound(&format!("{child_prefix}{name}0"))
+                        .max(i + 1);
                 }
                 None => {
                     found.push(Child {
@@ -443,7 +445,10 @@ mod tests {
         assert_eq!(clean_key("/"), "/");
         assert_eq!(clean_key("a/b/"), "/a/b");
         assert_eq!(clean_key("//a//b/./c/../d"), "/a/b/d");
-        assert_eq!(join_keys("/production", "/services/"), "/production/services");
+        assert_eq!(
+            join_keys("/production", "/services/"),
+            "/production/services"
+        );
         assert_eq!(join_keys("/", "/x"), "/x");
     }
 

@@ -257,7 +257,10 @@ fn create_stage(dest: &Path) -> std::io::Result<tempfile::NamedTempFile> {
 fn write_stage(file: &fs::File, content: &[u8], uid: u32, gid: u32) -> std::io::Result<()> {
     let mut writer = file;
     writer.write_all(content)?;
-    let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    let (euid, egid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
     if uid != euid || gid != egid {
         std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
     }
@@ -342,11 +345,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let dest = dir.path().join("app.conf");
         let t = target(&dest, b"hello\n");
-        assert_eq!(sync_file(&t, SyncOptions::default()).await.ok(), Some(Synced::Updated));
+        assert_eq!(
+            sync_file(&t, SyncOptions::default()).await.ok(),
+            Some(Synced::Updated)
+        );
         assert_eq!(fs::read(&dest).expect("written"), b"hello\n");
         let meta = fs::metadata(&dest).expect("meta");
         assert_eq!(meta.mode() & 0o7777, DEFAULT_MODE);
-        assert_eq!(sync_file(&t, SyncOptions::default()).await.ok(), Some(Synced::Unchanged));
+        assert_eq!(
+            sync_file(&t, SyncOptions::default()).await.ok(),
+            Some(Synced::Unchanged)
+        );
         assert_eq!(entries(dir.path()), vec!["app.conf"]);
     }
 
@@ -361,7 +370,10 @@ mod tests {
         assert_eq!(fs::metadata(&dest).expect("meta").mode() & 0o7777, 0o640);
         let mut t = target(&dest, b"new");
         t.mode = Some(0o600);
-        assert_eq!(sync_file(&t, SyncOptions::default()).await.ok(), Some(Synced::Updated));
+        assert_eq!(
+            sync_file(&t, SyncOptions::default()).await.ok(),
+            Some(Synced::Updated)
+        );
         assert_eq!(fs::metadata(&dest).expect("meta").mode() & 0o7777, 0o600);
     }
 
@@ -372,7 +384,9 @@ mod tests {
         fs::write(&dest, "old").expect("write");
         let mut t = target(&dest, b"new");
         t.check_cmd = Some("grep -q valid {{.src}} || { echo 'bad config' >&2; exit 1; }");
-        let err = sync_file(&t, SyncOptions::default()).await.expect_err("rejected");
+        let err = sync_file(&t, SyncOptions::default())
+            .await
+            .expect_err("rejected");
         let text = err.to_string();
         assert!(text.contains("check_cmd rejected"), "{text}");
         assert!(text.contains("bad config"), "{text}");
@@ -403,7 +417,10 @@ mod tests {
         let mut t = target(&dest, b"valid");
         t.mode = Some(0o644);
         t.check_cmd = Some("test \"$(stat -c %a {{.src}})\" = 600 && grep -q valid {{ src }}");
-        assert_eq!(sync_file(&t, SyncOptions::default()).await.ok(), Some(Synced::Updated));
+        assert_eq!(
+            sync_file(&t, SyncOptions::default()).await.ok(),
+            Some(Synced::Updated)
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

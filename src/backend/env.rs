@@ -64,8 +64,14 @@ mod tests {
 
     #[test]
     fn names_map_to_keys() {
-        assert_eq!(variable_to_key("DATABASE_HOST").as_deref(), Some("/database/host"));
-        assert_eq!(variable_to_key("DB_MAX__CONNS").as_deref(), Some("/db/max_conns"));
+        assert_eq!(
+            variable_to_key("DATABASE_HOST").as_deref(),
+            Some("/database/host")
+        );
+        assert_eq!(
+            variable_to_key("DB_MAX__CONNS").as_deref(),
+            Some("/db/max_conns")
+        );
         assert_eq!(variable_to_key("APP").as_deref(), Some("/app"));
         assert_eq!(variable_to_key("_X"), None);
         assert_eq!(variable_to_key("X_"), None);

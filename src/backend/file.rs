@@ -72,9 +72,8 @@ impl FileBackend {
 pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            format!("line {} column {}: {e}", e.line(), e.column())
-        })?;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("line {} column {}: {e}", e.line(), e.column()))?;
         flatten_json("", &value, &mut pairs);
     } else {
         let value: serde_yaml_ng::Value =

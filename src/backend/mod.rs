@@ -113,7 +113,10 @@ impl FromStr for BackendKind {
             .find(|k| k.name() == s)
             .ok_or_else(|| {
                 let valid: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown backend {s:?}; valid backends: {}", valid.join(", "))
+                format!(
+                    "unknown backend {s:?}; valid backends: {}",
+                    valid.join(", ")
+                )
             })
     }
 }

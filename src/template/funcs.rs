@@ -76,9 +76,9 @@ pub(crate) fn dir(value: &str, _: Kwargs, _: &State) -> String {
 pub(crate) fn split(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
     let separator = match kwargs.get::<&str>("on")? {
         Some(sep) => sep,
-        None => kwargs.must_get::<&str>("pat").map_err(|_| {
-            Error::message("split: missing separator, write split(on=\"…\")")
-        })?,
+        None => kwargs
+            .must_get::<&str>("pat")
+            .map_err(|_| Error::message("split: missing separator, write split(on=\"…\")"))?,
     };
     Ok(value.split(separator).map(str::to_string).collect())
 }

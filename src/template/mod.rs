@@ -48,7 +48,9 @@ pub struct Template {
 
 impl std::fmt::Debug for Template {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Template").field("name", &self.name).finish()
+        f.debug_struct("Template")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -250,13 +252,19 @@ mod tests {
     fn getv_default_covers_missing_key_even_when_empty() {
         assert_eq!(ok("[{{ getv(key=\"/x\", default=\"\") }}]", &[]), "[]");
         assert_eq!(ok("{{ getv(key=\"/x\", default=\"d\") }}", &[]), "d");
-        assert_eq!(ok("{{ getv(key=\"/x/\", default=\"d\") }}", &[("/x", "v")]), "v");
+        assert_eq!(
+            ok("{{ getv(key=\"/x/\", default=\"d\") }}", &[("/x", "v")]),
+            "v"
+        );
     }
 
     #[test]
     fn get_returns_key_and_value() {
         assert_eq!(
-            ok("{% set p = get(key=\"/a/b\") %}{{ p.key }}={{ p.value }}", &[("/a/b", "1")]),
+            ok(
+                "{% set p = get(key=\"/a/b\") %}{{ p.key }}={{ p.value }}",
+                &[("/a/b", "1")]
+            ),
             "/a/b=1"
         );
         assert!(err("{{ get(key=\"/a\") }}", &[]).contains("/a"));
@@ -266,10 +274,16 @@ mod tests {
     fn gets_sorted_by_key_and_getvs_by_value() {
         let data = [("/u/b", "1"), ("/u/a", "2"), ("/u/c/deep", "0")];
         assert_eq!(
-            ok("{% for p in gets(key=\"/u/*\") %}{{ p.key }}={{ p.value }} {% endfor %}", &data),
+            ok(
+                "{% for p in gets(key=\"/u/*\") %}{{ p.key }}={{ p.value }} {% endfor %}",
+                &data
+            ),
             "/u/a=2 /u/b=1 "
         );
-        assert_eq!(ok("{{ getvs(key=\"/u/*\") | join(sep=\",\") }}", &data), "1,2");
+        assert_eq!(
+            ok("{{ getvs(key=\"/u/*\") | join(sep=\",\") }}", &data),
+            "1,2"
+        );
         assert_eq!(ok("{{ gets(key=\"/none/*\") | length }}", &data), "0");
     }
 
@@ -297,18 +311,42 @@ mod tests {
 
     #[test]
     fn string_filters() {
-        assert_eq!(ok("{{ \"a,b,c\" | split(on=\",\") | join(sep=\"-\") }}", &[]), "a-b-c");
+        assert_eq!(
+            ok("{{ \"a,b,c\" | split(on=\",\") | join(sep=\"-\") }}", &[]),
+            "a-b-c"
+        );
         assert_eq!(ok("{{ \"a,b\" | split(pat=\",\") | length }}", &[]), "2");
-        assert_eq!(ok("{{ \"Ab\" | toUpper }}{{ \"Ab\" | toLower }}", &[]), "ABab");
+        assert_eq!(
+            ok("{{ \"Ab\" | toUpper }}{{ \"Ab\" | toLower }}", &[]),
+            "ABab"
+        );
         assert_eq!(ok("{{ \"Ab\" | upper }}", &[]), "AB");
-        assert_eq!(ok("{{ \"a.b\" | replace(from=\".\", to=\"_\") }}", &[]), "a_b");
-        assert_eq!(ok("{{ \"haystack\" | contains(substr=\"st\") }}", &[]), "true");
-        assert_eq!(ok("{{ \"web.conf\" | trimSuffix(suffix=\".conf\") }}", &[]), "web");
-        assert_eq!(ok("{{ \"/a/b/c\" | dir }} {{ \"/a/b/c\" | base }}", &[]), "/a/b c");
+        assert_eq!(
+            ok("{{ \"a.b\" | replace(from=\".\", to=\"_\") }}", &[]),
+            "a_b"
+        );
+        assert_eq!(
+            ok("{{ \"haystack\" | contains(substr=\"st\") }}", &[]),
+            "true"
+        );
+        assert_eq!(
+            ok("{{ \"web.conf\" | trimSuffix(suffix=\".conf\") }}", &[]),
+            "web"
+        );
+        assert_eq!(
+            ok("{{ \"/a/b/c\" | dir }} {{ \"/a/b/c\" | base }}", &[]),
+            "/a/b c"
+        );
         assert_eq!(ok("{{ \"hi\" | base64Encode }}", &[]), "aGk=");
         assert_eq!(ok("{{ \"aGk=\" | base64Decode }}", &[]), "hi");
         assert!(err("{{ \"***\" | base64Decode }}", &[]).contains("base64Decode"));
-        assert_eq!(ok("{{ [\"ccc\", \"a\", \"bb\", \"b\"] | sortByLength | join(sep=\",\") }}", &[]), "a,b,bb,ccc");
+        assert_eq!(
+            ok(
+                "{{ [\"ccc\", \"a\", \"bb\", \"b\"] | sortByLength | join(sep=\",\") }}",
+                &[]
+            ),
+            "a,b,bb,ccc"
+        );
         assert_eq!(ok("{{ \"abc\" | reverse }}", &[]), "cba");
     }
 
@@ -316,7 +354,10 @@ mod tests {
     fn sort_kv_by_length() {
         let data = [("/k/long", "1"), ("/k/s", "2")];
         assert_eq!(
-            ok("{% for p in gets(key=\"/k/*\") | sortKVByLength %}{{ p.key }} {% endfor %}", &data),
+            ok(
+                "{% for p in gets(key=\"/k/*\") | sortKVByLength %}{{ p.key }} {% endfor %}",
+                &data
+            ),
             "/k/s /k/long "
         );
     }
@@ -325,27 +366,54 @@ mod tests {
     fn numbers_and_booleans() {
         assert_eq!(ok("{{ \"42\" | atoi + 1 }}", &[]), "43");
         assert!(err("{{ \"4x\" | atoi }}", &[]).contains("atoi"));
-        assert_eq!(ok("{{ \"T\" | parseBool }} {{ \"0\" | parseBool }}", &[]), "true false");
+        assert_eq!(
+            ok("{{ \"T\" | parseBool }} {{ \"0\" | parseBool }}", &[]),
+            "true false"
+        );
         assert!(err("{{ \"yes\" | parseBool }}", &[]).contains("parseBool"));
-        assert_eq!(ok("{{ add(a=2, b=3) }} {{ sub(a=2, b=3) }} {{ mul(a=2, b=3) }} {{ div(a=7, b=2) }} {{ mod(a=7, b=2) }}", &[]), "5 -1 6 3 1");
-        assert_eq!(ok("{{ getv(key=\"/p\") | add(b=1) }}", &[("/p", "8080")]), "8081");
+        assert_eq!(
+            ok(
+                "{{ add(a=2, b=3) }} {{ sub(a=2, b=3) }} {{ mul(a=2, b=3) }} {{ div(a=7, b=2) }} {{ mod(a=7, b=2) }}",
+                &[]
+            ),
+            "5 -1 6 3 1"
+        );
+        assert_eq!(
+            ok("{{ getv(key=\"/p\") | add(b=1) }}", &[("/p", "8080")]),
+            "8081"
+        );
         assert!(err("{{ div(a=1, b=0) }}", &[]).contains("division by zero"));
         assert!(err("{{ 5 | mod(b=0) }}", &[]).contains("division by zero"));
-        assert_eq!(ok("{{ seq(first=1, last=3) | join(sep=\",\") }}", &[]), "1,2,3");
+        assert_eq!(
+            ok("{{ seq(first=1, last=3) | join(sep=\",\") }}", &[]),
+            "1,2,3"
+        );
         assert_eq!(ok("{{ seq(first=3, last=1) | length }}", &[]), "0");
     }
 
     #[test]
     fn json_objects_and_arrays() {
         let data = [
-            ("/o", "{\"b\": 2, \"a\": {\"x\": [1, 2]}, \"big\": 18446744073709551615}"),
+            (
+                "/o",
+                "{\"b\": 2, \"a\": {\"x\": [1, 2]}, \"big\": 18446744073709551615}",
+            ),
             ("/arr", "[\"x\", \"y\"]"),
         ];
         assert_eq!(
-            ok("{% set o = getv(key=\"/o\") | json %}{{ o.a.x[1] }} {{ o.big }} {% for k, v in o %}{{ k }}{% endfor %}", &data),
+            ok(
+                "{% set o = getv(key=\"/o\") | json %}{{ o.a.x[1] }} {{ o.big }} {% for k, v in o %}{{ k }}{% endfor %}",
+                &data
+            ),
             "2 18446744073709551615 abbig"
         );
-        assert_eq!(ok("{{ getv(key=\"/arr\") | jsonArray | join(sep=\"+\") }}", &data), "x+y");
+        assert_eq!(
+            ok(
+                "{{ getv(key=\"/arr\") | jsonArray | join(sep=\"+\") }}",
+                &data
+            ),
+            "x+y"
+        );
         assert!(err("{{ getv(key=\"/arr\") | json }}", &data).contains("jsonArray"));
         assert!(err("{{ getv(key=\"/o\") | jsonArray }}", &data).contains("json"));
         assert!(err("{{ \"{oops\" | json }}", &data).contains("invalid JSON"));
@@ -356,7 +424,10 @@ mod tests {
     #[test]
     fn map_builds_sorted_maps() {
         assert_eq!(
-            ok("{% set m = map(pairs=[\"b\", 1, \"a\", 2]) %}{% for k, v in m %}{{ k }}{{ v }}{% endfor %}", &[]),
+            ok(
+                "{% set m = map(pairs=[\"b\", 1, \"a\", 2]) %}{% for k, v in m %}{{ k }}{{ v }}{% endfor %}",
+                &[]
+            ),
             "a2b1"
         );
         assert_eq!(ok("{% set m = map(x=1) %}{{ m.x }}", &[]), "1");
@@ -365,15 +436,33 @@ mod tests {
 
     #[test]
     fn getenv_and_files_and_time() {
-        assert_eq!(ok("{{ getenv(key=\"CONFD_TEST_SURELY_UNSET\", default=\"d\") }}", &[]), "d");
-        assert_eq!(ok("[{{ getenv(key=\"CONFD_TEST_SURELY_UNSET\") }}]", &[]), "[]");
-        assert_eq!(ok("{{ fileExists(path=\"/\") }} {{ fileExists(path=\"/surely/not/here\") }}", &[]), "true false");
+        assert_eq!(
+            ok(
+                "{{ getenv(key=\"CONFD_TEST_SURELY_UNSET\", default=\"d\") }}",
+                &[]
+            ),
+            "d"
+        );
+        assert_eq!(
+            ok("[{{ getenv(key=\"CONFD_TEST_SURELY_UNSET\") }}]", &[]),
+            "[]"
+        );
+        assert_eq!(
+            ok(
+                "{{ fileExists(path=\"/\") }} {{ fileExists(path=\"/surely/not/here\") }}",
+                &[]
+            ),
+            "true false"
+        );
         assert!(ok("{{ datetime() }}", &[]).ends_with('Z'));
     }
 
     #[test]
     fn lookup_ip_is_sorted() {
-        assert_eq!(ok("{{ lookupIP(name=\"127.0.0.1\") | join(sep=\",\") }}", &[]), "127.0.0.1");
+        assert_eq!(
+            ok("{{ lookupIP(name=\"127.0.0.1\") | join(sep=\",\") }}", &[]),
+            "127.0.0.1"
+        );
     }
 
     #[test]
@@ -394,7 +483,8 @@ mod tests {
 
     #[test]
     fn unknown_helper_is_reported_with_position() {
-        let e = match TemplateCompiler::new().compile("bad.tmpl", "\n\n  {{ nosuch(key=\"/a\") }}") {
+        let e = match TemplateCompiler::new().compile("bad.tmpl", "\n\n  {{ nosuch(key=\"/a\") }}")
+        {
             Err(e) => e.to_string(),
             Ok(_) => panic!("compiled a template calling an unknown function"),
         };

@@ -1,0 +1,948 @@
+//! End-to-end tests of the `confd` binary with the env and file backends:
+//! confd's classic integration cases, every flag that needs no network
+//! backend, every bad input (one-line message, destination untouched, no
+//! stage file left), `confd check`, and the polling daemon.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use common::{Scenario, repo_root, wait_until};
+
+// ---------------------------------------------------------------------------
+// confd's classic integration cases (integration/confdir in the Go confd),
+// rendered from the environment, byte for byte as confd renders them.
+
+const NGINX_TAIL: &str = "\nserver {\n    server_name  www.example.com;\n    location / {\n        proxy_pass        http://app;\n        proxy_redirect    off;\n        proxy_set_header  Host             $host;\n        proxy_set_header  X-Real-IP        $remote_addr;\n        proxy_set_header  X-Forwarded-For  $proxy_add_x_forwarded_for;\n   }\n}\n";
+
+fn classic_scenario() -> Scenario {
+    let mut s = Scenario::new();
+    for (name, value) in [
+        ("HOSTNAME", "localhost"),
+        ("KEY", "foobar"),
+        ("DATABASE_HOST", "127.0.0.1"),
+        ("DATABASE_PASSWORD", "p@sSw0rd"),
+        ("DATABASE_PORT", "3306"),
+        ("DATABASE_USERNAME", "confd"),
+        ("UPSTREAM_APP1", "10.0.1.10:8080"),
+        ("UPSTREAM_APP2", "10.0.1.11:8080"),
+        ("NESTED_EAST_APP1", "10.0.1.10:8080"),
+        ("NESTED_WEST_APP2", "10.0.1.11:8080"),
+        ("PREFIX_DATABASE_HOST", "127.0.0.1"),
+        ("PREFIX_DATABASE_PASSWORD", "p@sSw0rd"),
+        ("PREFIX_DATABASE_PORT", "3306"),
+        ("PREFIX_DATABASE_USERNAME", "confd"),
+    ] {
+        s.set_env(name, value);
+    }
+    s.template(
+        "basic.tmpl",
+        "hostname: {{ getenv(key=\"HOSTNAME\") }}\n[database]\nhost={{ getv(key=\"/database/host\") }}\npassword={{ getv(key=\"/database/password\") }}\nport={{ getv(key=\"/database/port\") }}\nusername={{ getv(key=\"/database/username\") }}\n",
+    );
+    s.resource("basic", "basic.conf", &["/database"], "mode = \"0644\"\n");
+    s.template(
+        "exists.tmpl",
+        "{% if exists(key=\"/key\") %}\n    value: {{ getv(key=\"/key\") }}\n{% endif %}\n\n{% if exists(key=\"/doesnotexist\") %}\n    This line will not be printed\n    value: {{ getv(key=\"/key\") }}\n{% endif %}\n",
+    );
+    s.resource("exists", "exists.conf", &["/key", "/doesnotexist"], "");
+    s.template(
+        "iteration.tmpl",
+        &format!(
+            "upstream app {{\n{{% for upstream in gets(key=\"/upstream/*\") %}}  server {{{{ upstream.value }}}};\n{{% endfor %}}}}\n{NGINX_TAIL}"
+        ),
+    );
+    s.resource("iteration", "iteration.conf", &["/upstream"], "");
+    s.template(
+        "nested.tmpl",
+        &format!(
+            "upstream app {{\n{{% for dir in lsdir(key=\"/nested\") %}}{{% for server in gets(key=\"/nested/\" ~ dir ~ \"/*\") %}}  server {{{{ server.value }}}};\n{{% endfor %}}{{% endfor %}}}}\n{NGINX_TAIL}"
+        ),
+    );
+    s.resource("nested", "nested.conf", &["/nested"], "");
+    s
+}
+
+const EXPECTED_BASIC: &str = "hostname: localhost\n[database]\nhost=127.0.0.1\npassword=p@sSw0rd\nport=3306\nusername=confd\n";
+
+#[test]
+fn classic_confd_integration_cases_render_byte_for_byte() {
+    let s = classic_scenario();
+    s.onetime_env(&[]).expect_code(0);
+    assert_eq!(
+        fs::read_to_string(s.out("basic.conf")).expect("basic"),
+        EXPECTED_BASIC
+    );
+    // confd's integration/expect/iteration.conf.
+    let iteration = format!(
+        "upstream app {{\n  server 10.0.1.10:8080;\n  server 10.0.1.11:8080;\n}}\n{NGINX_TAIL}"
+    );
+    assert_eq!(
+        fs::read_to_string(s.out("iteration.conf")).expect("iteration"),
+        iteration
+    );
+    assert_eq!(
+        fs::read_to_string(s.out("nested.conf")).expect("nested"),
+        iteration
+    );
+    // What Go's text/template prints for confd's exists-test.conf.tmpl.
+    assert_eq!(
+        fs::read_to_string(s.out("exists.conf")).expect("exists"),
+        "\n    value: foobar\n\n\n\n"
+    );
+    assert_eq!(
+        fs::metadata(s.out("basic.conf")).expect("meta").mode() & 0o777,
+        0o644
+    );
+}
+
+#[test]
+fn global_prefix_is_stripped_inside_templates() {
+    let s = classic_scenario();
+    fs::remove_file(s.path().join("conf.d/exists.toml")).expect("rm");
+    fs::remove_file(s.path().join("conf.d/iteration.toml")).expect("rm");
+    fs::remove_file(s.path().join("conf.d/nested.toml")).expect("rm");
+    s.onetime_env(&["-prefix", "/prefix"]).expect_code(0);
+    assert_eq!(
+        fs::read_to_string(s.out("basic.conf")).expect("basic"),
+        EXPECTED_BASIC
+    );
+}
+
+#[test]
+fn env_prefix_does_not_overmatch_and_double_underscore_is_literal() {
+    let mut s = Scenario::new();
+    s.set_env("APP", "root")
+        .set_env("APP_PORT", "80")
+        .set_env("APPLE_PIE", "no")
+        .set_env("DB_MAX__CONNS", "100");
+    s.template(
+        "app.tmpl",
+        "{{ getv(key=\"/app\") }} {{ ls(key=\"/app\") | join(sep=\",\") }} {{ exists(key=\"/apple/pie\") }} {{ getv(key=\"/db/max_conns\") }}\n",
+    );
+    s.resource("app", "app.conf", &["/app", "/db"], "");
+    s.onetime_env(&[]).expect_code(0);
+    assert_eq!(
+        fs::read_to_string(s.out("app.conf")).expect("app"),
+        "root port false 100\n"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The README's quick start, as a new user runs it.
+
+#[test]
+fn quick_start_renders_the_sample_haproxy_config() {
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(work.path().join("out")).expect("out");
+    let root = repo_root();
+    let run = std::process::Command::new(common::confd_bin())
+        .args(["-onetime", "-backend", "file", "-file"])
+        .arg(root.join("confd/services.yaml"))
+        .arg("-confdir")
+        .arg(root.join("confd"))
+        .current_dir(work.path())
+        .output()
+        .expect("runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let cfg = fs::read_to_string(work.path().join("out/haproxy.cfg")).expect("rendered");
+    assert!(cfg.contains("acl host_shop_example_com hdr(host) -i shop.example.com"));
+    assert!(cfg.contains("backend shop_example_com_cluster"));
+    assert!(cfg.contains("    server web2 127.0.0.1:8082 check\n"));
+    assert!(cfg.ends_with("check\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Flags, environment and confd.toml.
+
+fn hello_scenario() -> Scenario {
+    let mut s = Scenario::new();
+    s.set_env("GREETING", "hello");
+    s.template("hello.tmpl", "{{ getv(key=\"/greeting\") }}\n");
+    s.resource("hello", "hello.txt", &["/greeting"], "");
+    s
+}
+
+#[test]
+fn go_style_gnu_style_and_environment_are_equivalent() {
+    for args in [
+        vec!["-onetime", "-backend", "env"],
+        vec!["--onetime", "--backend=env"],
+        vec!["-onetime=true", "-backend=env"],
+    ] {
+        let s = hello_scenario();
+        let confdir = s.confdir();
+        let mut all = args.clone();
+        all.extend(["-confdir", confdir.as_str()]);
+        s.run(&all).expect_code(0);
+        assert_eq!(
+            fs::read_to_string(s.out("hello.txt")).expect("out"),
+            "hello\n"
+        );
+    }
+    let mut s = hello_scenario();
+    let confdir = s.confdir();
+    s.set_env("CONFD_ONETIME", "true")
+        .set_env("CONFD_BACKEND", "env")
+        .set_env("CONFD_CONFDIR", &confdir);
+    s.run(&[]).expect_code(0);
+    assert_eq!(
+        fs::read_to_string(s.out("hello.txt")).expect("out"),
+        "hello\n"
+    );
+}
+
+#[test]
+fn precedence_is_flag_then_environment_then_config_file() {
+    let mut s = hello_scenario();
+    let confdir = s.confdir();
+    // The file says backend file with a data file that does not exist; the
+    // environment overrides it with env; a flag would override both.
+    let config = s.write(
+        "confd.toml",
+        &format!(
+            "backend = \"file\"\nfile = [\"/nonexistent.yaml\"]\nconfdir = {confdir:?}\nonetime = true\nlog-level = \"debug\"\n"
+        ),
+    );
+    let config = config.display().to_string();
+    s.set_env("CONFD_BACKEND", "env");
+    // -file in the file is tolerated for the env backend (one file can serve
+    // several backends); the flag value wins over the environment's.
+    s.run(&["-config-file", &config]).expect_code(0);
+    assert_eq!(
+        fs::read_to_string(s.out("hello.txt")).expect("out"),
+        "hello\n"
+    );
+    let run = s.run(&["-config-file", &config, "-backend", "file"]);
+    run.expect_code(1);
+    assert!(run.line_with("/nonexistent.yaml").contains("file backend"));
+}
+
+#[test]
+fn missing_named_config_file_is_an_error_but_default_is_not() {
+    let s = hello_scenario();
+    let run = s.onetime_env(&["-config-file", "/nonexistent/confd.toml"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("/nonexistent/confd.toml"));
+    s.onetime_env(&[]).expect_code(0);
+}
+
+#[test]
+fn config_file_unknown_key_is_named() {
+    let s = hello_scenario();
+    let config = s.write("confd.toml", "backend = \"env\"\nbakend = \"x\"\n");
+    let run = s.onetime_env(&["-config-file", &config.display().to_string()]);
+    run.expect_code(2);
+    let line = run.line_with("confd.toml");
+    assert!(line.contains(":2:1:") && line.contains("bakend"), "{line}");
+}
+
+#[test]
+fn version_and_help_exit_zero() {
+    let s = Scenario::new();
+    let run = s.run(&["-version"]);
+    run.expect_code(0);
+    assert!(run.stdout.starts_with("confd "), "{}", run.stdout);
+    s.run(&["--version"]).expect_code(0);
+    let help = s.run(&["-help"]);
+    help.expect_code(0);
+    assert!(help.stdout.contains("-onetime") || help.stdout.contains("--onetime"));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let s = hello_scenario();
+    s.run(&["-nosuchflag"]).expect_code(2);
+    s.onetime_env(&["-interval", "soon"]).expect_code(2);
+    let run = s.onetime_env(&["-interval", "0"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("-interval"));
+    let run = s.onetime_env(&["-log-level", "loud"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("-log-level"));
+}
+
+#[test]
+fn unknown_backend_lists_the_valid_ones() {
+    let s = hello_scenario();
+    let run = s.run(&[
+        "-onetime",
+        "-backend",
+        "zookeeper",
+        "-confdir",
+        &s.confdir(),
+    ]);
+    run.expect_code(2);
+    let line = run.line_with("zookeeper");
+    assert!(line.contains("etcd, etcdv3, consul, env, file"), "{line}");
+    assert_eq!(run.stderr.lines().count(), 1);
+}
+
+#[test]
+fn backends_not_built_yet_are_refused_clearly() {
+    let s = hello_scenario();
+    for backend in ["etcd", "etcdv3", "consul"] {
+        let run = s.run(&["-onetime", "-backend", backend, "-confdir", &s.confdir()]);
+        run.expect_code(2);
+        assert!(
+            run.line_with(backend).contains("not available"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn network_flags_are_rejected_for_local_backends() {
+    let s = hello_scenario();
+    for args in [
+        vec!["-node", "http://127.0.0.1:2379"],
+        vec!["-username", "u"],
+        vec!["-auth-token", "t"],
+        vec!["-client-cert", "/c.pem"],
+        vec!["-srv-domain", "example.com"],
+        vec!["-basic-auth"],
+    ] {
+        let run = s.onetime_env(&args);
+        run.expect_code(2);
+        assert!(
+            run.line_with(args[0])
+                .contains("env backend does not use it")
+        );
+    }
+    let run = s.onetime_env(&["-file", "x.yaml"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("-file is for the file backend"));
+    let run = s.run(&["-onetime", "-backend", "file", "-confdir", &s.confdir()]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("needs at least one -file"));
+}
+
+// ---------------------------------------------------------------------------
+// Sync rules.
+
+#[test]
+fn second_pass_is_unchanged_and_runs_no_reload() {
+    let s = hello_scenario();
+    let marker = s.out("reloads");
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        &format!("reload_cmd = \"echo reload >> {}\"\n", marker.display()),
+    );
+    s.onetime_env(&[]).expect_code(0);
+    s.onetime_env(&[]).expect_code(0);
+    assert_eq!(fs::read_to_string(&marker).expect("reloaded"), "reload\n");
+}
+
+#[test]
+fn resources_sharing_a_reload_command_reload_once() {
+    let mut s = Scenario::new();
+    s.set_env("A", "1").set_env("B", "2");
+    let marker = s.out("reloads");
+    let reload = format!("reload_cmd = \"echo r >> {}\"\n", marker.display());
+    s.template("a.tmpl", "{{ getv(key=\"/a\") }}\n");
+    s.template("b.tmpl", "{{ getv(key=\"/b\") }}\n");
+    s.resource("a", "a.txt", &["/a"], &reload);
+    s.resource("b", "b.txt", &["/b"], &reload);
+    s.onetime_env(&[]).expect_code(0);
+    assert_eq!(fs::read_to_string(&marker).expect("reloaded"), "r\n");
+}
+
+#[test]
+fn reload_sees_dest_and_check_sees_the_staged_file() {
+    let s = hello_scenario();
+    let log = s.out("log");
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        &format!(
+            "check_cmd = \"grep -q hello {{{{.src}}}} && echo checked {{{{ src }}}} >> {log}\"\nreload_cmd = \"cat {{{{.dest}}}} >> {log}\"\n",
+            log = log.display()
+        ),
+    );
+    s.onetime_env(&[]).expect_code(0);
+    let text = fs::read_to_string(&log).expect("log");
+    let mut lines = text.lines();
+    let checked = lines.next().expect("check line");
+    assert!(
+        checked.starts_with("checked ") && checked.contains("/out/.hello.txt."),
+        "{checked}"
+    );
+    assert_eq!(lines.next(), Some("hello"));
+}
+
+#[test]
+fn mode_644_means_octal_and_owner_by_name() {
+    let s = hello_scenario();
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        "mode = \"640\"\nowner = \"root\"\ngroup = \"root\"\n",
+    );
+    s.onetime_env(&[]).expect_code(0);
+    let meta = fs::metadata(s.out("hello.txt")).expect("meta");
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    // Changing only the mode is a change too.
+    s.resource("hello", "hello.txt", &["/greeting"], "mode = \"0600\"\n");
+    let run = s.onetime_env(&["-log-level", "info"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("updated"));
+    assert_eq!(
+        fs::metadata(s.out("hello.txt")).expect("meta").mode() & 0o7777,
+        0o600
+    );
+}
+
+#[test]
+fn noop_prints_a_diff_and_writes_and_runs_nothing() {
+    let s = hello_scenario();
+    let marker = s.out("ran");
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        &format!(
+            "check_cmd = \"touch {m}\"\nreload_cmd = \"touch {m}\"\n",
+            m = marker.display()
+        ),
+    );
+    fs::write(s.out("hello.txt"), "goodbye\n").expect("write");
+    let run = s.onetime_env(&["-noop"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("-goodbye\n+hello\n"), "{}", run.stdout);
+    assert_eq!(
+        fs::read_to_string(s.out("hello.txt")).expect("kept"),
+        "goodbye\n"
+    );
+    assert!(!marker.exists());
+    assert_eq!(s.out_entries(), vec!["hello.txt"]);
+}
+
+#[test]
+fn sync_only_writes_but_runs_no_commands() {
+    let s = hello_scenario();
+    let marker = s.out("ran");
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        &format!(
+            "check_cmd = \"false\"\nreload_cmd = \"touch {}\"\n",
+            marker.display()
+        ),
+    );
+    s.onetime_env(&["-sync-only"]).expect_code(0);
+    assert_eq!(
+        fs::read_to_string(s.out("hello.txt")).expect("out"),
+        "hello\n"
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
+fn keep_stage_file_keeps_the_rejected_stage() {
+    let s = hello_scenario();
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        "check_cmd = \"false\"\n",
+    );
+    s.onetime_env(&["-keep-stage-file"]).expect_code(1);
+    let entries = s.out_entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].starts_with(".hello.txt."));
+    assert_eq!(
+        fs::read_to_string(s.out(&entries[0])).expect("stage"),
+        "hello\n"
+    );
+}
+
+#[test]
+fn one_failing_resource_does_not_stop_the_others() {
+    let mut s = Scenario::new();
+    s.set_env("A", "1");
+    s.template("a.tmpl", "{{ getv(key=\"/a\") }}\n");
+    s.template("b.tmpl", "{{ getv(key=\"/b\") }}\n");
+    s.resource("a", "a.txt", &["/a"], "");
+    s.resource("b", "b.txt", &["/b"], "");
+    let run = s.onetime_env(&[]);
+    run.expect_code(1);
+    assert_eq!(fs::read_to_string(s.out("a.txt")).expect("a"), "1\n");
+    assert!(!s.out("b.txt").exists());
+}
+
+#[test]
+fn wait_keys_retries_until_the_data_appears() {
+    let s = hello_scenario();
+    let data = s.path().join("data.yaml");
+    let confdir = s.confdir();
+    let data_arg = data.display().to_string();
+    let args = [
+        "-onetime",
+        "-backend",
+        "file",
+        "-file",
+        &data_arg,
+        "-confdir",
+        &confdir,
+        "-wait-keys",
+        "20s",
+    ];
+    let mut child = s.command(&args).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(600));
+    fs::write(&data, "greeting: late\n").expect("write data");
+    let started = Instant::now();
+    let mut status = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(done) = child.try_wait().expect("wait") {
+            status = Some(done);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("confd -wait-keys did not finish");
+    };
+    assert!(status.success());
+    assert_eq!(
+        fs::read_to_string(s.out("hello.txt")).expect("out"),
+        "late\n"
+    );
+    // Without -wait-keys the same missing file fails at once.
+    fs::remove_file(&data).expect("rm");
+    fs::remove_file(s.out("hello.txt")).expect("rm");
+    let run = s.run(&args[..7]);
+    run.expect_code(1);
+}
+
+#[test]
+fn wait_keys_gives_up_at_the_deadline() {
+    let s = hello_scenario();
+    let started = Instant::now();
+    let run = s.run(&[
+        "-onetime",
+        "-backend",
+        "file",
+        "-file",
+        "/nonexistent.yaml",
+        "-confdir",
+        &s.confdir(),
+        "-wait-keys",
+        "1s",
+    ]);
+    run.expect_code(1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: a clear one-line message naming the file/key, the destination
+// byte-for-byte unchanged, no stage file left behind.
+
+const GOOD: &str = "the last good file\n";
+
+fn broken(setup: impl FnOnce(&Scenario)) -> (Scenario, common::Run) {
+    let s = hello_scenario();
+    fs::write(s.out("hello.txt"), GOOD).expect("seed dest");
+    setup(&s);
+    let run = s.onetime_env(&[]);
+    (s, run)
+}
+
+fn assert_untouched(s: &Scenario) {
+    assert_eq!(fs::read_to_string(s.out("hello.txt")).expect("dest"), GOOD);
+    assert_eq!(s.out_entries(), vec!["hello.txt"]);
+}
+
+#[test]
+fn malformed_toml() {
+    let (s, run) = broken(|s| {
+        s.write("conf.d/hello.toml", "[template\nsrc = \"hello.tmpl\"\n");
+    });
+    run.expect_code(2);
+    let line = run.line_with("hello.toml");
+    assert!(line.contains("conf.d/hello.toml:1:"), "{line}");
+    assert_untouched(&s);
+}
+
+#[test]
+fn unknown_resource_key() {
+    let (s, run) = broken(|s| {
+        s.resource(
+            "hello",
+            "hello.txt",
+            &["/greeting"],
+            "reload_command = \"x\"\n",
+        );
+    });
+    run.expect_code(2);
+    let line = run.line_with("reload_command");
+    assert!(line.contains("conf.d/hello.toml:5:1:"), "{line}");
+    assert_untouched(&s);
+}
+
+#[test]
+fn bad_mode_and_unknown_owner() {
+    let (s, run) = broken(|s| {
+        s.resource("hello", "hello.txt", &["/greeting"], "mode = \"0999\"\n");
+    });
+    run.expect_code(2);
+    assert!(run.line_with("hello.toml:5:8:").contains("octal"));
+    assert_untouched(&s);
+    let (s, run) = broken(|s| {
+        s.resource(
+            "hello",
+            "hello.txt",
+            &["/greeting"],
+            "owner = \"no-such-user-here\"\n",
+        );
+    });
+    run.expect_code(2);
+    assert!(run.line_with("no-such-user-here").contains("no such user"));
+    assert_untouched(&s);
+}
+
+#[test]
+fn missing_template_file() {
+    let (s, run) = broken(|s| {
+        fs::remove_file(s.path().join("templates/hello.tmpl")).expect("rm");
+    });
+    run.expect_code(1);
+    let line = run.line_with("hello.tmpl");
+    assert!(
+        line.contains("cannot read template: no such file"),
+        "{line}"
+    );
+    assert_untouched(&s);
+}
+
+#[test]
+fn template_syntax_error() {
+    let (s, run) = broken(|s| {
+        s.template("hello.tmpl", "line one\n{% for x in %}\n");
+    });
+    run.expect_code(1);
+    let line = run.line_with("hello.tmpl:2:");
+    assert!(line.contains("resource=hello.toml"), "{line}");
+    assert_untouched(&s);
+}
+
+#[test]
+fn missing_key() {
+    let (s, run) = broken(|s| {
+        s.template(
+            "hello.tmpl",
+            "{{ getv(key=\"/greeting\") }}\n{{ getv(key=\"/greeting/missing\") }}\n",
+        );
+    });
+    run.expect_code(1);
+    let line = run.line_with("/greeting/missing");
+    assert!(line.contains("hello.tmpl:2:"), "{line}");
+    assert_untouched(&s);
+}
+
+#[test]
+fn bad_helper_argument() {
+    let (s, run) = broken(|s| {
+        s.template("hello.tmpl", "{{ getv(key=\"/greeting\") | atoi }}\n");
+    });
+    run.expect_code(1);
+    assert!(
+        run.line_with("atoi")
+            .contains("\"hello\" is not an integer")
+    );
+    assert_untouched(&s);
+    let (s, run) = broken(|s| {
+        s.template("hello.tmpl", "{{ div(a=1, b=0) }}\n");
+    });
+    run.expect_code(1);
+    assert!(run.line_with("division by zero").contains("hello.tmpl:1:"));
+    assert_untouched(&s);
+}
+
+#[test]
+fn failing_check_cmd_shows_its_output() {
+    let (s, run) = broken(|s| {
+        s.resource(
+            "hello",
+            "hello.txt",
+            &["/greeting"],
+            "check_cmd = \"echo 'line 3: unknown keyword' >&2; exit 1\"\n",
+        );
+    });
+    run.expect_code(1);
+    let line = run.line_with("check_cmd rejected");
+    assert!(
+        line.contains("unknown keyword") && line.contains("exit status 1"),
+        "{line}"
+    );
+    assert_untouched(&s);
+}
+
+#[test]
+fn failing_reload_cmd_is_a_failure_with_its_output() {
+    let (s, run) = broken(|s| {
+        s.resource(
+            "hello",
+            "hello.txt",
+            &["/greeting"],
+            "reload_cmd = \"echo 'service not running'; exit 7\"\n",
+        );
+    });
+    run.expect_code(1);
+    let line = run.line_with("reload_cmd failed");
+    assert!(
+        line.contains("service not running") && line.contains("exit status 7"),
+        "{line}"
+    );
+    // The swap happens before the reload (SPEC §6.5): the new file is in place.
+    assert_eq!(
+        fs::read_to_string(s.out("hello.txt")).expect("dest"),
+        "hello\n"
+    );
+    assert_eq!(s.out_entries(), vec!["hello.txt"]);
+}
+
+#[test]
+fn reload_that_hangs_is_killed_at_its_timeout() {
+    let started = Instant::now();
+    let (_s, run) = broken(|s| {
+        s.resource(
+            "hello",
+            "hello.txt",
+            &["/greeting"],
+            "reload_cmd = \"sleep 60\"\ncommand_timeout = \"500ms\"\n",
+        );
+    });
+    run.expect_code(1);
+    assert!(
+        run.line_with("did not finish within 500ms")
+            .contains("sleep 60")
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn check_that_hangs_is_killed_and_dest_kept() {
+    let (s, run) = broken(|s| {
+        s.resource(
+            "hello",
+            "hello.txt",
+            &["/greeting"],
+            "check_cmd = \"sleep 60\"\ncommand_timeout = \"300ms\"\n",
+        );
+    });
+    run.expect_code(1);
+    assert!(run.line_with("did not finish").contains("check_cmd"));
+    assert_untouched(&s);
+}
+
+#[test]
+fn unwritable_destination_directory() {
+    let (s, _) = broken(|_| {});
+    fs::write(s.out("hello.txt"), GOOD).expect("reset dest");
+    s.open_to_everyone();
+    let mut command = s.command(&["-onetime", "-backend", "env", "-confdir", &s.confdir()]);
+    if nix_is_root() {
+        // Root ignores directory permissions: run as nobody instead.
+        use std::os::unix::process::CommandExt;
+        command.uid(65534).gid(65534);
+    } else {
+        fs::set_permissions(s.path().join("out"), fs::Permissions::from_mode(0o555))
+            .expect("chmod");
+    }
+    let output = command.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("cannot stage"))
+        .unwrap_or_else(|| panic!("no stage error in {stderr}"));
+    assert!(
+        line.contains("permission denied") && line.contains("hello.txt"),
+        "{line}"
+    );
+    fs::set_permissions(s.path().join("out"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_untouched(&s);
+}
+
+fn nix_is_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+#[test]
+fn min_keys_refuses_to_write_from_too_little_data() {
+    let (s, run) = broken(|s| {
+        s.resource("hello", "hello.txt", &["/greeting"], "min_keys = 2\n");
+    });
+    run.expect_code(1);
+    let line = run.line_with("min_keys");
+    assert!(
+        line.contains("sees 1 keys under /greeting") && line.contains("hello.toml"),
+        "{line}"
+    );
+    assert_untouched(&s);
+}
+
+#[test]
+fn unreadable_data_file_leaves_every_destination() {
+    let s = hello_scenario();
+    fs::write(s.out("hello.txt"), GOOD).expect("seed");
+    s.write("data.yaml", "greeting: [unclosed\n");
+    let run = s.run(&[
+        "-onetime",
+        "-backend",
+        "file",
+        "-file",
+        "data.yaml",
+        "-confdir",
+        &s.confdir(),
+    ]);
+    run.expect_code(1);
+    assert!(run.line_with("data.yaml").contains("file backend"));
+    assert_untouched(&s);
+}
+
+#[test]
+fn missing_conf_d_is_a_configuration_error() {
+    let s = Scenario::new();
+    let run = s.run(&["-onetime", "-backend", "env", "-confdir", "/nonexistent"]);
+    run.expect_code(2);
+    assert!(
+        run.line_with("/nonexistent/conf.d")
+            .contains("no such directory")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// `confd check`.
+
+#[test]
+fn check_passes_a_clean_confdir() {
+    let s = hello_scenario();
+    let fixtures = s.write("fixtures.yaml", "greeting: hi\n");
+    let run = s.run(&[
+        "check",
+        "-confdir",
+        &s.confdir(),
+        "-file",
+        &fixtures.display().to_string(),
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "");
+    assert!(!s.out("hello.txt").exists());
+}
+
+#[test]
+fn check_reports_every_problem_as_path_line_col() {
+    let s = hello_scenario();
+    s.write(
+        "conf.d/broken.toml",
+        "[template]\nsrc = \"x.tmpl\"\ndest = \"/x\"\nkeys = [\"/a\"]\nbogus = 1\n",
+    );
+    s.template("syntax.tmpl", "ok\n{% if %}\n");
+    s.resource("syntax", "syntax.txt", &["/a"], "");
+    s.template("missing.tmpl", "{{ getv(key=\"/a/b\") }}\n");
+    s.resource("missing", "missing.txt", &["/a"], "");
+    let fixtures = s.write("fixtures.yaml", "greeting: hi\n");
+    let run = s.run(&[
+        "check",
+        "-confdir",
+        &s.confdir(),
+        "-file",
+        &fixtures.display().to_string(),
+    ]);
+    run.expect_code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("conf.d/broken.toml:5:1:") && l.contains("bogus"))
+    );
+    assert!(lines.iter().any(|l| l.contains("syntax.tmpl:2:")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("missing.tmpl:1:") && l.contains("/a/b"))
+    );
+    // Without fixtures only parsing and compiling are checked.
+    let run = s.run(&["check", "-confdir", &s.confdir()]);
+    run.expect_code(1);
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+}
+
+#[test]
+fn check_the_shipped_confdir() {
+    let root = repo_root();
+    let s = Scenario::new();
+    let run = s.run(&[
+        "check",
+        "--confdir",
+        &root.join("confd").display().to_string(),
+        "--file",
+        &root.join("confd/services.yaml").display().to_string(),
+    ]);
+    run.expect_code(0);
+}
+
+// ---------------------------------------------------------------------------
+// The daemon (polling).
+
+#[test]
+fn daemon_polls_picks_up_changes_and_stops_on_sigterm() {
+    let s = hello_scenario();
+    let data = s.write("data.yaml", "greeting: one\n");
+    let mut child = s
+        .command(&[
+            "-backend",
+            "file",
+            "-file",
+            &data.display().to_string(),
+            "-confdir",
+            &s.confdir(),
+            "-interval",
+            "1",
+        ])
+        .spawn()
+        .expect("spawn");
+    let out = s.out("hello.txt");
+    let read = |expected: &str| {
+        fs::read_to_string(&out)
+            .map(|t| t == expected)
+            .unwrap_or(false)
+    };
+    let first = wait_until(Duration::from_secs(10), || read("one\n"));
+    fs::write(&data, "greeting: two\n").expect("update data");
+    let second = first && wait_until(Duration::from_secs(10), || read("two\n"));
+    let pid = nix_pid(&child);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let exited = wait_until(Duration::from_secs(10), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(first, "first render never happened");
+    assert!(second, "change never picked up");
+    assert!(exited, "daemon ignored SIGTERM");
+    assert_eq!(child.wait().expect("status").code(), Some(0));
+}
+
+fn nix_pid(child: &std::process::Child) -> String {
+    child.id().to_string()
+}

@@ -1,0 +1,195 @@
+//! Shared harness for the end-to-end tests: a temporary confdir, helpers to
+//! write resources, templates and data, and a runner for the built `confd`
+//! binary that captures its exit status and output.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn confd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_confd")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary confdir (`conf.d/`, `templates/`) plus an `out/` folder for
+/// destinations, removed when dropped.
+pub struct Scenario {
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit status, showing the output when it differs.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The one stderr line containing `needle`; fails when there is none.
+    pub fn line_with(&self, needle: &str) -> String {
+        match self.stderr.lines().find(|l| l.contains(needle)) {
+            Some(line) => line.to_string(),
+            None => panic!(
+                "no stderr line contains {needle:?}\n--- stderr\n{}",
+                self.stderr
+            ),
+        }
+    }
+}
+
+impl Scenario {
+    /// An empty confdir with `conf.d/`, `templates/` and `out/`.
+    pub fn new() -> Scenario {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["conf.d", "templates", "out"] {
+            fs::create_dir_all(dir.path().join(sub)).expect("create dir");
+        }
+        Scenario {
+            dir,
+            env: BTreeMap::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn confdir(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    /// `out/<name>` inside the scenario.
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.path().join("out").join(name)
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.path().join(relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::write(&path, text).expect("write file");
+        path
+    }
+
+    pub fn template(&self, name: &str, text: &str) {
+        self.write(&format!("templates/{name}"), text);
+    }
+
+    /// Writes `conf.d/<name>.toml` with src `<name>.tmpl`, dest `out/<dest>`,
+    /// the given keys and extra TOML lines.
+    pub fn resource(&self, name: &str, dest: &str, keys: &[&str], extra: &str) -> PathBuf {
+        let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+        let text = format!(
+            "[template]\nsrc = \"{name}.tmpl\"\ndest = {:?}\nkeys = [{}]\n{extra}",
+            self.out(dest).display().to_string(),
+            keys.join(", ")
+        );
+        self.write(&format!("conf.d/{name}.toml"), &text)
+    }
+
+    pub fn set_env(&mut self, name: &str, value: &str) -> &mut Scenario {
+        self.env.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// A command running confd in the scenario folder with a clean
+    /// environment (PATH and the scenario's variables only).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(confd_bin());
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs confd to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from_output(self.command(args).output().expect("confd runs"))
+    }
+
+    /// Runs `confd -onetime -backend env -confdir <scenario> ARGS…`.
+    pub fn onetime_env(&self, args: &[&str]) -> Run {
+        let confdir = self.confdir();
+        let mut all = vec!["-onetime", "-backend", "env", "-confdir", confdir.as_str()];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    /// Names in `out/`, sorted (to prove no stage file was left behind).
+    pub fn out_entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path().join("out"))
+            .expect("out dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Makes the scenario readable by every user (for runs as `nobody`).
+    pub fn open_to_everyone(&self) {
+        for entry in walk(self.path()) {
+            let mode = if entry.is_dir() { 0o755 } else { 0o644 };
+            fs::set_permissions(&entry, fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        fs::set_permissions(self.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
