@@ -138,7 +138,7 @@ impl Engine {
     /// Reads the backend once and syncs every resource.
     pub async fn run_pass(&mut self) -> PassReport {
         let snapshot = match self.backend.read(&self.roots).await {
-            Ok(pairs) => Arc::new(Snapshot::from_pairs(pairs)),
+            Ok(fetched) => Arc::new(Snapshot::from_pairs(fetched.pairs)),
             Err(e) => {
                 tracing::error!(backend = self.backend.name(), error = %e, "cannot read data; every destination is left as it is");
                 let message = e.to_string();

@@ -286,7 +286,7 @@ fn unknown_backend_lists_the_valid_ones() {
 #[test]
 fn backends_not_built_yet_are_refused_clearly() {
     let s = hello_scenario();
-    for backend in ["etcd", "etcdv3", "consul"] {
+    for backend in ["consul"] {
         let run = s.run(&["-onetime", "-backend", backend, "-confdir", &s.confdir()]);
         run.expect_code(2);
         assert!(

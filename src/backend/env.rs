@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{Backend, BackendError, within_roots};
+use super::{Backend, BackendError, Fetched, within_roots};
 
 /// Reads the environment at every pass (so `-interval` picks up nothing new
 /// unless the process is restarted, exactly like confd).
@@ -47,14 +47,15 @@ impl Backend for EnvBackend {
         "env"
     }
 
-    async fn read(&self, roots: &[String]) -> Result<Vec<(String, String)>, BackendError> {
-        Ok(std::env::vars_os()
+    async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
+        let pairs = std::env::vars_os()
             .filter_map(|(name, value)| {
                 let key = variable_to_key(name.to_str()?)?;
                 let value = value.into_string().ok()?;
                 within_roots(&key, roots).then_some((key, value))
             })
-            .collect())
+            .collect();
+        Ok(Fetched { pairs, index: 0 })
     }
 }
 

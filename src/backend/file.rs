@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{Backend, BackendError, within_roots};
+use super::{Backend, BackendError, Fetched, within_roots};
 use crate::resource::ConfigError;
 
 /// What the file backend reads.
@@ -135,7 +135,7 @@ impl Backend for FileBackend {
         "file"
     }
 
-    async fn read(&self, roots: &[String]) -> Result<Vec<(String, String)>, BackendError> {
+    async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
         let mut pairs = Vec::new();
         for file in self.expand()? {
             let text = std::fs::read_to_string(&file)
@@ -146,7 +146,7 @@ impl Backend for FileBackend {
                 within_roots(&key, roots).then_some((key, v))
             }));
         }
-        Ok(pairs)
+        Ok(Fetched { pairs, index: 0 })
     }
 }
 

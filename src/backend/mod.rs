@@ -14,7 +14,10 @@
 //! backends with a native one override; polling is the default.
 
 pub mod env;
+pub mod etcd;
+pub mod etcdv3;
 pub mod file;
+pub mod http;
 
 use std::fmt;
 use std::str::FromStr;
@@ -36,6 +39,17 @@ pub struct BackendError {
     pub message: String,
 }
 
+/// The result of one read: the pairs, and the backend's change index at the
+/// time of the read (etcd's X-Etcd-Index or revision, Consul's X-Consul-Index;
+/// 0 for backends without one). Watches resume after this index.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// Clean absolute keys with their values.
+    pub pairs: Vec<(String, String)>,
+    /// The store's index when read.
+    pub index: u64,
+}
+
 /// A source of key/value data.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -44,7 +58,7 @@ pub trait Backend: Send + Sync {
 
     /// Reads every key that is one of `roots` or lies below one. Roots are
     /// clean, absolute and do not overlap. Keys come back clean and absolute.
-    async fn read(&self, roots: &[String]) -> Result<Vec<(String, String)>, BackendError>;
+    async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError>;
 }
 
 /// The backends `-backend` accepts.
@@ -94,7 +108,16 @@ impl BackendKind {
 
     /// Whether this build can use the backend yet.
     pub fn is_available(self) -> bool {
-        matches!(self, BackendKind::Env | BackendKind::File)
+        !matches!(self, BackendKind::Consul)
+    }
+
+    /// Where the backend connects when no `-node` is given.
+    pub fn default_node(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Etcd | BackendKind::EtcdV3 => Some(etcd::DEFAULT_NODE),
+            BackendKind::Consul => Some("127.0.0.1:8500"),
+            BackendKind::Env | BackendKind::File => None,
+        }
     }
 }
 
@@ -128,10 +151,33 @@ pub fn build(settings: &Settings) -> Result<Box<dyn Backend>, ConfigError> {
         BackendKind::File => Ok(Box::new(file::FileBackend::new(file::FileConfig {
             paths: settings.files.clone(),
         })?)),
+        BackendKind::Etcd => Ok(Box::new(etcd::EtcdBackend::new(&http_config(settings))?)),
+        BackendKind::EtcdV3 => Ok(Box::new(etcdv3::EtcdV3Backend::new(&http_config(
+            settings,
+        ))?)),
         other => Err(ConfigError(format!(
             "-backend {other}: not available in this build yet; available: {}",
             available_names()
         ))),
+    }
+}
+
+/// The connection settings of a networked backend.
+fn http_config(settings: &Settings) -> http::HttpConfig {
+    let nodes = if settings.nodes.is_empty() {
+        settings
+            .backend
+            .default_node()
+            .map(|n| vec![n.to_string()])
+            .unwrap_or_default()
+    } else {
+        settings.nodes.clone()
+    };
+    http::HttpConfig {
+        backend: settings.backend.name(),
+        nodes,
+        scheme: settings.scheme.clone(),
+        auth: settings.auth.clone(),
     }
 }
 

@@ -1,0 +1,194 @@
+//! The `etcd` backend: etcd's v2 keys API, as confd 0.16 and the seed documents
+//! use it. One recursive, quorum GET per distinct prefix; leaves become keys and
+//! directories give `ls`/`lsdir` their structure. A server with the v2 API
+//! disabled is recognised and the error points at `-backend etcdv3`.
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
+use super::{Backend, BackendError, Fetched};
+use crate::resource::ConfigError;
+
+/// Where `-backend etcd` connects when no `-node` is given.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:2379";
+
+/// etcd v2's error code for "Key not found".
+const KEY_NOT_FOUND: u64 = 100;
+
+/// Reads etcd through the v2 keys API.
+#[derive(Debug)]
+pub struct EtcdBackend {
+    client: NodeClient,
+}
+
+#[derive(Debug, Deserialize)]
+struct Node {
+    key: Option<String>,
+    value: Option<String>,
+    #[serde(default)]
+    dir: bool,
+    #[serde(default)]
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GetResponse {
+    node: Node,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorResponse {
+    #[serde(rename = "errorCode")]
+    error_code: u64,
+    message: String,
+    #[serde(default)]
+    cause: String,
+}
+
+fn flatten(node: Node, out: &mut Vec<(String, String)>) {
+    if node.dir {
+        for child in node.nodes {
+            flatten(child, out);
+        }
+    } else if let Some(key) = node.key {
+        out.push((key, node.value.unwrap_or_default()));
+    }
+}
+
+impl EtcdBackend {
+    /// Connects to the nodes in `config` (nothing is sent yet).
+    pub fn new(config: &HttpConfig) -> Result<EtcdBackend, ConfigError> {
+        Ok(EtcdBackend {
+            client: NodeClient::new(config)?,
+        })
+    }
+
+    fn error(&self, location: String, message: String) -> BackendError {
+        BackendError {
+            backend: "etcd",
+            location,
+            message,
+        }
+    }
+
+    /// The URL of `key` under `/v2/keys` on `node`.
+    fn key_url(node: &reqwest::Url, key: &str) -> reqwest::Url {
+        let mut url = node.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(["v2", "keys"]);
+            segments.extend(key.split('/').filter(|s| !s.is_empty()));
+        }
+        url
+    }
+
+    async fn read_root(
+        &self,
+        root: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<u64, BackendError> {
+        let (response, node) = self
+            .client
+            .send(REQUEST_TIMEOUT, |client, node| {
+                let mut url = Self::key_url(node, root);
+                url.set_query(Some("recursive=true&quorum=true"));
+                client.get(url)
+            })
+            .await?;
+        let location = format!("{} key {root}", node.as_str().trim_end_matches('/'));
+        let index = response
+            .headers()
+            .get("X-Etcd-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.error(location.clone(), super::http::describe_reqwest_error(&e)))?;
+        match status {
+            StatusCode::OK => {
+                let parsed: GetResponse = serde_json::from_slice(&body).map_err(|e| {
+                    self.error(location.clone(), format!("unexpected response: {e}"))
+                })?;
+                flatten(parsed.node, out);
+                Ok(index)
+            }
+            _ => match serde_json::from_slice::<ErrorResponse>(&body) {
+                Ok(e) if e.error_code == KEY_NOT_FOUND => Ok(index),
+                Ok(e) => Err(self.error(
+                    location,
+                    format!("{} (error {}, {})", e.message, e.error_code, e.cause),
+                )),
+                Err(_) if status == StatusCode::NOT_FOUND => Err(self.error(
+                    location,
+                    "the server does not serve the v2 API (etcd 3.4+ disables it unless started with --enable-v2); use -backend etcdv3".to_string(),
+                )),
+                Err(_) if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                    Err(self.error(
+                        location,
+                        format!("{status}: check -username/-password/-basic-auth"),
+                    ))
+                }
+                Err(_) => Err(self.error(
+                    location,
+                    format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
+                )),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    fn name(&self) -> &'static str {
+        "etcd"
+    }
+
+    async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
+        let mut pairs = Vec::new();
+        let mut index = 0;
+        for root in roots {
+            index = index.max(self.read_root(root, &mut pairs).await?);
+        }
+        Ok(Fetched { pairs, index })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_directories_flatten_to_leaves() {
+        let json = r#"{"action":"get","node":{"key":"/s","dir":true,"nodes":[
+            {"key":"/s/a","value":"1","modifiedIndex":5},
+            {"key":"/s/d","dir":true,"nodes":[{"key":"/s/d/x","value":""}]},
+            {"key":"/s/empty","dir":true}]}}"#;
+        let parsed: GetResponse = serde_json::from_str(json).expect("parses");
+        let mut out = Vec::new();
+        flatten(parsed.node, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                ("/s/a".to_string(), "1".to_string()),
+                ("/s/d/x".to_string(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn key_urls_are_percent_encoded_segments() {
+        let node = reqwest::Url::parse("http://127.0.0.1:2379").expect("url");
+        assert_eq!(
+            EtcdBackend::key_url(&node, "/a b/c").as_str(),
+            "http://127.0.0.1:2379/v2/keys/a%20b/c"
+        );
+        assert_eq!(
+            EtcdBackend::key_url(&node, "/").as_str(),
+            "http://127.0.0.1:2379/v2/keys"
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! The `etcdv3` backend: etcd's v3 API through its JSON gateway (`/v3/kv/range`),
+//! so no gRPC code generation is needed. Each distinct prefix is one range read
+//! at one revision, paged for large ranges; keys and values travel base64
+//! encoded. With -username/-password the gateway's token authentication is
+//! used (basic auth is a v2 notion).
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, describe_reqwest_error};
+use super::{Backend, BackendError, Fetched};
+use crate::resource::ConfigError;
+use crate::snapshot::is_within;
+
+/// Keys asked for per range request; larger ranges are paged.
+const PAGE_SIZE: u64 = 5_000;
+
+/// Reads etcd through the v3 JSON gateway.
+#[derive(Debug)]
+pub struct EtcdV3Backend {
+    client: NodeClient,
+    credentials: Option<(String, String)>,
+    token: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Header {
+    #[serde(default, deserialize_with = "number_or_string")]
+    revision: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyValue {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RangeResponse {
+    header: Header,
+    #[serde(default)]
+    kvs: Vec<KeyValue>,
+    #[serde(default)]
+    more: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct GatewayError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    error: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthResponse {
+    token: String,
+}
+
+/// The gateway prints int64 fields as strings; accept both forms.
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Number(n) => Ok(n),
+        Either::Text(t) => t.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// The `[key, range_end)` covering `root` and everything below it: from the
+/// root itself up to `root + "0"` ('0' follows '/'). Siblings such as
+/// `/app-x` fall inside and are filtered out afterwards.
+pub fn subtree_range(root: &str) -> (Vec<u8>, Vec<u8>) {
+    if root == "/" {
+        return (b"/".to_vec(), b"0".to_vec());
+    }
+    (root.as_bytes().to_vec(), format!("{root}0").into_bytes())
+}
+
+impl EtcdV3Backend {
+    /// Prepares the client (nothing is sent yet).
+    pub fn new(config: &HttpConfig) -> Result<EtcdV3Backend, ConfigError> {
+        let mut config = config.clone();
+        let credentials = config
+            .auth
+            .username
+            .take()
+            .map(|user| (user, config.auth.password.take().unwrap_or_default()));
+        config.auth.basic_auth = false;
+        Ok(EtcdV3Backend {
+            client: NodeClient::new(&config)?,
+            credentials,
+            token: Mutex::new(None),
+        })
+    }
+
+    fn error(&self, location: String, message: String) -> BackendError {
+        BackendError {
+            backend: "etcdv3",
+            location,
+            message,
+        }
+    }
+
+    fn endpoint(node: &reqwest::Url, path: &str) -> reqwest::Url {
+        let mut url = node.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(path.split('/'));
+        }
+        url
+    }
+
+    async fn authenticate(&self) -> Result<Option<String>, BackendError> {
+        let Some((user, password)) = &self.credentials else {
+            return Ok(None);
+        };
+        let body = serde_json::json!({ "name": user, "password": password });
+        let (response, node) = self
+            .client
+            .send(REQUEST_TIMEOUT, |client, node| {
+                client
+                    .post(Self::endpoint(node, "v3/auth/authenticate"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string())
+            })
+            .await?;
+        let location = node.as_str().trim_end_matches('/').to_string();
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.error(location.clone(), describe_reqwest_error(&e)))?;
+        if status != StatusCode::OK {
+            return Err(self.error(
+                location,
+                format!(
+                    "authentication as {user:?} failed: {}",
+                    gateway_message(status, &bytes)
+                ),
+            ));
+        }
+        let parsed: AuthResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            self.error(location, format!("unexpected authentication response: {e}"))
+        })?;
+        Ok(Some(parsed.token))
+    }
+
+    /// POSTs `body` to `path`, authenticating first (and once more when the
+    /// token has expired).
+    async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(StatusCode, Vec<u8>, String), BackendError> {
+        for attempt in 0..2 {
+            let token = {
+                let mut cached = self.token.lock().await;
+                if cached.is_none() {
+                    *cached = self.authenticate().await?;
+                }
+                cached.clone()
+            };
+            let (response, node) = self
+                .client
+                .send(REQUEST_TIMEOUT, |client, node| {
+                    let request = client
+                        .post(Self::endpoint(node, path))
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body.to_string());
+                    match &token {
+                        Some(t) => request.header("Authorization", t),
+                        None => request,
+                    }
+                })
+                .await?;
+            let location = node.as_str().trim_end_matches('/').to_string();
+            let status = response.status();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| self.error(location.clone(), describe_reqwest_error(&e)))?;
+            if status == StatusCode::UNAUTHORIZED && token.is_some() && attempt == 0 {
+                *self.token.lock().await = None;
+                continue;
+            }
+            return Ok((status, bytes.to_vec(), location));
+        }
+        Err(self.error(
+            self.client.describe_nodes(),
+            "authentication kept failing".to_string(),
+        ))
+    }
+
+    async fn read_root(
+        &self,
+        root: &str,
+        revision: u64,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<u64, BackendError> {
+        let (mut key, range_end) = subtree_range(root);
+        let mut revision = revision;
+        loop {
+            let mut body = serde_json::json!({
+                "key": BASE64.encode(&key),
+                "range_end": BASE64.encode(&range_end),
+                "limit": PAGE_SIZE,
+            });
+            if revision > 0 {
+                body["revision"] = serde_json::json!(revision);
+            }
+            let (status, bytes, location) = self.post("v3/kv/range", &body).await?;
+            let location = format!("{location} prefix {root}");
+            if status != StatusCode::OK {
+                return Err(self.error(location, gateway_message(status, &bytes)));
+            }
+            let page: RangeResponse = serde_json::from_slice(&bytes)
+                .map_err(|e| self.error(location.clone(), format!("unexpected response: {e}")))?;
+            revision = page.header.revision;
+            let mut last: Option<Vec<u8>> = None;
+            for kv in page.kvs {
+                let raw_key = BASE64
+                    .decode(&kv.key)
+                    .map_err(|e| self.error(location.clone(), format!("bad key encoding: {e}")))?;
+                let value = BASE64.decode(&kv.value).map_err(|e| {
+                    self.error(location.clone(), format!("bad value encoding: {e}"))
+                })?;
+                let text_key = String::from_utf8_lossy(&raw_key).into_owned();
+                if is_within(&crate::snapshot::clean_key(&text_key), root) {
+                    out.push((text_key, String::from_utf8_lossy(&value).into_owned()));
+                }
+                last = Some(raw_key);
+            }
+            match (page.more, last) {
+                (true, Some(mut next)) => {
+                    next.push(0);
+                    key = next;
+                }
+                _ => return Ok(revision),
+            }
+        }
+    }
+}
+
+fn gateway_message(status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<GatewayError>(body) {
+        Ok(e) if !e.message.is_empty() => format!("{status}: {}", e.message),
+        Ok(e) if !e.error.is_empty() => format!("{status}: {}", e.error),
+        _ => format!("{status}: {}", String::from_utf8_lossy(body).trim()),
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdV3Backend {
+    fn name(&self) -> &'static str {
+        "etcdv3"
+    }
+
+    async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
+        let mut pairs = Vec::new();
+        // Every prefix is read at the revision of the first read, so the
+        // snapshot is one consistent point in time.
+        let mut revision = 0;
+        for root in roots {
+            revision = self.read_root(root, revision, &mut pairs).await?;
+        }
+        Ok(Fetched {
+            pairs,
+            index: revision,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtree_range_covers_root_and_children_only_after_filtering() {
+        let (start, end) = subtree_range("/app");
+        assert_eq!(start, b"/app");
+        assert_eq!(end, b"/app0");
+        for inside in ["/app", "/app/x", "/app-x"] {
+            assert!(inside.as_bytes() >= &start[..] && inside.as_bytes() < &end[..]);
+        }
+        assert!(b"/apple".as_slice() >= end.as_slice());
+        assert_eq!(subtree_range("/"), (b"/".to_vec(), b"0".to_vec()));
+    }
+
+    #[test]
+    fn revisions_parse_from_strings_or_numbers() {
+        let page: RangeResponse = serde_json::from_str(
+            r#"{"header":{"revision":"42"},"kvs":[{"key":"L2E=","value":"MQ=="}],"more":false}"#,
+        )
+        .expect("parses");
+        assert_eq!(page.header.revision, 42);
+        let page: RangeResponse =
+            serde_json::from_str(r#"{"header":{"revision":7}}"#).expect("parses");
+        assert_eq!(page.header.revision, 7);
+        assert!(page.kvs.is_empty());
+    }
+}
