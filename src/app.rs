@@ -41,7 +41,7 @@ where
 }
 
 fn run_sync(flags: cli::Flags) -> u8 {
-    let settings = match config::resolve(flags) {
+    let settings = match config::resolve(flags.clone()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("confd: {e}");
@@ -88,7 +88,7 @@ fn run_sync(flags: cli::Flags) -> u8 {
         if settings.onetime {
             run_onetime(&mut engine, &settings).await
         } else {
-            daemon::run(&mut engine, &settings).await
+            daemon::run(engine, settings, flags).await
         }
     })
 }

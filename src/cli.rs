@@ -49,7 +49,7 @@ pub struct CheckArgs {
 }
 
 /// Flags of a normal run (SPEC §2).
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct Flags {
     /// Backend: etcd (v2 API), etcdv3, consul, env or file.
     #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]

@@ -60,7 +60,7 @@ pub struct ClientAuth {
 }
 
 /// Everything a run needs to know, resolved and validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Which backend to read.
     pub backend: BackendKind,
@@ -323,6 +323,30 @@ fn reject_flags_the_backend_does_not_use(
         )));
     }
     Ok(())
+}
+
+impl Settings {
+    /// Whether two settings talk to the same backend the same way (SIGHUP
+    /// keeps the backend, and its watches, when they do).
+    pub fn same_backend(&self, other: &Settings) -> bool {
+        (
+            self.backend,
+            &self.nodes,
+            &self.files,
+            &self.auth,
+            &self.scheme,
+            &self.srv_domain,
+            &self.srv_record,
+        ) == (
+            other.backend,
+            &other.nodes,
+            &other.files,
+            &other.auth,
+            &other.scheme,
+            &other.srv_domain,
+            &other.srv_record,
+        )
+    }
 }
 
 /// Parses a duration: `30s`, `1m30s`, `500ms`, or a bare number of seconds.

@@ -1,42 +1,482 @@
-//! The long-running mode: a pass at start, then a pass every `-interval`,
-//! until SIGTERM or SIGINT, which let the pass in progress finish and exit 0.
-//! A failing resource is logged and retried at the next pass; it never stops
-//! the daemon or the other resources.
+//! The long-running mode: when to run passes, and for which resources.
+//!
+//! Event sources, all feeding one loop: one watch task per distinct prefix
+//! (never one per resource) when `-watch` is on and the backend can watch;
+//! an `-interval` tick otherwise; SIGHUP (reload confd.toml, conf.d and
+//! templates); SIGTERM/SIGINT (finish the pass in progress, exit 0).
+//!
+//! Every resource renders once at start. A change marks the resources that
+//! read the changed prefix as pending; a pending resource renders when its
+//! window closes: with `-wait MIN:MAX` (or the resource's own `wait`) once the
+//! data has been quiet for MIN, never later than MAX after the first change.
+//! Without a wait, an isolated change renders at once, and changes that keep
+//! arriving right after a render are treated as a burst: the next render waits
+//! for [`BURST_QUIET`] of quiet (at most [`BURST_MAX`]). All resources that are
+//! due share one backend read.
+//!
+//! A backend that is down at start or goes away never stops the daemon: the
+//! outage is logged once, passes are retried with capped exponential backoff
+//! and jitter, and the destinations keep their last good content meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::app::{EXIT_FAILED, EXIT_OK, print_diffs};
-use crate::config::Settings;
+use crate::backend::{self, Backend, BackendError, WatchEvent};
+use crate::cli::Flags;
+use crate::config::{self, Settings};
 use crate::engine::Engine;
+use crate::resource;
+use crate::snapshot::is_within;
 
-/// Runs passes until asked to stop; returns the exit status.
-pub async fn run(engine: &mut Engine, settings: &Settings) -> u8 {
-    let (mut terminate, mut interrupt) = match (
+/// Without `-wait`: how soon after a render a change counts as part of a burst.
+pub const BURST_WINDOW: Duration = Duration::from_millis(100);
+/// Without `-wait`: the quiet period a burst must end with before rendering.
+pub const BURST_QUIET: Duration = Duration::from_millis(50);
+/// Without `-wait`: the longest a burst can delay a render.
+pub const BURST_MAX: Duration = Duration::from_secs(1);
+/// First pause after a failed read or watch.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest pause between retries, so a returning backend is caught up with
+/// within about a second.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What the watch tasks tell the loop.
+#[derive(Debug)]
+enum Notice {
+    /// Something under `root` changed; the store is at `index`.
+    Changed { root: String, index: u64 },
+    /// The backend lost the history of `root`: read it again.
+    Resync { root: String },
+    /// A watch failed.
+    Failed(BackendError),
+}
+
+/// Changes waiting for a resource's window to close.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    first: Instant,
+    last: Instant,
+}
+
+/// One watch task and the channel that tells it the index of the latest read
+/// of its prefix.
+struct Watcher {
+    task: JoinHandle<()>,
+    read_index: watch::Sender<u64>,
+}
+
+/// The daemon's state between events.
+struct Daemon {
+    flags: Flags,
+    settings: Settings,
+    engine: Engine,
+    watchers: HashMap<String, Watcher>,
+    notices: mpsc::UnboundedSender<Notice>,
+    pending: Vec<Option<Pending>>,
+    last_render: Vec<Option<Instant>>,
+    /// The index of the latest successful read, per watched prefix.
+    root_index: HashMap<String, u64>,
+    next_tick: Option<Instant>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; returns the exit status.
+pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
+        signal(SignalKind::hangup()),
+    );
+    let (mut terminate, mut interrupt, mut hangup) = match signals {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             tracing::error!(error = %e, "cannot install signal handlers");
             return EXIT_FAILED;
         }
     };
-    if settings.watch {
-        tracing::info!(
-            backend = settings.backend.name(),
-            interval = settings.interval.as_secs(),
-            "this backend has no change notification yet; polling instead"
-        );
-    }
+    let (sender, mut notices) = mpsc::unbounded_channel();
+    let count = engine.resources().count();
+    let now = Instant::now();
+    let mut daemon = Daemon {
+        flags,
+        settings,
+        engine,
+        watchers: HashMap::new(),
+        notices: sender,
+        pending: vec![
+            Some(Pending {
+                first: now,
+                last: now
+            });
+            count
+        ],
+        last_render: vec![None; count],
+        root_index: HashMap::new(),
+        next_tick: None,
+        retry_at: None,
+        backoff: BACKOFF_START,
+    };
+    daemon.log_mode();
+    daemon.run_due().await;
+    daemon.sync_watchers();
+
     loop {
-        let report = engine.run_pass().await;
-        print_diffs(&report);
+        let wake = daemon.next_wake();
         tokio::select! {
-            _ = tokio::time::sleep(settings.interval) => {}
+            Some(notice) = notices.recv() => daemon.on_notice(notice),
+            _ = sleep_until_opt(wake) => daemon.run_due().await,
+            _ = hangup.recv() => daemon.reload().await,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
+    for watcher in daemon.watchers.values() {
+        watcher.task.abort();
+    }
     tracing::info!("stopping");
     EXIT_OK
+}
+
+async fn sleep_until_opt(when: Option<Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Daemon {
+    fn watching(&self) -> bool {
+        self.settings.watch && self.engine.backend().can_watch()
+    }
+
+    fn log_mode(&self) {
+        let backend = self.engine.backend().name();
+        if self.watching() {
+            tracing::info!(backend, prefixes = %self.engine.roots().join(","), "watching for changes");
+        } else {
+            if self.settings.watch {
+                tracing::info!(
+                    backend,
+                    "this backend has no change notification; polling instead"
+                );
+            }
+            tracing::info!(
+                backend,
+                interval = self.settings.interval.as_secs(),
+                "polling"
+            );
+        }
+    }
+
+    /// When the loop must wake up without an event.
+    fn next_wake(&self) -> Option<Instant> {
+        let due = (0..self.pending.len())
+            .filter_map(|i| self.due_time(i))
+            .min()
+            .map(|due| match self.retry_at {
+                Some(retry) => due.max(retry),
+                None => due,
+            });
+        [due, self.next_tick].into_iter().flatten().min()
+    }
+
+    /// When pending resource `i` should render.
+    fn due_time(&self, i: usize) -> Option<Instant> {
+        let pending = self.pending.get(i).copied().flatten()?;
+        let wait = self
+            .engine
+            .resources()
+            .nth(i)
+            .and_then(|r| r.wait)
+            .or(self.settings.wait);
+        Some(match wait {
+            Some((min, max)) => (pending.last + min).min(pending.first + max),
+            None => {
+                let in_burst = self.last_render[i]
+                    .is_some_and(|rendered| pending.first.duration_since(rendered) < BURST_WINDOW);
+                if in_burst {
+                    (pending.last + BURST_QUIET).min(pending.first + BURST_MAX)
+                } else {
+                    pending.first
+                }
+            }
+        })
+    }
+
+    fn mark_pending(&mut self, i: usize, now: Instant) {
+        if let Some(slot) = self.pending.get_mut(i) {
+            *slot = Some(match *slot {
+                Some(p) => Pending {
+                    first: p.first,
+                    last: now,
+                },
+                None => Pending {
+                    first: now,
+                    last: now,
+                },
+            });
+        }
+    }
+
+    fn mark_all(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.pending.len() {
+            self.mark_pending(i, now);
+        }
+    }
+
+    fn on_notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Changed { root, index } => {
+                if self
+                    .root_index
+                    .get(&root)
+                    .is_some_and(|&read| index <= read)
+                {
+                    // The latest read already covers this change.
+                    return;
+                }
+                let now = Instant::now();
+                let affected: Vec<usize> = self
+                    .engine
+                    .resources()
+                    .enumerate()
+                    .filter(|(_, r)| {
+                        r.roots()
+                            .iter()
+                            .any(|k| is_within(k, &root) || is_within(&root, k))
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                tracing::debug!(prefix = %root, index, resources = affected.len(), "change");
+                for i in affected {
+                    self.mark_pending(i, now);
+                }
+            }
+            Notice::Resync { root } => {
+                tracing::info!(prefix = %root, "backend history compacted; reading everything again");
+                self.mark_all();
+            }
+            Notice::Failed(error) => {
+                self.engine.note_backend_error(&error);
+                if self.retry_at.is_none() {
+                    self.retry_at = Some(Instant::now() + jitter(self.backoff));
+                    // Check with a pass too, so catching up does not wait
+                    // for the next change once the backend is back.
+                    self.mark_all();
+                }
+            }
+        }
+    }
+
+    /// Runs one pass for every resource whose window has closed.
+    async fn run_due(&mut self) {
+        let now = Instant::now();
+        if self.next_tick.is_some_and(|tick| tick <= now) {
+            self.mark_all();
+            self.next_tick = None;
+        }
+        if self.retry_at.is_some_and(|retry| retry > now) {
+            return;
+        }
+        let due: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| self.due_time(i).is_some_and(|t| t <= now))
+            .collect();
+        if due.is_empty() {
+            self.schedule_tick();
+            return;
+        }
+        let report = self.engine.run_pass_for(Some(&due)).await;
+        print_diffs(&report);
+        let finished = Instant::now();
+        match report.index {
+            Some(index) => {
+                self.retry_at = None;
+                self.backoff = BACKOFF_START;
+                for &i in &due {
+                    self.pending[i] = None;
+                    self.last_render[i] = Some(finished);
+                }
+                let read: Vec<String> = due
+                    .iter()
+                    .filter_map(|&i| self.engine.resources().nth(i))
+                    .flat_map(|r| r.roots())
+                    .collect();
+                // Only a read of a whole watched prefix vouches for it.
+                for root in self.engine.roots() {
+                    if read.iter().any(|k| is_within(root, k)) {
+                        self.root_index.insert(root.clone(), index);
+                        if let Some(watcher) = self.watchers.get(root) {
+                            let _ = watcher.read_index.send(index);
+                        }
+                    }
+                }
+            }
+            None => {
+                // The read failed: keep the resources pending, retry later.
+                self.retry_at = Some(finished + jitter(self.backoff));
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+        self.schedule_tick();
+    }
+
+    fn schedule_tick(&mut self) {
+        if !self.watching() && self.next_tick.is_none() {
+            self.next_tick = Some(Instant::now() + self.settings.interval);
+        }
+    }
+
+    /// Starts a watch task for every prefix that needs one and stops those
+    /// no longer needed; watches that stay are left running.
+    fn sync_watchers(&mut self) {
+        if !self.watching() {
+            for (_, watcher) in self.watchers.drain() {
+                watcher.task.abort();
+            }
+            return;
+        }
+        let roots: Vec<String> = self.engine.roots().to_vec();
+        self.watchers.retain(|root, watcher| {
+            let keep = roots.contains(root);
+            if !keep {
+                watcher.task.abort();
+            }
+            keep
+        });
+        for root in roots {
+            if self.watchers.contains_key(&root) {
+                continue;
+            }
+            let start = self.root_index.get(&root).copied().unwrap_or(0);
+            let (read_index, receiver) = watch::channel(start);
+            let task = tokio::spawn(watch_prefix(
+                self.engine.backend().clone(),
+                root.clone(),
+                receiver,
+                self.notices.clone(),
+            ));
+            self.watchers.insert(root, Watcher { task, read_index });
+        }
+    }
+
+    /// SIGHUP: re-reads confd.toml, conf.d and the templates. A bad resource
+    /// file is reported and skipped; bad settings keep the running ones.
+    async fn reload(&mut self) {
+        tracing::info!("SIGHUP: reloading configuration");
+        let settings = match config::resolve(self.flags.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed; keeping the running configuration");
+                return;
+            }
+        };
+        let (resources, errors) = resource::load_all(&settings.confdir, &settings.prefix);
+        for e in &errors {
+            tracing::error!(error = %e, "resource skipped");
+        }
+        if !settings.same_backend(&self.settings) {
+            match backend::build(&settings) {
+                Ok(new_backend) => {
+                    for (_, watcher) in self.watchers.drain() {
+                        watcher.task.abort();
+                    }
+                    self.root_index.clear();
+                    self.engine = Engine::new(Vec::new(), new_backend, self.engine.options());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; keeping the running configuration");
+                    return;
+                }
+            }
+        }
+        self.settings = settings;
+        let count = resources.len();
+        self.engine.replace_resources(resources);
+        self.pending = vec![None; count];
+        self.last_render = vec![None; count];
+        self.next_tick = None;
+        self.mark_all();
+        self.log_mode();
+        self.run_due().await;
+        self.sync_watchers();
+    }
+}
+
+/// One prefix's watch loop: waits for changes after the last index it knows
+/// (its own or the latest read's, whichever is newer) and reports them.
+async fn watch_prefix(
+    backend: Arc<dyn Backend>,
+    root: String,
+    mut read_index: watch::Receiver<u64>,
+    notices: mpsc::UnboundedSender<Notice>,
+) {
+    let mut index = *read_index.borrow_and_update();
+    let mut backoff = BACKOFF_START;
+    loop {
+        index = index.max(*read_index.borrow_and_update());
+        match backend.watch(&root, index).await {
+            Ok(WatchEvent::Changed(changed)) => {
+                backoff = BACKOFF_START;
+                index = index.max(changed);
+                if notices
+                    .send(Notice::Changed {
+                        root: root.clone(),
+                        index: changed,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(WatchEvent::Quiet) => backoff = BACKOFF_START,
+            Ok(WatchEvent::Resync) => {
+                if notices.send(Notice::Resync { root: root.clone() }).is_err() {
+                    return;
+                }
+                // Resume from the index of the read the resync causes.
+                if read_index.changed().await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                if notices.send(Notice::Failed(error)).is_err() {
+                    return;
+                }
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// `base` ± 20 %, so many hosts restarting with a backend do not retry in step.
+fn jitter(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.8 + f64::from(nanos % 400) / 1000.0;
+    base.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!(j >= Duration::from_millis(800) && j < Duration::from_millis(1200));
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::command;
 use crate::resource::Resource;
 use crate::snapshot::{Snapshot, View, minimal_roots};
@@ -70,6 +70,10 @@ impl Outcome {
 pub struct PassReport {
     /// `(resource name, outcome)`.
     pub outcomes: Vec<(String, Outcome)>,
+    /// The backend's index at the pass's read; `None` when the read failed.
+    pub index: Option<u64>,
+    /// Why the read failed, when it did.
+    pub backend_error: Option<BackendError>,
 }
 
 impl PassReport {
@@ -94,23 +98,41 @@ struct Prepared {
     template: Result<Template, TemplateError>,
 }
 
-/// Runs passes over a fixed set of resources against one backend.
+/// Runs passes over a set of resources against one backend.
 pub struct Engine {
     resources: Vec<Prepared>,
     roots: Vec<String>,
-    backend: Box<dyn Backend>,
+    backend: Arc<dyn Backend>,
     options: SyncOptions,
     /// Keys each resource saw at its last successful render (for max_shrink).
     last_good_counts: HashMap<String, usize>,
+    /// The backend failed its last read: the outage is logged once, at its
+    /// start, and its end is logged too.
+    backend_down: bool,
 }
 
 impl Engine {
     /// Compiles every resource's template and works out the subtrees to read.
-    pub fn new(resources: Vec<Resource>, backend: Box<dyn Backend>, options: SyncOptions) -> Self {
+    pub fn new(resources: Vec<Resource>, backend: Arc<dyn Backend>, options: SyncOptions) -> Self {
+        let mut engine = Engine {
+            resources: Vec::new(),
+            roots: Vec::new(),
+            backend,
+            options,
+            last_good_counts: HashMap::new(),
+            backend_down: false,
+        };
+        engine.replace_resources(resources);
+        engine
+    }
+
+    /// Swaps in a new set of resources (SIGHUP), recompiling templates and
+    /// keeping what is remembered about resources that stay.
+    pub fn replace_resources(&mut self, resources: Vec<Resource>) {
         let compiler = TemplateCompiler::new();
         let mut compiled: HashMap<std::path::PathBuf, Result<Template, TemplateError>> =
             HashMap::new();
-        let resources: Vec<Prepared> = resources
+        self.resources = resources
             .into_iter()
             .map(|resource| {
                 let template = compiled
@@ -120,47 +142,115 @@ impl Engine {
                 Prepared { resource, template }
             })
             .collect();
-        let roots = minimal_roots(resources.iter().flat_map(|p| p.resource.roots()));
-        Engine {
-            resources,
-            roots,
-            backend,
-            options,
-            last_good_counts: HashMap::new(),
-        }
+        self.roots = minimal_roots(self.resources.iter().flat_map(|p| p.resource.roots()));
+        let names: std::collections::HashSet<&str> = self
+            .resources
+            .iter()
+            .map(|p| p.resource.name.as_str())
+            .collect();
+        self.last_good_counts
+            .retain(|name, _| names.contains(name.as_str()));
     }
 
-    /// The subtrees one pass reads from the backend.
+    /// The pass-wide sync switches.
+    pub fn options(&self) -> SyncOptions {
+        self.options
+    }
+
+    /// The backend passes read from.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The resources, in pass order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.resources.iter().map(|p| &p.resource)
+    }
+
+    /// The subtrees a full pass reads from the backend.
     pub fn roots(&self) -> &[String] {
         &self.roots
     }
 
+    /// Records a backend failure seen outside a pass (a watch), logging only
+    /// the start of an outage.
+    pub fn note_backend_error(&mut self, error: &BackendError) {
+        if !self.backend_down {
+            tracing::error!(backend = self.backend.name(), error = %error, "backend unreachable; destinations are left as they are until it is back");
+            self.backend_down = true;
+        } else {
+            tracing::debug!(backend = self.backend.name(), error = %error, "backend still unreachable");
+        }
+    }
+
+    fn note_backend_ok(&mut self) {
+        if self.backend_down {
+            tracing::info!(backend = self.backend.name(), "backend reachable again");
+            self.backend_down = false;
+        }
+    }
+
     /// Reads the backend once and syncs every resource.
     pub async fn run_pass(&mut self) -> PassReport {
-        let snapshot = match self.backend.read(&self.roots).await {
-            Ok(fetched) => Arc::new(Snapshot::from_pairs(fetched.pairs)),
+        self.run_pass_for(None).await
+    }
+
+    /// Reads the backend once for the subtrees of the chosen resources (all
+    /// when `only` is `None`) and syncs them.
+    pub async fn run_pass_for(&mut self, only: Option<&[usize]>) -> PassReport {
+        let chosen: Vec<usize> = match only {
+            Some(indices) => indices
+                .iter()
+                .copied()
+                .filter(|&i| i < self.resources.len())
+                .collect(),
+            None => (0..self.resources.len()).collect(),
+        };
+        let roots = if chosen.len() == self.resources.len() {
+            self.roots.clone()
+        } else {
+            minimal_roots(
+                chosen
+                    .iter()
+                    .flat_map(|&i| self.resources[i].resource.roots()),
+            )
+        };
+        let fetched = match self.backend.read(&roots).await {
+            Ok(fetched) => fetched,
             Err(e) => {
-                tracing::error!(backend = self.backend.name(), error = %e, "cannot read data; every destination is left as it is");
+                self.note_backend_error(&e);
                 let message = e.to_string();
                 return PassReport {
-                    outcomes: self
-                        .resources
+                    outcomes: chosen
                         .iter()
-                        .map(|p| (p.resource.name.clone(), Failure::data(message.clone())))
+                        .map(|&i| {
+                            (
+                                self.resources[i].resource.name.clone(),
+                                Failure::data(message.clone()),
+                            )
+                        })
                         .collect(),
+                    index: None,
+                    backend_error: Some(e),
                 };
             }
         };
+        self.note_backend_ok();
+        let index = fetched.index;
+        let snapshot = Arc::new(Snapshot::from_pairs(fetched.pairs));
         tracing::debug!(
             backend = self.backend.name(),
             keys = snapshot.len(),
+            index,
+            resources = chosen.len(),
             "read snapshot"
         );
 
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(self.resources.len());
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
         let mut reloads: Vec<PendingReload> = Vec::new();
         let mut good_counts: Vec<(String, usize)> = Vec::new();
-        for (index, prepared) in self.resources.iter().enumerate() {
+        for (position, &index) in chosen.iter().enumerate() {
+            let prepared = &self.resources[index];
             let (outcome, count) = self.sync_resource(prepared, &snapshot).await;
             if matches!(outcome, Outcome::Updated | Outcome::Unchanged) {
                 good_counts.push((prepared.resource.name.clone(), count));
@@ -173,25 +263,24 @@ impl Engine {
                         &prepared.resource.dest.display().to_string(),
                     );
                     match reloads.iter_mut().find(|r| r.command == line) {
-                        Some(pending) => pending.resources.push(index),
+                        Some(pending) => pending.positions.push(position),
                         None => reloads.push(PendingReload {
                             command: line,
                             timeout: prepared.resource.command_timeout,
-                            resources: vec![index],
+                            positions: vec![position],
                         }),
                     }
                 }
             }
             outcomes.push(outcome);
         }
-
         self.last_good_counts.extend(good_counts);
 
         for reload in reloads {
             let names: Vec<&str> = reload
-                .resources
+                .positions
                 .iter()
-                .map(|&i| self.resources[i].resource.name.as_str())
+                .map(|&p| self.resources[chosen[p]].resource.name.as_str())
                 .collect();
             match command::run_shell(&reload.command, reload.timeout).await {
                 Ok(output) => tracing::info!(
@@ -202,23 +291,24 @@ impl Engine {
                 ),
                 Err(e) => {
                     let message = format!("reload_cmd failed after the new file was written: {e}");
-                    for &i in &reload.resources {
-                        outcomes[i] = Failure::other(message.clone());
+                    for &p in &reload.positions {
+                        outcomes[p] = Failure::other(message.clone());
                     }
                 }
             }
         }
 
         let report = PassReport {
-            outcomes: self
-                .resources
+            outcomes: chosen
                 .iter()
                 .zip(outcomes)
-                .map(|(p, o)| (p.resource.name.clone(), o))
+                .map(|(&i, o)| (self.resources[i].resource.name.clone(), o))
                 .collect(),
+            index: Some(index),
+            backend_error: None,
         };
-        for ((name, outcome), prepared) in report.outcomes.iter().zip(&self.resources) {
-            let dest = prepared.resource.dest.display();
+        for ((name, outcome), &i) in report.outcomes.iter().zip(&chosen) {
+            let dest = self.resources[i].resource.dest.display();
             match outcome {
                 Outcome::Failed(failure) => {
                     tracing::error!(resource = %name, dest = %dest, outcome = %outcome.label(), error = %failure.message)
@@ -302,5 +392,6 @@ impl Engine {
 struct PendingReload {
     command: String,
     timeout: Duration,
-    resources: Vec<usize>,
+    /// Positions in the pass's list of chosen resources.
+    positions: Vec<usize>,
 }

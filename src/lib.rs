@@ -21,6 +21,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod logging;

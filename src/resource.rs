@@ -51,6 +51,9 @@ pub struct Resource {
     pub max_shrink: Option<f64>,
     /// Time limit for check_cmd and reload_cmd.
     pub command_timeout: Duration,
+    /// Coalescing window for this resource (`wait = "MIN:MAX"`), overriding
+    /// `-wait`.
+    pub wait: Option<(Duration, Duration)>,
 }
 
 impl Resource {
@@ -86,6 +89,7 @@ struct RawResource {
     min_keys: Option<Spanned<i64>>,
     max_shrink: Option<Spanned<String>>,
     command_timeout: Option<Spanned<String>>,
+    wait: Option<Spanned<String>>,
 }
 
 /// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
@@ -262,6 +266,14 @@ pub fn parse(
         None => DEFAULT_COMMAND_TIMEOUT,
     };
 
+    let wait =
+        match raw.wait {
+            Some(w) => Some(crate::config::parse_wait(w.get_ref()).map_err(|e| {
+                ConfigError(format!("{}: wait {:?}: {e}", at(w.span()), w.get_ref()))
+            })?),
+            None => None,
+        };
+
     let prefix = join_keys(global_prefix, raw.prefix.as_deref().unwrap_or(""));
     Ok(Resource {
         name: name.to_string(),
@@ -278,6 +290,7 @@ pub fn parse(
         min_keys,
         max_shrink,
         command_timeout,
+        wait,
     })
 }
 
@@ -407,6 +420,8 @@ mod tests {
         assert!(e.contains("percentage"), "{e}");
         let e = error(&format!("{MINIMAL}command_timeout = \"soon\"\n"));
         assert!(e.contains("command_timeout"), "{e}");
+        let e = error(&format!("{MINIMAL}wait = \"5s:1s\"\n"));
+        assert!(e.contains("wait") && e.contains("MAX"), "{e}");
     }
 
     #[test]

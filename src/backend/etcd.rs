@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
-use super::{Backend, BackendError, Fetched};
+use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::resource::ConfigError;
 
 /// Where `-backend etcd` connects when no `-node` is given.
@@ -16,6 +16,11 @@ pub const DEFAULT_NODE: &str = "http://127.0.0.1:2379";
 
 /// etcd v2's error code for "Key not found".
 const KEY_NOT_FOUND: u64 = 100;
+/// etcd v2's error code for "The event in requested index is outdated and
+/// cleared" (the watch history holds the last 1,000 events only).
+const EVENT_INDEX_CLEARED: u64 = 401;
+/// How long one long-poll watch may stay open before it is re-armed.
+const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads etcd through the v2 keys API.
 #[derive(Debug)]
@@ -36,6 +41,17 @@ struct Node {
 #[derive(Debug, Deserialize)]
 struct GetResponse {
     node: Node,
+}
+
+#[derive(Debug, Deserialize)]
+struct WatchResponse {
+    node: ChangedNode,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangedNode {
+    #[serde(rename = "modifiedIndex")]
+    modified_index: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +161,53 @@ impl EtcdBackend {
 impl Backend for EtcdBackend {
     fn name(&self) -> &'static str {
         "etcd"
+    }
+
+    fn can_watch(&self) -> bool {
+        true
+    }
+
+    /// A recursive long poll from `index + 1`, so a change made while the
+    /// previous one was being handled is never lost (confd 0.16 re-armed
+    /// from "now" and lost such writes).
+    async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
+        let query = format!("wait=true&recursive=true&waitIndex={}", index + 1);
+        let sent = self
+            .client
+            .send(WATCH_LIMIT, |client, node| {
+                let mut url = Self::key_url(node, root);
+                url.set_query(Some(&query));
+                client.get(url)
+            })
+            .await;
+        // etcd answers a long poll's headers at once; only the body waits.
+        let (response, node) = sent?;
+        let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
+        let status = response.status();
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
+            Err(e) => {
+                return Err(self.error(location, super::http::describe_reqwest_error(&e)));
+            }
+        };
+        if status == StatusCode::OK {
+            // etcd closes an idle long poll with an empty body now and then.
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(WatchEvent::Quiet);
+            }
+            let event: WatchResponse = serde_json::from_slice(&body)
+                .map_err(|e| self.error(location, format!("unexpected watch response: {e}")))?;
+            return Ok(WatchEvent::Changed(event.node.modified_index));
+        }
+        match serde_json::from_slice::<ErrorResponse>(&body) {
+            Ok(e) if e.error_code == EVENT_INDEX_CLEARED => Ok(WatchEvent::Resync),
+            Ok(e) => Err(self.error(location, format!("{} (error {})", e.message, e.error_code))),
+            Err(_) => Err(self.error(
+                location,
+                format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
+            )),
+        }
     }
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {

@@ -12,12 +12,14 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, describe_reqwest_error};
-use super::{Backend, BackendError, Fetched};
+use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::resource::ConfigError;
 use crate::snapshot::is_within;
 
 /// Keys asked for per range request; larger ranges are paged.
 const PAGE_SIZE: u64 = 5_000;
+/// How long one watch stream may stay open before it is re-armed.
+const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads etcd through the v3 JSON gateway.
 #[derive(Debug)]
@@ -55,6 +57,36 @@ struct GatewayError {
     message: String,
     #[serde(default)]
     error: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct WatchMessage {
+    result: Option<WatchResult>,
+    error: Option<GatewayError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WatchResult {
+    #[serde(default)]
+    events: Vec<WatchedEvent>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    compact_revision: u64,
+    #[serde(default)]
+    canceled: bool,
+    #[serde(default)]
+    cancel_reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct WatchedEvent {
+    kv: Option<WatchedKey>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WatchedKey {
+    key: String,
+    #[serde(default, deserialize_with = "number_or_string")]
+    mod_revision: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +294,104 @@ fn gateway_message(status: StatusCode, body: &[u8]) -> String {
 impl Backend for EtcdV3Backend {
     fn name(&self) -> &'static str {
         "etcdv3"
+    }
+
+    fn can_watch(&self) -> bool {
+        true
+    }
+
+    /// Opens a watch stream from `index + 1` and returns at the first batch
+    /// of events under `root` (siblings such as `/app-x`, which the key range
+    /// also covers, are skipped). A compacted revision means resync.
+    async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
+        let (key, range_end) = subtree_range(root);
+        let body = serde_json::json!({
+            "create_request": {
+                "key": BASE64.encode(&key),
+                "range_end": BASE64.encode(&range_end),
+                "start_revision": index + 1,
+            }
+        })
+        .to_string();
+        let token = {
+            let mut cached = self.token.lock().await;
+            if cached.is_none() {
+                *cached = self.authenticate().await?;
+            }
+            cached.clone()
+        };
+        let (mut response, node) = self
+            .client
+            .send(WATCH_LIMIT, |client, node| {
+                let request = client
+                    .post(Self::endpoint(node, "v3/watch"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                match &token {
+                    Some(t) => request.header("Authorization", t),
+                    None => request,
+                }
+            })
+            .await?;
+        let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
+        if response.status() != StatusCode::OK {
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED {
+                *self.token.lock().await = None;
+            }
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(self.error(location, gateway_message(status, &bytes)));
+        }
+        let mut buffer: Vec<u8> = Vec::new();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Ok(WatchEvent::Quiet),
+                Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
+                Err(e) => return Err(self.error(location, describe_reqwest_error(&e))),
+            };
+            buffer.extend_from_slice(&chunk);
+            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let message: WatchMessage = serde_json::from_slice(&line).map_err(|e| {
+                    self.error(location.clone(), format!("unexpected watch message: {e}"))
+                })?;
+                if let Some(error) = message.error {
+                    return Err(self.error(
+                        location,
+                        format!("watch failed: {} {}", error.message, error.error),
+                    ));
+                }
+                let Some(result) = message.result else {
+                    continue;
+                };
+                if result.compact_revision > 0 {
+                    return Ok(WatchEvent::Resync);
+                }
+                if result.canceled {
+                    return Err(self.error(
+                        location,
+                        format!("watch canceled: {}", result.cancel_reason),
+                    ));
+                }
+                let mut newest = 0;
+                for event in &result.events {
+                    if let Some(kv) = &event.kv {
+                        let decoded = BASE64.decode(&kv.key).unwrap_or_default();
+                        let key = crate::snapshot::clean_key(&String::from_utf8_lossy(&decoded));
+                        if is_within(&key, root) {
+                            newest = newest.max(kv.mod_revision);
+                        }
+                    }
+                }
+                if newest > 0 {
+                    return Ok(WatchEvent::Changed(newest));
+                }
+            }
+        }
     }
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {

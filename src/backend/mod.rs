@@ -50,6 +50,19 @@ pub struct Fetched {
     pub index: u64,
 }
 
+/// What one call to [`Backend::watch`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// Something below the root changed; the store's index after the change.
+    Changed(u64),
+    /// Nothing changed within the watch's time limit: watch again from the
+    /// same index.
+    Quiet,
+    /// The store no longer knows what changed since the index (history
+    /// compacted or cleared): read everything again, watch from the new index.
+    Resync,
+}
+
 /// A source of key/value data.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -59,6 +72,19 @@ pub trait Backend: Send + Sync {
     /// Reads every key that is one of `roots` or lies below one. Roots are
     /// clean, absolute and do not overlap. Keys come back clean and absolute.
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError>;
+
+    /// Whether [`Backend::watch`] is implemented; backends without change
+    /// notification are polled every `-interval`.
+    fn can_watch(&self) -> bool {
+        false
+    }
+
+    /// Waits for the first change at or below `root` after `index` (the index
+    /// of a read or of an earlier change) and reports it.
+    async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
+        let _ = (root, index);
+        Ok(WatchEvent::Quiet)
+    }
 }
 
 /// The backends `-backend` accepts.
@@ -145,16 +171,20 @@ impl FromStr for BackendKind {
 }
 
 /// Builds the backend the settings name.
-pub fn build(settings: &Settings) -> Result<Box<dyn Backend>, ConfigError> {
+pub fn build(settings: &Settings) -> Result<std::sync::Arc<dyn Backend>, ConfigError> {
     match settings.backend {
-        BackendKind::Env => Ok(Box::new(env::EnvBackend::new())),
-        BackendKind::File => Ok(Box::new(file::FileBackend::new(file::FileConfig {
-            paths: settings.files.clone(),
-        })?)),
-        BackendKind::Etcd => Ok(Box::new(etcd::EtcdBackend::new(&http_config(settings))?)),
-        BackendKind::EtcdV3 => Ok(Box::new(etcdv3::EtcdV3Backend::new(&http_config(
+        BackendKind::Env => Ok(std::sync::Arc::new(env::EnvBackend::new())),
+        BackendKind::File => Ok(std::sync::Arc::new(file::FileBackend::new(
+            file::FileConfig {
+                paths: settings.files.clone(),
+            },
+        )?)),
+        BackendKind::Etcd => Ok(std::sync::Arc::new(etcd::EtcdBackend::new(&http_config(
             settings,
         ))?)),
+        BackendKind::EtcdV3 => Ok(std::sync::Arc::new(etcdv3::EtcdV3Backend::new(
+            &http_config(settings),
+        )?)),
         other => Err(ConfigError(format!(
             "-backend {other}: not available in this build yet; available: {}",
             available_names()
