@@ -57,8 +57,9 @@ pub fn problems(args: &CheckArgs) -> Vec<String> {
         if let Some(min) = r.min_keys {
             let count = view.key_count();
             if count < min {
+                let (line, col) = r.min_keys_position.unwrap_or((1, 1));
                 problems.push(format!(
-                    "{}: the fixtures give {count} keys under {}, fewer than min_keys = {min}",
+                    "{}:{line}:{col}: the fixtures give {count} keys under {}, fewer than min_keys = {min}",
                     r.file.display(),
                     view.roots().join(", ")
                 ));

@@ -46,6 +46,8 @@ pub struct Resource {
     pub reload_cmd: Option<String>,
     /// Refuse to write when the resource sees fewer keys than this.
     pub min_keys: Option<usize>,
+    /// Line and column of `min_keys` in the file, for `confd check`.
+    pub min_keys_position: Option<(usize, usize)>,
     /// Refuse to write when the key count fell by more than this fraction
     /// since the last good render (daemon).
     pub max_shrink: Option<f64>,
@@ -238,6 +240,10 @@ pub fn parse(
         })?),
         (None, None) => None,
     };
+    let min_keys_position = raw
+        .min_keys
+        .as_ref()
+        .map(|n| line_col(text, n.span().start));
     let min_keys =
         match raw.min_keys {
             Some(n) => Some(usize::try_from(*n.get_ref()).map_err(|_| {
@@ -288,6 +294,7 @@ pub fn parse(
         check_cmd: raw.check_cmd.filter(|c| !c.trim().is_empty()),
         reload_cmd: raw.reload_cmd.filter(|c| !c.trim().is_empty()),
         min_keys,
+        min_keys_position,
         max_shrink,
         command_timeout,
         wait,

@@ -153,6 +153,13 @@ pub async fn sync_file(target: &Target<'_>, options: SyncOptions) -> Result<Sync
             return Ok(Synced::Unchanged);
         }
     }
+    let dir = parent_dir(dest);
+    if !dir.is_dir() {
+        return Err(SyncError::Stage {
+            dest: dest.to_path_buf(),
+            reason: format!("the directory {} does not exist", dir.display()),
+        });
+    }
     if options.noop {
         return Ok(Synced::WouldUpdate(describe_change(
             dest,
@@ -166,7 +173,13 @@ pub async fn sync_file(target: &Target<'_>, options: SyncOptions) -> Result<Sync
         dest: dest.to_path_buf(),
         reason,
     };
-    let stage = create_stage(dest).map_err(|e| stage_error(io_reason(&e)))?;
+    let stage = create_stage(dest).map_err(|e| {
+        stage_error(format!(
+            "cannot create a file in {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
     let stage = StageGuard {
         file: Some(stage),
         keep: options.keep_stage_file,
@@ -238,11 +251,16 @@ impl Drop for StageGuard {
     }
 }
 
-fn create_stage(dest: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let dir = match dest.parent() {
+/// The directory holding `dest` (`.` for a bare file name).
+fn parent_dir(dest: &Path) -> &Path {
+    match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
+    }
+}
+
+fn create_stage(dest: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(dest);
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -270,10 +288,7 @@ fn write_stage(file: &fs::File, content: &[u8], uid: u32, gid: u32) -> std::io::
 /// Makes the rename durable; a failure here cannot be undone, so it is only
 /// logged.
 fn sync_parent_dir(dest: &Path) {
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(dest);
     if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
         tracing::warn!(dir = %dir.display(), error = %io_reason(&e), "cannot fsync directory after rename");
     }
@@ -450,5 +465,11 @@ mod tests {
             .await
             .expect_err("no dir");
         assert!(err.to_string().contains("cannot stage"), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let noop = SyncOptions {
+            noop: true,
+            ..SyncOptions::default()
+        };
+        assert!(sync_file(&target(&dest, b"x"), noop).await.is_err());
     }
 }

@@ -21,6 +21,7 @@ pub mod http;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -171,20 +172,16 @@ impl FromStr for BackendKind {
 }
 
 /// Builds the backend the settings name.
-pub fn build(settings: &Settings) -> Result<std::sync::Arc<dyn Backend>, ConfigError> {
+pub fn build(settings: &Settings) -> Result<Arc<dyn Backend>, ConfigError> {
     match settings.backend {
-        BackendKind::Env => Ok(std::sync::Arc::new(env::EnvBackend::new())),
-        BackendKind::File => Ok(std::sync::Arc::new(file::FileBackend::new(
-            file::FileConfig {
-                paths: settings.files.clone(),
-            },
-        )?)),
-        BackendKind::Etcd => Ok(std::sync::Arc::new(etcd::EtcdBackend::new(&http_config(
+        BackendKind::Env => Ok(Arc::new(env::EnvBackend::new())),
+        BackendKind::File => Ok(Arc::new(file::FileBackend::new(file::FileConfig {
+            paths: settings.files.clone(),
+        })?)),
+        BackendKind::Etcd => Ok(Arc::new(etcd::EtcdBackend::new(&http_config(settings)?)?)),
+        BackendKind::EtcdV3 => Ok(Arc::new(etcdv3::EtcdV3Backend::new(&http_config(
             settings,
-        ))?)),
-        BackendKind::EtcdV3 => Ok(std::sync::Arc::new(etcdv3::EtcdV3Backend::new(
-            &http_config(settings),
-        )?)),
+        )?)?)),
         other => Err(ConfigError(format!(
             "-backend {other}: not available in this build yet; available: {}",
             available_names()
@@ -192,9 +189,28 @@ pub fn build(settings: &Settings) -> Result<std::sync::Arc<dyn Backend>, ConfigE
     }
 }
 
-/// The connection settings of a networked backend.
-fn http_config(settings: &Settings) -> http::HttpConfig {
-    let nodes = if settings.nodes.is_empty() {
+/// The connection settings of a networked backend: `-node`s, or nodes found
+/// through DNS SRV (`-srv-record`, or `-srv-domain D` meaning
+/// `_<backend>._tcp.D` as confd builds it), or the backend's usual address.
+fn http_config(settings: &Settings) -> Result<http::HttpConfig, ConfigError> {
+    let srv_record = match (&settings.srv_record, &settings.srv_domain) {
+        (Some(record), _) => Some(record.clone()),
+        (None, Some(domain)) => Some(format!("_{}._tcp.{domain}", settings.backend.name())),
+        (None, None) => None,
+    };
+    let nodes = if let Some(record) = srv_record {
+        let found = crate::dns::lookup_srv_record(&record)
+            .map_err(|e| ConfigError(format!("-srv-record/-srv-domain: {e}")))?;
+        if found.is_empty() {
+            return Err(ConfigError(format!(
+                "-srv-record/-srv-domain: {record} has no SRV records"
+            )));
+        }
+        found
+            .into_iter()
+            .map(|r| format!("{}://{}:{}", settings.scheme, r.target, r.port))
+            .collect()
+    } else if settings.nodes.is_empty() {
         settings
             .backend
             .default_node()
@@ -203,12 +219,12 @@ fn http_config(settings: &Settings) -> http::HttpConfig {
     } else {
         settings.nodes.clone()
     };
-    http::HttpConfig {
+    Ok(http::HttpConfig {
         backend: settings.backend.name(),
         nodes,
         scheme: settings.scheme.clone(),
         auth: settings.auth.clone(),
-    }
+    })
 }
 
 /// The names of the backends this build can use, comma-separated.

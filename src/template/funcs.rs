@@ -358,6 +358,31 @@ pub(crate) fn lookup_ip(kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
     Ok(addresses.into_iter().map(|a| a.to_string()).collect())
 }
 
+/// `lookupSRV(service=S, proto=P, name=N)`: the SRV records of
+/// `_S._P.N` (or of `N` alone when service and proto are empty) as
+/// `{target, port, priority, weight}`, sorted so that DNS shuffling never
+/// changes the rendered file.
+pub(crate) fn lookup_srv(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let service = kwargs.get::<&str>("service")?.unwrap_or("");
+    let proto = kwargs.get::<&str>("proto")?.unwrap_or("");
+    let name = kwargs.must_get::<&str>("name")?;
+    let records = crate::dns::lookup_srv(service, proto, name)
+        .map_err(|e| Error::message(format!("lookupSRV: {e}")))?;
+    Ok(Value::from(
+        records
+            .into_iter()
+            .map(|r| {
+                let mut map = BTreeMap::new();
+                map.insert("target", Value::from(r.target));
+                map.insert("port", Value::from(r.port));
+                map.insert("priority", Value::from(r.priority));
+                map.insert("weight", Value::from(r.weight));
+                Value::from(map)
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// `fileExists(path=P)`.
 pub(crate) fn file_exists(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
     let path = kwargs.must_get::<&str>("path")?;

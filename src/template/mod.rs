@@ -138,6 +138,7 @@ fn register_helpers(tera: &mut Tera) {
     tera.register_function("seq", funcs::seq);
     tera.register_function("map", funcs::make_map);
     tera.register_function("lookupIP", funcs::lookup_ip);
+    tera.register_function("lookupSRV", funcs::lookup_srv);
     tera.register_function("fileExists", funcs::file_exists);
     tera.register_function("datetime", funcs::datetime);
     for (name, op) in [
