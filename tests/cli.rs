@@ -925,3 +925,42 @@ fn daemon_polls_picks_up_changes_and_stops_on_sigterm() {
         "daemon ignored SIGTERM"
     );
 }
+
+#[test]
+fn daemon_watch_mode_follows_file_edits_at_once() {
+    let s = hello_scenario();
+    let data = s.write("data.yaml", "greeting: one\n");
+    let mut child = s
+        .command(&[
+            "-backend",
+            "file",
+            "-file",
+            &data.display().to_string(),
+            "-confdir",
+            &s.confdir(),
+            "-watch",
+        ])
+        .spawn()
+        .expect("spawn");
+    let out = s.out("hello.txt");
+    let read = |expected: &str| {
+        fs::read_to_string(&out)
+            .map(|t| t == expected)
+            .unwrap_or(false)
+    };
+    let first = wait_until(Duration::from_secs(10), || read("one\n"));
+    // An in-place write, then a replace-by-rename as editors do; the default
+    // interval (600 s) rules polling out.
+    fs::write(&data, "greeting: two\n").expect("write");
+    let second = first && wait_until(Duration::from_secs(5), || read("two\n"));
+    let replacement = s.write("data.yaml.new", "greeting: three\n");
+    fs::rename(&replacement, &data).expect("rename");
+    let third = second && wait_until(Duration::from_secs(5), || read("three\n"));
+    common::send_signal(&child, "TERM");
+    let status = common::wait_for_exit(&mut child, Duration::from_secs(10));
+    assert!(
+        first && second && third,
+        "edits not followed: {first} {second} {third}"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}

@@ -3,12 +3,22 @@
 //! indexed (`/hosts/0`, `/hosts/1`). `-file` may be given several times and may
 //! name a directory (every `.yaml`, `.yml` and `.json` below it, sorted);
 //! later files override earlier ones key by key.
+//!
+//! With `-watch`, one file-system watcher (inotify, through `notify`) covers
+//! every input: it watches the folders holding the files (editors replace
+//! files by renaming over them) and the given folders recursively, and bumps a
+//! generation counter on every event touching an input. The counter is the
+//! backend's index: a watch returns as soon as it moves past the index of the
+//! last read, so no edit made during a render is lost.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
+use notify::Watcher as _;
+use tokio::sync::watch;
 
-use super::{Backend, BackendError, Fetched, within_roots};
+use super::{Backend, BackendError, Fetched, WatchEvent, within_roots};
 use crate::resource::ConfigError;
 
 /// What the file backend reads.
@@ -19,9 +29,18 @@ pub struct FileConfig {
 }
 
 /// Re-reads its files at every pass, so edits are picked up by the next one.
-#[derive(Debug)]
 pub struct FileBackend {
     config: FileConfig,
+    generation: watch::Sender<u64>,
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+}
+
+impl std::fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBackend")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileBackend {
@@ -32,7 +51,61 @@ impl FileBackend {
                 "-backend file needs at least one -file PATH (YAML or JSON)".to_string(),
             ));
         }
-        Ok(FileBackend { config })
+        Ok(FileBackend {
+            config,
+            generation: watch::channel(0).0,
+            watcher: Mutex::new(None),
+        })
+    }
+
+    /// Starts the file-system watcher once; later calls do nothing.
+    fn ensure_watcher(&self) -> Result<(), BackendError> {
+        let mut slot = self
+            .watcher
+            .lock()
+            .map_err(|_| Self::error(Path::new("-file"), "watcher state poisoned".to_string()))?;
+        if slot.is_some() {
+            return Ok(());
+        }
+        let inputs: Vec<PathBuf> = self
+            .config
+            .paths
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        let generation = self.generation.clone();
+        let relevant = inputs.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let touches_input = match &event {
+                    Ok(event) => event
+                        .paths
+                        .iter()
+                        .any(|changed| relevant.iter().any(|input| changed.starts_with(input))),
+                    // An overflow or watcher error: assume something changed.
+                    Err(_) => true,
+                };
+                if touches_input {
+                    generation.send_modify(|g| *g += 1);
+                }
+            })
+            .map_err(|e| Self::error(Path::new("-file"), format!("cannot watch files: {e}")))?;
+        for input in &inputs {
+            let (target, mode) = if input.is_dir() {
+                (input.clone(), notify::RecursiveMode::Recursive)
+            } else {
+                let parent = match input.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                (parent, notify::RecursiveMode::NonRecursive)
+            };
+            watcher
+                .watch(&target, mode)
+                .map_err(|e| Self::error(&target, format!("cannot watch: {e}")))?;
+        }
+        *slot = Some(watcher);
+        Ok(())
     }
 
     fn error(location: &Path, message: String) -> BackendError {
@@ -135,7 +208,22 @@ impl Backend for FileBackend {
         "file"
     }
 
+    fn can_watch(&self) -> bool {
+        true
+    }
+
+    async fn watch(&self, _root: &str, index: u64) -> Result<WatchEvent, BackendError> {
+        self.ensure_watcher()?;
+        let mut generation = self.generation.subscribe();
+        match generation.wait_for(|g| *g > index).await {
+            Ok(g) => Ok(WatchEvent::Changed(*g)),
+            Err(_) => Ok(WatchEvent::Quiet),
+        }
+    }
+
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
+        // Taken before reading, so an edit during the read is seen as newer.
+        let index = *self.generation.borrow();
         let mut pairs = Vec::new();
         for file in self.expand()? {
             let text = std::fs::read_to_string(&file)
@@ -146,7 +234,7 @@ impl Backend for FileBackend {
                 within_roots(&key, roots).then_some((key, v))
             }));
         }
-        Ok(Fetched { pairs, index: 0 })
+        Ok(Fetched { pairs, index })
     }
 }
 
