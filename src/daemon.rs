@@ -9,10 +9,10 @@
 //! read the changed prefix as pending; a pending resource renders when its
 //! window closes: with `-wait MIN:MAX` (or the resource's own `wait`) once the
 //! data has been quiet for MIN, never later than MAX after the first change.
-//! Without a wait, an isolated change renders at once, and changes that keep
-//! arriving right after a render are treated as a burst: the next render waits
-//! for [`BURST_QUIET`] of quiet (at most [`BURST_MAX`]). All resources that are
-//! due share one backend read.
+//! Without a wait, an isolated change renders at once; a change that follows
+//! the previous one within [`BURST_WINDOW`] is part of a burst, and the burst
+//! renders once it has been quiet for [`BURST_QUIET`] (at most [`BURST_MAX`]
+//! after it started). All resources that are due share one backend read.
 //!
 //! A backend that is down at start or goes away never stops the daemon: the
 //! outage is logged once, passes are retried with capped exponential backoff
@@ -35,12 +35,12 @@ use crate::engine::Engine;
 use crate::resource;
 use crate::snapshot::is_within;
 
-/// Without `-wait`: how soon after a render a change counts as part of a burst.
-pub const BURST_WINDOW: Duration = Duration::from_millis(100);
+/// Without `-wait`: a change this soon after the previous one is part of a burst.
+pub const BURST_WINDOW: Duration = Duration::from_millis(250);
 /// Without `-wait`: the quiet period a burst must end with before rendering.
-pub const BURST_QUIET: Duration = Duration::from_millis(50);
+pub const BURST_QUIET: Duration = Duration::from_millis(100);
 /// Without `-wait`: the longest a burst can delay a render.
-pub const BURST_MAX: Duration = Duration::from_secs(1);
+pub const BURST_MAX: Duration = Duration::from_secs(2);
 /// First pause after a failed read or watch.
 const BACKOFF_START: Duration = Duration::from_millis(100);
 /// Longest pause between retries, so a returning backend is caught up with
@@ -63,6 +63,8 @@ enum Notice {
 struct Pending {
     first: Instant,
     last: Instant,
+    /// Part of a burst: the change came soon after the one before it.
+    burst: bool,
 }
 
 /// One watch task and the channel that tells it the index of the latest read
@@ -80,7 +82,9 @@ struct Daemon {
     watchers: HashMap<String, Watcher>,
     notices: mpsc::UnboundedSender<Notice>,
     pending: Vec<Option<Pending>>,
-    last_render: Vec<Option<Instant>>,
+    /// When each resource last saw a change (rendered or not), to tell an
+    /// isolated change from a burst.
+    last_change: Vec<Option<Instant>>,
     /// The index of the latest successful read, per watched prefix.
     root_index: HashMap<String, u64>,
     next_tick: Option<Instant>,
@@ -114,11 +118,12 @@ pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
         pending: vec![
             Some(Pending {
                 first: now,
-                last: now
+                last: now,
+                burst: false,
             });
             count
         ],
-        last_render: vec![None; count],
+        last_change: vec![None; count],
         root_index: HashMap::new(),
         next_tick: None,
         retry_at: None,
@@ -199,37 +204,42 @@ impl Daemon {
             .or(self.settings.wait);
         Some(match wait {
             Some((min, max)) => (pending.last + min).min(pending.first + max),
-            None => {
-                let in_burst = self.last_render[i]
-                    .is_some_and(|rendered| pending.first.duration_since(rendered) < BURST_WINDOW);
-                if in_burst {
-                    (pending.last + BURST_QUIET).min(pending.first + BURST_MAX)
-                } else {
-                    pending.first
-                }
-            }
+            None if pending.burst => (pending.last + BURST_QUIET).min(pending.first + BURST_MAX),
+            None => pending.first,
         })
     }
 
-    fn mark_pending(&mut self, i: usize, now: Instant) {
+    /// Marks resource `i` pending; `data_change` is false for ticks, retries
+    /// and reloads, which must not make a later change look like a burst.
+    fn mark_pending(&mut self, i: usize, now: Instant, data_change: bool) {
+        let previous = self.last_change.get(i).copied().flatten();
+        let follows_closely =
+            data_change && previous.is_some_and(|p| now.duration_since(p) < BURST_WINDOW);
         if let Some(slot) = self.pending.get_mut(i) {
             *slot = Some(match *slot {
                 Some(p) => Pending {
                     first: p.first,
                     last: now,
+                    burst: p.burst || follows_closely,
                 },
                 None => Pending {
                     first: now,
                     last: now,
+                    burst: follows_closely,
                 },
             });
+        }
+        if data_change {
+            if let Some(slot) = self.last_change.get_mut(i) {
+                *slot = Some(now);
+            }
         }
     }
 
     fn mark_all(&mut self) {
         let now = Instant::now();
         for i in 0..self.pending.len() {
-            self.mark_pending(i, now);
+            self.mark_pending(i, now, false);
         }
     }
 
@@ -258,7 +268,7 @@ impl Daemon {
                     .collect();
                 tracing::debug!(prefix = %root, index, resources = affected.len(), "change");
                 for i in affected {
-                    self.mark_pending(i, now);
+                    self.mark_pending(i, now, true);
                 }
             }
             Notice::Resync { root } => {
@@ -303,7 +313,6 @@ impl Daemon {
                 self.backoff = BACKOFF_START;
                 for &i in &due {
                     self.pending[i] = None;
-                    self.last_render[i] = Some(finished);
                 }
                 let read: Vec<String> = due
                     .iter()
@@ -402,7 +411,7 @@ impl Daemon {
         let count = resources.len();
         self.engine.replace_resources(resources);
         self.pending = vec![None; count];
-        self.last_render = vec![None; count];
+        self.last_change = vec![None; count];
         self.next_tick = None;
         self.mark_all();
         self.log_mode();

@@ -157,13 +157,12 @@ impl EtcdV3Backend {
         };
         let body = serde_json::json!({ "name": user, "password": password });
         let (response, node) = self
-            .client
-            .send(REQUEST_TIMEOUT, |client, node| {
-                client
-                    .post(Self::endpoint(node, "v3/auth/authenticate"))
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.to_string())
-            })
+            .send_json(
+                "v3/auth/authenticate",
+                body.to_string(),
+                REQUEST_TIMEOUT,
+                &None,
+            )
             .await?;
         let location = node.as_str().trim_end_matches('/').to_string();
         let status = response.status();
@@ -186,6 +185,38 @@ impl EtcdV3Backend {
         Ok(Some(parsed.token))
     }
 
+    /// The authentication token, fetched on first use (`None` without
+    /// credentials).
+    async fn current_token(&self) -> Result<Option<String>, BackendError> {
+        let mut cached = self.token.lock().await;
+        if cached.is_none() {
+            *cached = self.authenticate().await?;
+        }
+        Ok(cached.clone())
+    }
+
+    /// Sends one JSON POST to `path` on the first node that answers.
+    async fn send_json(
+        &self,
+        path: &str,
+        body: String,
+        timeout: std::time::Duration,
+        token: &Option<String>,
+    ) -> Result<(reqwest::Response, reqwest::Url), BackendError> {
+        self.client
+            .send(timeout, |client, node| {
+                let request = client
+                    .post(Self::endpoint(node, path))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                match token {
+                    Some(t) => request.header("Authorization", t),
+                    None => request,
+                }
+            })
+            .await
+    }
+
     /// POSTs `body` to `path`, authenticating first (and once more when the
     /// token has expired).
     async fn post(
@@ -194,25 +225,9 @@ impl EtcdV3Backend {
         body: &serde_json::Value,
     ) -> Result<(StatusCode, Vec<u8>, String), BackendError> {
         for attempt in 0..2 {
-            let token = {
-                let mut cached = self.token.lock().await;
-                if cached.is_none() {
-                    *cached = self.authenticate().await?;
-                }
-                cached.clone()
-            };
+            let token = self.current_token().await?;
             let (response, node) = self
-                .client
-                .send(REQUEST_TIMEOUT, |client, node| {
-                    let request = client
-                        .post(Self::endpoint(node, path))
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(body.to_string());
-                    match &token {
-                        Some(t) => request.header("Authorization", t),
-                        None => request,
-                    }
-                })
+                .send_json(path, body.to_string(), REQUEST_TIMEOUT, &token)
                 .await?;
             let location = node.as_str().trim_end_matches('/').to_string();
             let status = response.status();
@@ -313,25 +328,9 @@ impl Backend for EtcdV3Backend {
             }
         })
         .to_string();
-        let token = {
-            let mut cached = self.token.lock().await;
-            if cached.is_none() {
-                *cached = self.authenticate().await?;
-            }
-            cached.clone()
-        };
+        let token = self.current_token().await?;
         let (mut response, node) = self
-            .client
-            .send(WATCH_LIMIT, |client, node| {
-                let request = client
-                    .post(Self::endpoint(node, "v3/watch"))
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-                match &token {
-                    Some(t) => request.header("Authorization", t),
-                    None => request,
-                }
-            })
+            .send_json("v3/watch", body, WATCH_LIMIT, &token)
             .await?;
         let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
         if response.status() != StatusCode::OK {
