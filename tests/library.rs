@@ -23,7 +23,12 @@ use std::time::{Duration, Instant};
 const TEMPLATES: &[&str] = &["app-ini", "haproxy", "keepalived", "nginx"];
 
 /// Every folder under `examples/` that has a `run.sh`.
-const EXAMPLES: &[&str] = &["env-database", "file-haproxy", "guard-min-keys"];
+const EXAMPLES: &[&str] = &[
+    "env-database",
+    "file-haproxy",
+    "guard-min-keys",
+    "haproxy-etcd",
+];
 
 /// Time limit for one confd run or one validation.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -527,6 +532,11 @@ fn example_file_haproxy() {
 #[test]
 fn example_guard_min_keys() {
     example("guard-min-keys");
+}
+
+#[test]
+fn example_haproxy_etcd() {
+    example("haproxy-etcd");
 }
 
 #[test]

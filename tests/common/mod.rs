@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod etcd;
+pub mod haproxy;
 
 use std::collections::BTreeMap;
 use std::fs;
