@@ -148,6 +148,9 @@ pub struct Flags {
     /// Full SRV record name to look backend nodes up with.
     #[arg(long = "srv-record", env = "CONFD_SRV_RECORD")]
     pub srv_record: Option<String>,
+    /// Consul datacenter to read from [default: the agent's].
+    #[arg(long, env = "CONFD_DATACENTER")]
+    pub datacenter: Option<String>,
 }
 
 /// Rewrites Go-style `-flag` / `-flag=value` into `--flag` / `--flag=value`

@@ -100,6 +100,8 @@ pub struct Settings {
     pub srv_domain: Option<String>,
     /// SRV discovery record.
     pub srv_record: Option<String>,
+    /// Consul datacenter to query.
+    pub datacenter: Option<String>,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -145,6 +147,7 @@ struct FileSettings {
     srv_domain: Option<String>,
     #[serde(alias = "srv-record")]
     srv_record: Option<String>,
+    datacenter: Option<String>,
 }
 
 fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
@@ -237,13 +240,6 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         flags.nodes.clone()
     };
 
-    if !backend.is_available() {
-        return Err(ConfigError(format!(
-            "-backend {backend}: not available in this build yet; available: {}",
-            crate::backend::available_names()
-        )));
-    }
-
     Ok(Settings {
         backend,
         nodes,
@@ -287,6 +283,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
             .unwrap_or_else(|| "http".to_string()),
         srv_domain: flags.srv_domain.clone().or(file.srv_domain),
         srv_record: flags.srv_record.clone().or(file.srv_record),
+        datacenter: flags.datacenter.clone().or(file.datacenter),
     })
 }
 
@@ -297,7 +294,7 @@ fn reject_flags_the_backend_does_not_use(
     backend: BackendKind,
     flags: &Flags,
 ) -> Result<(), ConfigError> {
-    let network_flags: [(&str, bool); 11] = [
+    let network_flags: [(&str, bool); 12] = [
         ("-node", !flags.nodes.is_empty()),
         ("-username", flags.username.is_some()),
         ("-password", flags.password.is_some()),
@@ -309,6 +306,7 @@ fn reject_flags_the_backend_does_not_use(
         ("-scheme", flags.scheme.is_some()),
         ("-srv-domain", flags.srv_domain.is_some()),
         ("-srv-record", flags.srv_record.is_some()),
+        ("-datacenter", flags.datacenter.is_some()),
     ];
     if !backend.is_networked() {
         if let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given) {
@@ -337,6 +335,7 @@ impl Settings {
             &self.scheme,
             &self.srv_domain,
             &self.srv_record,
+            &self.datacenter,
         ) == (
             other.backend,
             &other.nodes,
@@ -345,6 +344,7 @@ impl Settings {
             &other.scheme,
             &other.srv_domain,
             &other.srv_record,
+            &other.datacenter,
         )
     }
 }

@@ -284,18 +284,6 @@ fn unknown_backend_lists_the_valid_ones() {
 }
 
 #[test]
-fn backends_not_built_yet_are_refused_clearly() {
-    let s = hello_scenario();
-    let run = s.run(&["-onetime", "-backend", "consul", "-confdir", &s.confdir()]);
-    run.expect_code(2);
-    assert!(
-        run.line_with("consul").contains("not available"),
-        "{}",
-        run.stderr
-    );
-}
-
-#[test]
 fn network_flags_are_rejected_for_local_backends() {
     let s = hello_scenario();
     for args in [

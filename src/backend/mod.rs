@@ -13,6 +13,7 @@
 //! Change notification (`-watch`) is a separate, optional capability that
 //! backends with a native one override; polling is the default.
 
+pub mod consul;
 pub mod env;
 pub mod etcd;
 pub mod etcdv3;
@@ -133,16 +134,11 @@ impl BackendKind {
         )
     }
 
-    /// Whether this build can use the backend yet.
-    pub fn is_available(self) -> bool {
-        !matches!(self, BackendKind::Consul)
-    }
-
     /// Where the backend connects when no `-node` is given.
     pub fn default_node(self) -> Option<&'static str> {
         match self {
             BackendKind::Etcd | BackendKind::EtcdV3 => Some(etcd::DEFAULT_NODE),
-            BackendKind::Consul => Some("127.0.0.1:8500"),
+            BackendKind::Consul => Some(consul::DEFAULT_NODE),
             BackendKind::Env | BackendKind::File => None,
         }
     }
@@ -182,10 +178,13 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Backend>, ConfigError> {
         BackendKind::EtcdV3 => Ok(Arc::new(etcdv3::EtcdV3Backend::new(&http_config(
             settings,
         )?)?)),
-        other => Err(ConfigError(format!(
-            "-backend {other}: not available in this build yet; available: {}",
-            available_names()
-        ))),
+        BackendKind::Consul => Ok(Arc::new(consul::ConsulBackend::new(
+            &consul::ConsulConfig {
+                http: http_config(settings)?,
+                token: settings.auth.auth_token.clone(),
+                datacenter: settings.datacenter.clone(),
+            },
+        )?)),
     }
 }
 
@@ -225,16 +224,6 @@ fn http_config(settings: &Settings) -> Result<http::HttpConfig, ConfigError> {
         scheme: settings.scheme.clone(),
         auth: settings.auth.clone(),
     })
-}
-
-/// The names of the backends this build can use, comma-separated.
-pub fn available_names() -> String {
-    BackendKind::ALL
-        .iter()
-        .filter(|k| k.is_available())
-        .map(|k| k.name())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Keeps the pairs whose key lies within one of `roots`.
