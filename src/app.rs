@@ -72,7 +72,14 @@ fn run_sync(flags: cli::Flags) -> u8 {
         sync_only: settings.sync_only,
         keep_stage_file: settings.keep_stage_file,
     };
-    let mut engine = Engine::new(resources, backend, options);
+    let services = match crate::services::ServiceClient::for_settings(&settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("confd: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let mut engine = Engine::new(resources, backend, options).with_services(services);
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

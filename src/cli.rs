@@ -148,6 +148,10 @@ pub struct Flags {
     /// Full SRV record name to look backend nodes up with.
     #[arg(long = "srv-record", env = "CONFD_SRV_RECORD")]
     pub srv_record: Option<String>,
+    /// Consul agent for the `service(...)` template helper [default: the consul
+    /// backend's nodes, else 127.0.0.1:8500].
+    #[arg(long = "consul-addr", env = "CONFD_CONSUL_ADDR", value_name = "ADDR")]
+    pub consul_addr: Option<String>,
     /// Consul datacenter to read from [default: the agent's].
     #[arg(long, env = "CONFD_DATACENTER")]
     pub datacenter: Option<String>,

@@ -102,6 +102,8 @@ pub struct Settings {
     pub srv_record: Option<String>,
     /// Consul datacenter to query.
     pub datacenter: Option<String>,
+    /// Consul agent for `service(...)`.
+    pub consul_addr: Option<String>,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -148,6 +150,8 @@ struct FileSettings {
     #[serde(alias = "srv-record")]
     srv_record: Option<String>,
     datacenter: Option<String>,
+    #[serde(alias = "consul-addr")]
+    consul_addr: Option<String>,
 }
 
 fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
@@ -284,6 +288,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         srv_domain: flags.srv_domain.clone().or(file.srv_domain),
         srv_record: flags.srv_record.clone().or(file.srv_record),
         datacenter: flags.datacenter.clone().or(file.datacenter),
+        consul_addr: flags.consul_addr.clone().or(file.consul_addr),
     })
 }
 

@@ -33,6 +33,7 @@ use crate::cli::Flags;
 use crate::config::{self, Settings};
 use crate::engine::Engine;
 use crate::resource;
+use crate::services::{Instance, ServiceClient, ServiceEvent, ServiceQuery};
 use crate::snapshot::is_within;
 
 /// Without `-wait`: a change this soon after the previous one is part of a burst.
@@ -56,6 +57,11 @@ enum Notice {
     Resync { root: String },
     /// A watch failed.
     Failed(BackendError),
+    /// A service query has a new answer.
+    Service {
+        query: ServiceQuery,
+        instances: Vec<Instance>,
+    },
 }
 
 /// Changes waiting for a resource's window to close.
@@ -80,6 +86,8 @@ struct Daemon {
     settings: Settings,
     engine: Engine,
     watchers: HashMap<String, Watcher>,
+    /// One blocking query per distinct `service(...)` query of the templates.
+    service_watchers: HashMap<ServiceQuery, JoinHandle<()>>,
     notices: mpsc::UnboundedSender<Notice>,
     pending: Vec<Option<Pending>>,
     /// When each resource last saw a change (rendered or not), to tell an
@@ -114,6 +122,7 @@ pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
         settings,
         engine,
         watchers: HashMap::new(),
+        service_watchers: HashMap::new(),
         notices: sender,
         pending: vec![
             Some(Pending {
@@ -145,6 +154,9 @@ pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
     }
     for watcher in daemon.watchers.values() {
         watcher.task.abort();
+    }
+    for task in daemon.service_watchers.values() {
+        task.abort();
     }
     tracing::info!("stopping");
     EXIT_OK
@@ -275,6 +287,16 @@ impl Daemon {
                 tracing::info!(prefix = %root, "backend history compacted; reading everything again");
                 self.mark_all();
             }
+            Notice::Service { query, instances } => {
+                if self.engine.set_service_instances(query.clone(), instances) {
+                    let now = Instant::now();
+                    let affected = self.engine.resources_asking(&query);
+                    tracing::debug!(%query, resources = affected.len(), "service instances changed");
+                    for i in affected {
+                        self.mark_pending(i, now, true);
+                    }
+                }
+            }
             Notice::Failed(error) => {
                 self.engine.note_backend_error(&error);
                 if self.retry_at.is_none() {
@@ -306,6 +328,7 @@ impl Daemon {
         }
         let report = self.engine.run_pass_for(Some(&due)).await;
         print_diffs(&report);
+        self.sync_service_watchers();
         let finished = Instant::now();
         match report.index {
             Some(index) => {
@@ -377,6 +400,32 @@ impl Daemon {
         }
     }
 
+    /// Keeps one blocking query per service query the templates made.
+    fn sync_service_watchers(&mut self) {
+        let Some(client) = self.engine.service_client().cloned() else {
+            return;
+        };
+        let queries = self.engine.service_queries();
+        self.service_watchers.retain(|query, task| {
+            let keep = queries.contains(query);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for query in queries {
+            if self.service_watchers.contains_key(&query) {
+                continue;
+            }
+            let task = tokio::spawn(watch_service(
+                client.clone(),
+                query.clone(),
+                self.notices.clone(),
+            ));
+            self.service_watchers.insert(query, task);
+        }
+    }
+
     /// SIGHUP: re-reads confd.toml, conf.d and the templates. A bad resource
     /// file is reported and skipped; bad settings keep the running ones.
     async fn reload(&mut self) {
@@ -399,7 +448,7 @@ impl Daemon {
                         watcher.task.abort();
                     }
                     self.root_index.clear();
-                    self.engine = Engine::new(Vec::new(), new_backend, self.engine.options());
+                    self.engine.replace_backend(new_backend);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "reload failed; keeping the running configuration");
@@ -448,6 +497,9 @@ async fn watch_prefix(
             }
             Ok(WatchEvent::Quiet) => backoff = BACKOFF_START,
             Ok(WatchEvent::Resync) => {
+                // Forget the old index: after a reset (Consul) it may be
+                // higher than anything the store will reach again.
+                index = 0;
                 if notices.send(Notice::Resync { root: root.clone() }).is_err() {
                     return;
                 }
@@ -459,6 +511,47 @@ async fn watch_prefix(
             Err(error) => {
                 if notices.send(Notice::Failed(error)).is_err() {
                     return;
+                }
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// One service query's blocking-query loop: reports every new answer (the
+/// loop compares it with what is known and re-renders only on a difference).
+async fn watch_service(
+    client: Arc<ServiceClient>,
+    query: ServiceQuery,
+    notices: mpsc::UnboundedSender<Notice>,
+) {
+    let mut index = 0;
+    let mut backoff = BACKOFF_START;
+    let mut failing = false;
+    loop {
+        match client.watch(&query, index).await {
+            Ok(ServiceEvent::Changed(instances, new_index)) => {
+                if failing {
+                    tracing::info!(%query, "service catalog reachable again");
+                    failing = false;
+                }
+                backoff = BACKOFF_START;
+                index = new_index;
+                let notice = Notice::Service {
+                    query: query.clone(),
+                    instances,
+                };
+                if notices.send(notice).is_err() {
+                    return;
+                }
+            }
+            Ok(ServiceEvent::Quiet) => backoff = BACKOFF_START,
+            Ok(ServiceEvent::Reset) => index = 0,
+            Err(error) => {
+                if !failing {
+                    tracing::error!(%query, error = %error, "service catalog unreachable; files keep the last instances seen");
+                    failing = true;
                 }
                 tokio::time::sleep(jitter(backoff)).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);

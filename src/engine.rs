@@ -4,12 +4,13 @@
 //! how passes are scheduled (one-shot or daemon).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::{Backend, BackendError};
 use crate::command;
 use crate::resource::Resource;
+use crate::services::{Instance, ServiceClient, ServiceData, ServiceQuery};
 use crate::snapshot::{Snapshot, View, minimal_roots};
 use crate::sync::{SyncOptions, Synced, Target, sync_file};
 use crate::template::{Template, TemplateCompiler, TemplateError};
@@ -109,6 +110,12 @@ pub struct Engine {
     /// The backend failed its last read: the outage is logged once, at its
     /// start, and its end is logged too.
     backend_down: bool,
+    /// Consul's service catalog, for `service(...)`.
+    services: Option<Arc<ServiceClient>>,
+    /// The instances known for each service query.
+    service_data: Mutex<Arc<ServiceData>>,
+    /// The service queries each resource made at its last render.
+    asked_by: HashMap<String, Vec<ServiceQuery>>,
 }
 
 impl Engine {
@@ -121,6 +128,9 @@ impl Engine {
             options,
             last_good_counts: HashMap::new(),
             backend_down: false,
+            services: None,
+            service_data: Mutex::new(Arc::default()),
+            asked_by: HashMap::new(),
         };
         engine.replace_resources(resources);
         engine
@@ -150,6 +160,18 @@ impl Engine {
             .collect();
         self.last_good_counts
             .retain(|name, _| names.contains(name.as_str()));
+    }
+
+    /// Reads from another backend from now on (SIGHUP with new settings).
+    pub fn replace_backend(&mut self, backend: Arc<dyn Backend>) {
+        self.backend = backend;
+        self.backend_down = false;
+    }
+
+    /// Lets templates use `service(...)` through this client.
+    pub fn with_services(mut self, client: ServiceClient) -> Self {
+        self.services = Some(Arc::new(client));
+        self
     }
 
     /// The pass-wide sync switches.
@@ -249,9 +271,11 @@ impl Engine {
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
         let mut reloads: Vec<PendingReload> = Vec::new();
         let mut good_counts: Vec<(String, usize)> = Vec::new();
+        let mut asked_services: Vec<(String, Vec<ServiceQuery>)> = Vec::new();
         for (position, &index) in chosen.iter().enumerate() {
             let prepared = &self.resources[index];
-            let (outcome, count) = self.sync_resource(prepared, &snapshot).await;
+            let (outcome, count, asked) = self.sync_resource(prepared, &snapshot).await;
+            asked_services.push((prepared.resource.name.clone(), asked));
             if matches!(outcome, Outcome::Updated | Outcome::Unchanged) {
                 good_counts.push((prepared.resource.name.clone(), count));
             }
@@ -275,6 +299,7 @@ impl Engine {
             outcomes.push(outcome);
         }
         self.last_good_counts.extend(good_counts);
+        self.asked_by.extend(asked_services);
 
         for reload in reloads {
             let names: Vec<&str> = reload
@@ -328,20 +353,24 @@ impl Engine {
         &self,
         prepared: &Prepared,
         snapshot: &Arc<Snapshot>,
-    ) -> (Outcome, usize) {
+    ) -> (Outcome, usize, Vec<ServiceQuery>) {
         let resource = &prepared.resource;
         let view = View::new(snapshot.clone(), &resource.prefix, &resource.keys);
         let count = view.key_count();
         let template = match &prepared.template {
             Ok(t) => t,
-            Err(e) => return (Failure::other(e.to_string()), count),
+            Err(e) => return (Failure::other(e.to_string()), count, Vec::new()),
         };
         if let Err(refusal) = self.guard(resource, count, view.roots()) {
-            return (Failure::data(refusal), count);
+            return (Failure::data(refusal), count, Vec::new());
         }
-        let content = match template.render(view) {
+        let (rendered, asked) = match self.render_discovering_services(template, &view).await {
+            Ok(done) => done,
+            Err(failure) => return (failure, count, Vec::new()),
+        };
+        let content = match rendered {
             Ok(text) => text,
-            Err(e) => return (Failure::data(e.to_string()), count),
+            Err(e) => return (Failure::data(e.to_string()), count, asked),
         };
         let target = Target {
             dest: &resource.dest,
@@ -358,7 +387,92 @@ impl Engine {
             Ok(Synced::WouldUpdate(diff)) => Outcome::WouldUpdate(diff),
             Err(e) => Failure::other(e.to_string()),
         };
-        (outcome, count)
+        (outcome, count, asked)
+    }
+
+    /// Renders; when the template asks for services not fetched yet, fetches
+    /// them and renders again (a few rounds at most, for templates whose
+    /// queries depend on other queries' answers).
+    async fn render_discovering_services(
+        &self,
+        template: &Template,
+        view: &View,
+    ) -> Result<(Result<String, TemplateError>, Vec<ServiceQuery>), Outcome> {
+        const ROUNDS: usize = 3;
+        let mut round = 0;
+        loop {
+            let known = self.service_snapshot();
+            let rendered = template.render_with(view.clone(), known.clone());
+            let missing: Vec<ServiceQuery> = rendered
+                .services_asked
+                .iter()
+                .filter(|q| !known.contains_key(*q))
+                .cloned()
+                .collect();
+            round += 1;
+            if missing.is_empty() || round >= ROUNDS {
+                return Ok((rendered.text, rendered.services_asked));
+            }
+            let Some(client) = &self.services else {
+                return Err(Failure::data("service(): no Consul catalog is configured"));
+            };
+            for query in missing {
+                match client.fetch(&query, None).await {
+                    Ok((instances, _)) => {
+                        self.set_service_instances(query, instances);
+                    }
+                    Err(e) => return Err(Failure::data(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// The service instances known now.
+    fn service_snapshot(&self) -> Arc<ServiceData> {
+        match self.service_data.lock() {
+            Ok(data) => data.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records the instances of `query`; returns whether they changed.
+    pub fn set_service_instances(&self, query: ServiceQuery, instances: Vec<Instance>) -> bool {
+        let mut data = match self.service_data.lock() {
+            Ok(data) => data,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if data.get(&query) == Some(&instances) {
+            return false;
+        }
+        Arc::make_mut(&mut data).insert(query, instances);
+        true
+    }
+
+    /// Every distinct service query the resources made at their last render.
+    pub fn service_queries(&self) -> Vec<ServiceQuery> {
+        let mut all: Vec<ServiceQuery> = self.asked_by.values().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// The resources whose last render asked for `query`.
+    pub fn resources_asking(&self, query: &ServiceQuery) -> Vec<usize> {
+        self.resources
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                self.asked_by
+                    .get(&p.resource.name)
+                    .is_some_and(|asked| asked.contains(query))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The client of the service catalog, when one is configured.
+    pub fn service_client(&self) -> Option<&Arc<ServiceClient>> {
+        self.services.as_ref()
     }
 
     /// min_keys and max_shrink: refuse to render from suspiciously little data.

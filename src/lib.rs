@@ -8,7 +8,7 @@
 //! - [`resource`]: `conf.d/*.toml` → [`resource::Resource`]s;
 //! - [`backend`]: where data comes from, one file per backend behind one trait;
 //! - [`snapshot`]: the sorted key space of a pass and each resource's view of it;
-//! - [`template`]: Tera with confd's helpers;
+//! - [`template`]: Tera with confd's helpers; [`services`]: Consul's health-checked catalog for them;
 //! - [`sync`]: stage, compare, check, swap;
 //! - [`engine`]: one pass over every resource, reloads included;
 //! - [`daemon`]: scheduling passes; [`check`]: linting for CI;
@@ -26,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod resource;
+pub mod services;
 pub mod snapshot;
 pub mod sync;
 pub mod template;

@@ -1,42 +1,114 @@
 //! The data helpers (`getv`, `get`, `getvs`, `gets`, `exists`, `ls`, `lsdir`,
-//! `getenv`): template functions that read the snapshot of the resource being
-//! rendered.
+//! `getenv`, `service`): template functions that read the snapshot of the
+//! resource being rendered and the service catalog.
 //!
 //! Tera functions are registered once per engine, but each resource renders
-//! against its own [`View`]. The view of the render in progress is held in a
-//! thread-local for exactly the duration of [`with_view`]: rendering is
+//! against its own [`View`]. What the render in progress reads is held in a
+//! thread-local for exactly the duration of [`with_context`]: rendering is
 //! synchronous, so that is the render's thread, and one compiled template set
 //! serves every resource and every pass.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tera::{Error, Kwargs, State, TeraResult, Value};
 
+use crate::services::{ServiceData, ServiceQuery};
 use crate::snapshot::{Pair, View};
 
-thread_local! {
-    static CURRENT_VIEW: RefCell<Option<View>> = const { RefCell::new(None) };
+/// What one render reads, and what it asked of the service catalog.
+pub(crate) struct RenderContext {
+    view: View,
+    services: Arc<ServiceData>,
+    asked: Vec<ServiceQuery>,
 }
 
-/// Runs `render` with `view` visible to the data helpers, and clears it after.
-pub(crate) fn with_view<T>(view: View, render: impl FnOnce() -> T) -> T {
+thread_local! {
+    static CURRENT: RefCell<Option<RenderContext>> = const { RefCell::new(None) };
+}
+
+/// Runs `render` with `view` and `services` visible to the helpers; returns
+/// its result and the service queries the template made.
+pub(crate) fn with_context<T>(
+    view: View,
+    services: Arc<ServiceData>,
+    render: impl FnOnce() -> T,
+) -> (T, Vec<ServiceQuery>) {
     struct Clear;
     impl Drop for Clear {
         fn drop(&mut self) {
-            CURRENT_VIEW.with(|cell| cell.borrow_mut().take());
+            CURRENT.with(|cell| cell.borrow_mut().take());
         }
     }
-    CURRENT_VIEW.with(|cell| *cell.borrow_mut() = Some(view));
-    let _clear = Clear;
-    render()
+    CURRENT.with(|cell| {
+        *cell.borrow_mut() = Some(RenderContext {
+            view,
+            services,
+            asked: Vec::new(),
+        })
+    });
+    let clear = Clear;
+    let result = render();
+    let asked = CURRENT.with(|cell| {
+        cell.borrow_mut()
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.asked))
+            .unwrap_or_default()
+    });
+    drop(clear);
+    (result, asked)
 }
 
 fn read_view<T>(read: impl FnOnce(&View) -> TeraResult<T>) -> TeraResult<T> {
-    CURRENT_VIEW.with(|cell| match cell.borrow().as_ref() {
-        Some(view) => read(view),
+    CURRENT.with(|cell| match cell.borrow().as_ref() {
+        Some(context) => read(&context.view),
         None => Err(Error::message(
             "data helpers can only be used while rendering a resource",
         )),
+    })
+}
+
+/// `service(name=S[, tag=T][, passing=true])`: the instances of service S
+/// (only those whose checks all pass unless `passing=false`), sorted by node
+/// and ID, as `{id, name, node, address, port, tags, meta, status}`. Unknown
+/// until fetched: the first render of a template asks, the engine fetches,
+/// and the template renders again.
+pub(crate) fn service(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let query = ServiceQuery {
+        name: kwargs.must_get::<&str>("name")?.to_string(),
+        tag: kwargs.get::<&str>("tag")?.map(str::to_string),
+        passing: kwargs.get::<bool>("passing")?.unwrap_or(true),
+    };
+    if query.name.is_empty() {
+        return Err(Error::message("service: name must not be empty"));
+    }
+    CURRENT.with(|cell| {
+        let mut borrowed = cell.borrow_mut();
+        let context = borrowed.as_mut().ok_or_else(|| {
+            Error::message("data helpers can only be used while rendering a resource")
+        })?;
+        let instances = context.services.get(&query).cloned().unwrap_or_default();
+        if !context.asked.contains(&query) {
+            context.asked.push(query);
+        }
+        Ok(Value::from(
+            instances
+                .into_iter()
+                .map(|i| {
+                    let mut map: BTreeMap<&str, Value> = BTreeMap::new();
+                    map.insert("id", Value::from(i.id));
+                    map.insert("name", Value::from(i.name));
+                    map.insert("node", Value::from(i.node));
+                    map.insert("address", Value::from(i.address));
+                    map.insert("port", Value::from(i.port));
+                    map.insert("tags", Value::from(i.tags));
+                    map.insert("meta", Value::from(i.meta));
+                    map.insert("status", Value::from(i.status));
+                    Value::from(map)
+                })
+                .collect::<Vec<_>>(),
+        ))
     })
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use tera::{Context, ErrorKind, Tera};
 
+use crate::services::{ServiceData, ServiceQuery};
 use crate::snapshot::View;
 
 /// Why a template could not be loaded or rendered; the message is one line.
@@ -101,12 +102,31 @@ impl Template {
         &self.name
     }
 
-    /// Renders against `view`.
+    /// Renders against `view`, with no service data.
     pub fn render(&self, view: View) -> Result<String, TemplateError> {
-        let context = Context::new();
-        data::with_view(view, || self.tera.render(&self.name, &context))
-            .map_err(|e| TemplateError::Render(one_line(&e)))
+        self.render_with(view, Arc::default()).text
     }
+
+    /// Renders against `view` and the known service instances; also reports
+    /// which service queries the template made (known or not).
+    pub fn render_with(&self, view: View, services: Arc<ServiceData>) -> Rendered {
+        let context = Context::new();
+        let (result, services_asked) =
+            data::with_context(view, services, || self.tera.render(&self.name, &context));
+        Rendered {
+            text: result.map_err(|e| TemplateError::Render(one_line(&e))),
+            services_asked,
+        }
+    }
+}
+
+/// The outcome of one render.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The text, or why rendering failed.
+    pub text: Result<String, TemplateError>,
+    /// The `service(...)` queries the template made.
+    pub services_asked: Vec<ServiceQuery>,
 }
 
 fn register_helpers(tera: &mut Tera) {
@@ -118,6 +138,7 @@ fn register_helpers(tera: &mut Tera) {
     tera.register_function("ls", data::ls);
     tera.register_function("lsdir", data::lsdir);
     tera.register_function("getenv", data::getenv);
+    tera.register_function("service", data::service);
 
     tera.register_filter("base", funcs::base);
     tera.register_filter("dir", funcs::dir);

@@ -1,0 +1,340 @@
+//! Consul's health-checked service catalog, for templates: `service(name=…,
+//! tag=…, passing=true)` lists the instances of a service, so an HAProxy
+//! backend can follow exactly the instances whose checks pass. It works with
+//! any KV backend; Consul is asked at `-consul-addr` (or the consul backend's
+//! nodes, or 127.0.0.1:8500).
+//!
+//! A template's queries are discovered while it renders: the first render
+//! records which services it asked for, the engine fetches them, and the
+//! template renders again. The daemon then keeps one blocking query per
+//! distinct query on `/v1/health/service/<name>` and re-renders the resources
+//! that use it when its list of instances changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::backend::BackendError;
+use crate::backend::consul::{BLOCKING_WAIT, ConsulConfig};
+use crate::backend::http::{NodeClient, REQUEST_TIMEOUT, describe_reqwest_error};
+use crate::resource::ConfigError;
+
+/// A blocking query answered faster than this without a change is a tight loop.
+const TIGHT_LOOP: Duration = Duration::from_millis(50);
+/// The pause after a tight-loop answer.
+const TIGHT_LOOP_PAUSE: Duration = Duration::from_secs(1);
+
+/// One `service(...)` call's arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceQuery {
+    /// Service name.
+    pub name: String,
+    /// Only instances with this tag.
+    pub tag: Option<String>,
+    /// Only instances whose checks all pass.
+    pub passing: bool,
+}
+
+impl std::fmt::Display for ServiceQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "service {}", self.name)?;
+        if let Some(tag) = &self.tag {
+            write!(f, " tag {tag}")?;
+        }
+        if self.passing {
+            write!(f, " (passing)")?;
+        }
+        Ok(())
+    }
+}
+
+/// One instance of a service, as templates see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The service instance's ID.
+    pub id: String,
+    /// The service name.
+    pub name: String,
+    /// The node it runs on.
+    pub node: String,
+    /// The service address (the node's when the service has none).
+    pub address: String,
+    /// The service port.
+    pub port: u16,
+    /// Tags, sorted.
+    pub tags: Vec<String>,
+    /// Service metadata.
+    pub meta: BTreeMap<String, String>,
+    /// Aggregated health: passing, warning or critical.
+    pub status: String,
+}
+
+/// The instances known for each query.
+pub type ServiceData = HashMap<ServiceQuery, Vec<Instance>>;
+
+#[derive(Debug, Deserialize)]
+struct HealthEntry {
+    #[serde(rename = "Node")]
+    node: HealthNode,
+    #[serde(rename = "Service")]
+    service: HealthService,
+    #[serde(rename = "Checks", default)]
+    checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HealthNode {
+    #[serde(rename = "Node", default)]
+    node: String,
+    #[serde(rename = "Address", default)]
+    address: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct HealthService {
+    #[serde(rename = "ID", default)]
+    id: String,
+    #[serde(rename = "Service", default)]
+    service: String,
+    #[serde(rename = "Tags", default)]
+    tags: Option<Vec<String>>,
+    #[serde(rename = "Address", default)]
+    address: String,
+    #[serde(rename = "Port", default)]
+    port: u16,
+    #[serde(rename = "Meta", default)]
+    meta: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HealthCheck {
+    #[serde(rename = "Status", default)]
+    status: String,
+}
+
+/// What a blocking query on the catalog saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceEvent {
+    /// The query's result at a new index.
+    Changed(Vec<Instance>, u64),
+    /// Nothing new before the wait ended.
+    Quiet,
+    /// The index went backwards: fetch again from scratch.
+    Reset,
+}
+
+/// Asks Consul's health endpoint.
+#[derive(Debug)]
+pub struct ServiceClient {
+    client: NodeClient,
+    token: Option<String>,
+    datacenter: Option<String>,
+}
+
+impl ServiceClient {
+    /// The client `service(...)` uses for these settings: `-consul-addr`, or
+    /// the consul backend's own nodes and credentials, or 127.0.0.1:8500.
+    pub fn for_settings(settings: &crate::config::Settings) -> Result<ServiceClient, ConfigError> {
+        use crate::backend::BackendKind;
+        use crate::backend::consul::DEFAULT_NODE;
+        let consul_backend = settings.backend == BackendKind::Consul;
+        let nodes = match (&settings.consul_addr, consul_backend) {
+            (Some(addr), _) => vec![addr.clone()],
+            (None, true) if !settings.nodes.is_empty() => settings.nodes.clone(),
+            _ => vec![DEFAULT_NODE.to_string()],
+        };
+        // Credentials and TLS files given for another backend are not Consul's.
+        let auth = if consul_backend {
+            settings.auth.clone()
+        } else {
+            crate::config::ClientAuth::default()
+        };
+        ServiceClient::new(&ConsulConfig {
+            http: crate::backend::http::HttpConfig {
+                backend: "consul",
+                nodes,
+                scheme: settings.scheme.clone(),
+                auth,
+            },
+            token: settings.auth.auth_token.clone(),
+            datacenter: settings.datacenter.clone(),
+        })
+    }
+
+    /// Prepares the client (nothing is sent yet).
+    pub fn new(config: &ConsulConfig) -> Result<ServiceClient, ConfigError> {
+        Ok(ServiceClient {
+            client: NodeClient::new(&config.http)?,
+            token: config.token.clone().filter(|t| !t.is_empty()),
+            datacenter: config.datacenter.clone().filter(|d| !d.is_empty()),
+        })
+    }
+
+    fn error(&self, location: String, message: String) -> BackendError {
+        BackendError {
+            backend: "consul services",
+            location,
+            message,
+        }
+    }
+
+    fn url(&self, node: &reqwest::Url, query: &ServiceQuery, index: Option<u64>) -> reqwest::Url {
+        let mut url = node.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(["v1", "health", "service", &query.name]);
+        }
+        {
+            let mut pairs = url.query_pairs_mut();
+            if query.passing {
+                pairs.append_pair("passing", "true");
+            }
+            if let Some(tag) = &query.tag {
+                pairs.append_pair("tag", tag);
+            }
+            if let Some(dc) = &self.datacenter {
+                pairs.append_pair("dc", dc);
+            }
+            if let Some(index) = index {
+                pairs.append_pair("index", &index.to_string());
+                pairs.append_pair("wait", &format!("{}s", BLOCKING_WAIT.as_secs()));
+            }
+        }
+        url
+    }
+
+    /// Fetches the instances of `query`, blocking until the index passes
+    /// `index` when one is given. Returns the instances and the new index.
+    pub async fn fetch(
+        &self,
+        query: &ServiceQuery,
+        index: Option<u64>,
+    ) -> Result<(Vec<Instance>, u64), BackendError> {
+        let timeout = match index {
+            Some(_) => BLOCKING_WAIT + BLOCKING_WAIT / 16 + REQUEST_TIMEOUT,
+            None => REQUEST_TIMEOUT,
+        };
+        let (response, node) = self
+            .client
+            .send(timeout, |client, node| {
+                let request = client.get(self.url(node, query, index));
+                match &self.token {
+                    Some(token) => request.header("X-Consul-Token", token),
+                    None => request,
+                }
+            })
+            .await?;
+        let location = format!("{} {query}", node.as_str().trim_end_matches('/'));
+        let status = response.status();
+        let new_index = response
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.error(location.clone(), describe_reqwest_error(&e)))?;
+        if status != StatusCode::OK {
+            return Err(self.error(
+                location,
+                format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
+            ));
+        }
+        let entries: Vec<HealthEntry> = serde_json::from_slice(&body)
+            .map_err(|e| self.error(location, format!("unexpected response: {e}")))?;
+        Ok((instances_from(entries), new_index))
+    }
+
+    /// One blocking query after `index`, following Consul's index rules.
+    pub async fn watch(
+        &self,
+        query: &ServiceQuery,
+        index: u64,
+    ) -> Result<ServiceEvent, BackendError> {
+        let asked = index.max(1);
+        let started = Instant::now();
+        let (instances, new_index) = self.fetch(query, Some(asked)).await?;
+        let event = if new_index < asked && index > 0 {
+            ServiceEvent::Reset
+        } else if new_index > asked {
+            ServiceEvent::Changed(instances, new_index)
+        } else {
+            ServiceEvent::Quiet
+        };
+        if event == ServiceEvent::Quiet && started.elapsed() < TIGHT_LOOP {
+            tokio::time::sleep(TIGHT_LOOP_PAUSE).await;
+        }
+        Ok(event)
+    }
+}
+
+/// Turns health entries into sorted instances.
+fn instances_from(entries: Vec<HealthEntry>) -> Vec<Instance> {
+    let mut instances: Vec<Instance> = entries
+        .into_iter()
+        .map(|entry| {
+            let status = aggregate_status(&entry.checks);
+            let address = if entry.service.address.is_empty() {
+                entry.node.address
+            } else {
+                entry.service.address
+            };
+            let mut tags = entry.service.tags.unwrap_or_default();
+            tags.sort();
+            Instance {
+                id: entry.service.id,
+                name: entry.service.service,
+                node: entry.node.node,
+                address,
+                port: entry.service.port,
+                tags,
+                meta: entry.service.meta.unwrap_or_default(),
+                status,
+            }
+        })
+        .collect();
+    instances.sort_by(|a, b| {
+        (&a.node, &a.id, &a.address, a.port).cmp(&(&b.node, &b.id, &b.address, b.port))
+    });
+    instances
+}
+
+/// The worst status among the checks (critical > warning > passing).
+fn aggregate_status(checks: &[HealthCheck]) -> String {
+    let worst = checks
+        .iter()
+        .map(|c| match c.status.as_str() {
+            "critical" => 2,
+            "warning" => 1,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    ["passing", "warning", "critical"][worst].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_become_sorted_instances_with_fallback_address() {
+        let json = r#"[
+          {"Node":{"Node":"n2","Address":"10.0.0.2"},"Service":{"ID":"web2","Service":"web","Tags":["b","a"],"Address":"","Port":81,"Meta":null},"Checks":[{"Status":"passing"},{"Status":"warning"}]},
+          {"Node":{"Node":"n1","Address":"10.0.0.1"},"Service":{"ID":"web1","Service":"web","Tags":null,"Address":"192.168.1.1","Port":80,"Meta":{"v":"1"}},"Checks":[]}
+        ]"#;
+        let entries: Vec<HealthEntry> = serde_json::from_str(json).expect("parses");
+        let instances = instances_from(entries);
+        assert_eq!(instances[0].node, "n1");
+        assert_eq!(instances[0].address, "192.168.1.1");
+        assert_eq!(instances[0].status, "passing");
+        assert_eq!(instances[1].address, "10.0.0.2");
+        assert_eq!(instances[1].tags, vec!["a", "b"]);
+        assert_eq!(instances[1].status, "warning");
+    }
+}
