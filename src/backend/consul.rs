@@ -175,18 +175,24 @@ impl ConsulBackend {
             self.error(answer.location.clone(), format!("unexpected response: {e}"))
         })?;
         for entry in entries {
-            // A folder placeholder carries no value; its children give it shape.
-            let Some(encoded) = entry.value else { continue };
+            // A folder placeholder ("app/") only gives shape, through its
+            // children; any other key with a null value holds "".
+            if entry.key.ends_with('/') {
+                continue;
+            }
             let key = clean_key(&entry.key);
             if !is_within(&key, root) {
                 continue;
             }
-            let value = BASE64.decode(encoded.as_bytes()).map_err(|e| {
-                self.error(
-                    answer.location.clone(),
-                    format!("key {key}: value is not base64: {e}"),
-                )
-            })?;
+            let value = match entry.value {
+                Some(encoded) => BASE64.decode(encoded.as_bytes()).map_err(|e| {
+                    self.error(
+                        answer.location.clone(),
+                        format!("key {key}: value is not base64: {e}"),
+                    )
+                })?,
+                None => Vec::new(),
+            };
             out.push((key, String::from_utf8_lossy(&value).into_owned()));
         }
         Ok(())
@@ -291,7 +297,7 @@ mod tests {
         let answer = KvAnswer {
             status: StatusCode::OK,
             index: 9,
-            body: br#"[{"Key":"app/","Value":null},{"Key":"app/x","Value":"MQ=="},{"Key":"apple/y","Value":"Mg=="},{"Key":"app","Value":"Mw=="}]"#.to_vec(),
+            body: br#"[{"Key":"app/","Value":null},{"Key":"app/x","Value":"MQ=="},{"Key":"apple/y","Value":"Mg=="},{"Key":"app","Value":"Mw=="},{"Key":"app/empty","Value":null}]"#.to_vec(),
             location: "test".to_string(),
         };
         let mut out = Vec::new();
@@ -300,7 +306,8 @@ mod tests {
             out,
             vec![
                 ("/app/x".to_string(), "1".to_string()),
-                ("/app".to_string(), "3".to_string())
+                ("/app".to_string(), "3".to_string()),
+                ("/app/empty".to_string(), String::new())
             ]
         );
     }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod consul;
 pub mod dns;
 pub mod etcd;
 pub mod haproxy;
