@@ -146,6 +146,20 @@ fn bench_size(settings: &Settings, keys: usize) {
     });
     report(keys, "View::get (getv)", t, "per lookup, every key once");
 
+    // The same lookups straight on the snapshot: the binary search alone,
+    // without the view's key cleaning, prefix join and root check.
+    let t = measure(settings, lookups.len(), || {
+        for key in &lookups {
+            black_box(snapshot.get(black_box(key)));
+        }
+    });
+    report(
+        keys,
+        "Snapshot::get (same keys, no View)",
+        t,
+        "binary search only",
+    );
+
     let compiler = TemplateCompiler::new();
     let template = match compiler.compile("haproxy.cfg.tmpl", HAPROXY_TEMPLATE) {
         Ok(t) => t,
@@ -164,6 +178,38 @@ fn bench_size(settings: &Settings, keys: usize) {
         "Template::render (HAProxy, whole tree)",
         t,
         &format!("{} KiB out", size / 1024),
+    );
+
+    // The same loops without the 2 getv calls per host: what the lookups cost
+    // inside a render, as opposed to the loops, lsdir and text output.
+    let server_line = HAPROXY_TEMPLATE
+        .lines()
+        .find(|l| l.contains("getv("))
+        .unwrap_or_default();
+    let without_getv = HAPROXY_TEMPLATE.replace(
+        server_line,
+        "    server {{ host | base }} {{ domain }}:80 check",
+    );
+    assert_ne!(
+        without_getv, HAPROXY_TEMPLATE,
+        "the HAProxy template has no getv line"
+    );
+    let loops_only = match compiler.compile("loops.tmpl", &without_getv) {
+        Ok(t) => t,
+        Err(e) => panic!("the getv-less template does not compile: {e}"),
+    };
+    let t = measure(settings, 1, || {
+        let view = View::new(snapshot.clone(), "/", &["/services/web".to_string()]);
+        match loops_only.render(view) {
+            Ok(text) => black_box(text),
+            Err(e) => panic!("render failed: {e}"),
+        };
+    });
+    report(
+        keys,
+        "Template::render, same loops without getv",
+        t,
+        "lsdir + text only",
     );
 
     let t = measure(settings, 1, || {
