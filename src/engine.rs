@@ -4,6 +4,7 @@
 //! how passes are scheduled (one-shot or daemon).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::resource::Resource;
 use crate::services::{Instance, ServiceClient, ServiceData, ServiceQuery};
 use crate::snapshot::{Snapshot, View, minimal_roots};
 use crate::sync::{SyncOptions, Synced, Target, sync_file};
-use crate::template::{Template, TemplateCompiler, TemplateError};
+use crate::template::{Rendered, Template, TemplateCompiler, TemplateError};
 
 /// What happened to one resource in a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,16 +199,16 @@ impl Engine {
     /// the start of an outage.
     pub fn note_backend_error(&mut self, error: &BackendError) {
         if !self.backend_down {
-            tracing::error!(backend = self.backend.name(), error = %error, "backend unreachable; destinations are left as they are until it is back");
+            tracing::error!(backend = self.backend.name(), error = %error, "cannot read from the backend; destinations are left as they are until it answers");
             self.backend_down = true;
         } else {
-            tracing::debug!(backend = self.backend.name(), error = %error, "backend still unreachable");
+            tracing::debug!(backend = self.backend.name(), error = %error, "backend still failing");
         }
     }
 
     fn note_backend_ok(&mut self) {
         if self.backend_down {
-            tracing::info!(backend = self.backend.name(), "backend reachable again");
+            tracing::info!(backend = self.backend.name(), "backend answers again");
             self.backend_down = false;
         }
     }
@@ -242,15 +243,17 @@ impl Engine {
             Err(e) => {
                 self.note_backend_error(&e);
                 let message = e.to_string();
+                let failure = || {
+                    if e.transient {
+                        Failure::data(message.clone())
+                    } else {
+                        Failure::other(message.clone())
+                    }
+                };
                 return PassReport {
                     outcomes: chosen
                         .iter()
-                        .map(|&i| {
-                            (
-                                self.resources[i].resource.name.clone(),
-                                Failure::data(message.clone()),
-                            )
-                        })
+                        .map(|&i| (self.resources[i].resource.name.clone(), failure()))
                         .collect(),
                     index: None,
                     backend_error: Some(e),
@@ -268,16 +271,21 @@ impl Engine {
             "read snapshot"
         );
 
+        let rendered = self.render_all(&chosen, &snapshot).await;
+
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
         let mut reloads: Vec<PendingReload> = Vec::new();
         let mut good_counts: Vec<(String, usize)> = Vec::new();
         let mut asked_services: Vec<(String, Vec<ServiceQuery>)> = Vec::new();
-        for (position, &index) in chosen.iter().enumerate() {
+        for (position, (&index, step)) in chosen.iter().zip(rendered).enumerate() {
             let prepared = &self.resources[index];
-            let (outcome, count, asked) = self.sync_resource(prepared, &snapshot).await;
-            asked_services.push((prepared.resource.name.clone(), asked));
+            asked_services.push((prepared.resource.name.clone(), step.asked));
+            let outcome = match step.text {
+                Ok(content) => self.write_resource(&prepared.resource, &content).await,
+                Err(failure) => failure,
+            };
             if matches!(outcome, Outcome::Updated | Outcome::Unchanged) {
-                good_counts.push((prepared.resource.name.clone(), count));
+                good_counts.push((prepared.resource.name.clone(), step.count));
             }
             if outcome == Outcome::Updated && !self.options.sync_only {
                 if let Some(reload) = &prepared.resource.reload_cmd {
@@ -347,31 +355,103 @@ impl Engine {
         report
     }
 
-    /// Renders, guards and syncs one resource; returns the outcome and the
-    /// number of keys the resource saw.
-    async fn sync_resource(
-        &self,
-        prepared: &Prepared,
-        snapshot: &Arc<Snapshot>,
-    ) -> (Outcome, usize, Vec<ServiceQuery>) {
-        let resource = &prepared.resource;
-        let view = View::new(snapshot.clone(), &resource.prefix, &resource.keys);
-        let count = view.key_count();
-        let template = match &prepared.template {
-            Ok(t) => t,
-            Err(e) => return (Failure::other(e.to_string()), count, Vec::new()),
-        };
-        if let Err(refusal) = self.guard(resource, count, view.roots()) {
-            return (Failure::data(refusal), count, Vec::new());
+    /// Guards and renders every chosen resource: independent renders run on
+    /// every core, and resources whose template text, prefix and keys are the
+    /// same share one render. Templates that asked for services not fetched
+    /// yet are rendered again once those are fetched.
+    async fn render_all(&self, chosen: &[usize], snapshot: &Arc<Snapshot>) -> Vec<RenderStep> {
+        let services = self.service_snapshot();
+        let mut steps: Vec<RenderStep> = Vec::with_capacity(chosen.len());
+        let mut jobs: Vec<RenderJob<'_>> = Vec::new();
+        let mut job_of: Vec<Option<usize>> = Vec::with_capacity(chosen.len());
+        let mut by_key: HashMap<(u64, String, Vec<String>), usize> = HashMap::new();
+        for &i in chosen {
+            let prepared = &self.resources[i];
+            let resource = &prepared.resource;
+            let view = View::new(snapshot.clone(), &resource.prefix, &resource.keys);
+            let count = view.key_count();
+            let refusal = match &prepared.template {
+                Err(e) => Some(Failure::other(e.to_string())),
+                Ok(_) => self
+                    .guard(resource, count, view.roots())
+                    .err()
+                    .map(Failure::data),
+            };
+            let (Ok(template), None) = (&prepared.template, &refusal) else {
+                steps.push(RenderStep {
+                    text: Err(refusal.unwrap_or_else(|| Failure::other("no template"))),
+                    count,
+                    asked: Vec::new(),
+                });
+                job_of.push(None);
+                continue;
+            };
+            let key = (
+                template.fingerprint(),
+                resource.prefix.clone(),
+                view.roots().to_vec(),
+            );
+            let job = *by_key.entry(key).or_insert_with(|| {
+                jobs.push(RenderJob { template, view });
+                jobs.len() - 1
+            });
+            steps.push(RenderStep {
+                text: Ok(String::new()),
+                count,
+                asked: Vec::new(),
+            });
+            job_of.push(Some(job));
         }
-        let (rendered, asked) = match self.render_discovering_services(template, &view).await {
-            Ok(done) => done,
-            Err(failure) => return (failure, count, Vec::new()),
-        };
-        let content = match rendered {
-            Ok(text) => text,
-            Err(e) => return (Failure::data(e.to_string()), count, asked),
-        };
+        let results = render_parallel(&jobs, &services);
+
+        let mut out = Vec::with_capacity(chosen.len());
+        for ((&i, mut step), job) in chosen.iter().zip(steps).zip(job_of) {
+            if let Some(job) = job {
+                let rendered = &results[job];
+                let template = &jobs[job].template;
+                let missing = rendered
+                    .services_asked
+                    .iter()
+                    .any(|q| !services.contains_key(q));
+                let shared_error = rendered.text.is_err()
+                    && self.resources[i]
+                        .template
+                        .as_ref()
+                        .is_ok_and(|t| t.name() != template.name());
+                if missing || shared_error {
+                    // Render this resource on its own: to fetch the services
+                    // it needs, or so an error names its own template file.
+                    let own = match &self.resources[i].template {
+                        Ok(t) => t,
+                        Err(_) => template,
+                    };
+                    let view = View::new(
+                        snapshot.clone(),
+                        &self.resources[i].resource.prefix,
+                        &self.resources[i].resource.keys,
+                    );
+                    match self.render_discovering_services(own, &view).await {
+                        Ok((text, asked)) => {
+                            step.text = text.map_err(|e| Failure::data(e.to_string()));
+                            step.asked = asked;
+                        }
+                        Err(failure) => step.text = Err(failure),
+                    }
+                } else {
+                    step.text = rendered
+                        .text
+                        .clone()
+                        .map_err(|e| Failure::data(e.to_string()));
+                    step.asked = rendered.services_asked.clone();
+                }
+            }
+            out.push(step);
+        }
+        out
+    }
+
+    /// Writes one resource's rendered content to its destination.
+    async fn write_resource(&self, resource: &Resource, content: &str) -> Outcome {
         let target = Target {
             dest: &resource.dest,
             content: content.as_bytes(),
@@ -381,13 +461,12 @@ impl Engine {
             check_cmd: resource.check_cmd.as_deref(),
             command_timeout: resource.command_timeout,
         };
-        let outcome = match sync_file(&target, self.options).await {
+        match sync_file(&target, self.options).await {
             Ok(Synced::Unchanged) => Outcome::Unchanged,
             Ok(Synced::Updated) => Outcome::Updated,
             Ok(Synced::WouldUpdate(diff)) => Outcome::WouldUpdate(diff),
             Err(e) => Failure::other(e.to_string()),
-        };
-        (outcome, count, asked)
+        }
     }
 
     /// Renders; when the template asks for services not fetched yet, fetches
@@ -499,6 +578,60 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// One resource's render, before writing.
+struct RenderStep {
+    /// The content, or why there is none.
+    text: Result<String, Outcome>,
+    /// Keys the resource saw.
+    count: usize,
+    /// Service queries the template made.
+    asked: Vec<ServiceQuery>,
+}
+
+/// One distinct render of a pass.
+struct RenderJob<'a> {
+    template: &'a Template,
+    view: View,
+}
+
+/// Renders `jobs` on up to one thread per core (none when there is one job).
+fn render_parallel(jobs: &[RenderJob<'_>], services: &Arc<ServiceData>) -> Vec<Rendered> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    let render = |job: &RenderJob<'_>| job.template.render_with(job.view.clone(), services.clone());
+    if threads <= 1 {
+        return jobs.iter().map(render).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Mutex<Option<Rendered>>> = Vec::with_capacity(jobs.len());
+    slots.resize_with(jobs.len(), || Mutex::new(None));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let rendered = render(job);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(rendered);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .zip(jobs)
+        .map(|(slot, job)| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| render(job))
+        })
+        .collect()
 }
 
 /// A reload command waiting for the end of the pass, with the resources that

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendError;
 use crate::backend::consul::{BLOCKING_WAIT, ConsulConfig};
-use crate::backend::http::{NodeClient, REQUEST_TIMEOUT, describe_reqwest_error};
+use crate::backend::http::{NodeClient, REQUEST_TIMEOUT, network_error};
 use crate::resource::ConfigError;
 
 /// A blocking query answered faster than this without a change is a tight loop.
@@ -177,6 +177,7 @@ impl ServiceClient {
             backend: "consul services",
             location,
             message,
+            transient: false,
         }
     }
 
@@ -238,7 +239,7 @@ impl ServiceClient {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.error(location.clone(), describe_reqwest_error(&e)))?;
+            .map_err(|e| network_error("consul services", location.clone(), &e))?;
         if status != StatusCode::OK {
             return Err(self.error(
                 location,

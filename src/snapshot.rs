@@ -2,16 +2,35 @@
 //! pairs read once per backend per pass and shared by every resource, plus the
 //! per-resource [`View`] that applies the resource's prefix and `keys` filter.
 //!
-//! Every query is a binary search followed by a walk over the answer only: `ls`
-//! skips over whole subtrees instead of visiting each key below them, and globs
-//! are matched one path segment at a time. The Go confd scans every key of the
+//! Lookups by exact key go through a hash index; `ls`/`lsdir` are a binary
+//! search followed by a walk that skips whole subtrees, so their cost follows
+//! the number of children, not the number of keys below them; globs scan only
+//! the range below their literal prefix. The Go confd scans every key of the
 //! store on every `ls`/`gets` call, which is what makes it slow at scale.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-/// Normalises a key the way confd's `path.Clean` does: a leading `/`, no empty,
-/// `.` or trailing segments, and `..` resolved. `""` and `"/"` are the root.
-pub fn clean_key(key: &str) -> String {
+/// True when `key` is already in the form [`clean_key`] produces.
+fn is_clean(key: &str) -> bool {
+    if key == "/" {
+        return true;
+    }
+    key.starts_with('/')
+        && !key.ends_with('/')
+        && !key.contains("//")
+        && !key.contains("/./")
+        && !key.contains("/../")
+        && !key.ends_with("/.")
+        && !key.ends_with("/..")
+}
+
+/// [`clean_key`] without an allocation when the key is already clean (the
+/// common case on the render path).
+fn clean_cow(key: &str) -> Cow<'_, str> {
+    if is_clean(key) {
+        return Cow::Borrowed(key);
+    }
     let mut parts: Vec<&str> = Vec::new();
     for segment in key.split('/') {
         match segment {
@@ -30,7 +49,13 @@ pub fn clean_key(key: &str) -> String {
     if out.is_empty() {
         out.push('/');
     }
-    out
+    Cow::Owned(out)
+}
+
+/// Normalises a key the way confd's `path.Clean` does: a leading `/`, no empty,
+/// `.` or trailing segments, and `..` resolved. `""` and `"/"` are the root.
+pub fn clean_key(key: &str) -> String {
+    clean_cow(key).into_owned()
 }
 
 /// Joins two keys with exactly one `/` and cleans the result.
@@ -66,9 +91,20 @@ where
 }
 
 /// A sorted, de-duplicated set of clean keys with their values.
-#[derive(Debug, Default, Clone)]
+#[derive(Clone, Default)]
 pub struct Snapshot {
     entries: Vec<(Box<str>, Box<str>)>,
+    /// Positions in `entries`, by key hash: `getv` is one hash lookup.
+    index: hashbrown::HashTable<u32>,
+    hasher: ahash::RandomState,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("keys", &self.entries.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One direct child of a directory, as `ls`/`lsdir` see it.
@@ -86,12 +122,19 @@ impl Snapshot {
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
+        K: Into<String>,
         V: Into<String>,
     {
         let mut entries: Vec<(Box<str>, Box<str>)> = pairs
             .into_iter()
-            .map(|(k, v)| (clean_key(k.as_ref()).into(), v.into().into()))
+            .map(|(k, v)| {
+                let key: String = k.into();
+                let key = match clean_cow(&key) {
+                    Cow::Borrowed(_) => key,
+                    Cow::Owned(cleaned) => cleaned,
+                };
+                (key.into_boxed_str(), v.into().into_boxed_str())
+            })
             .collect();
         // A stable sort keeps input order among equal keys, so the last one wins.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -102,7 +145,20 @@ impl Snapshot {
                 _ => deduped.push(entry),
             }
         }
-        Snapshot { entries: deduped }
+        let hasher = ahash::RandomState::new();
+        let mut index = hashbrown::HashTable::with_capacity(deduped.len());
+        for (position, (key, _)) in deduped.iter().enumerate() {
+            let position = u32::try_from(position).unwrap_or(u32::MAX);
+            let hash = hasher.hash_one(&**key);
+            index.insert_unique(hash, position, |&p| {
+                hasher.hash_one(deduped.get(p as usize).map_or("", |e| &*e.0))
+            });
+        }
+        Snapshot {
+            entries: deduped,
+            index,
+            hasher,
+        }
     }
 
     /// Number of keys.
@@ -122,10 +178,13 @@ impl Snapshot {
 
     /// The value of a clean key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &*self.entries[i].1)
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&p| {
+                self.entries.get(p as usize).is_some_and(|e| &*e.0 == key)
+            })
+            .and_then(|&p| self.entries.get(p as usize))
+            .map(|e| &*e.1)
     }
 
     fn lower_bound(&self, key: &str) -> usize {
@@ -138,8 +197,13 @@ impl Snapshot {
             return 0..self.entries.len();
         }
         // Keys below `/a` are exactly those in ["/a/", "/a0"): '0' follows '/'.
-        let start = self.lower_bound(&format!("{dir}/"));
-        let end = self.lower_bound(&format!("{dir}0"));
+        let mut bound = String::with_capacity(dir.len() + 1);
+        bound.push_str(dir);
+        bound.push('/');
+        let start = self.lower_bound(&bound);
+        bound.pop();
+        bound.push('0');
+        let end = self.lower_bound(&bound);
         start..end
     }
 
@@ -157,17 +221,14 @@ impl Snapshot {
     /// one binary search, so the cost follows the number of children, not the
     /// number of keys below them.
     pub fn children(&self, dir: &str) -> Vec<Child> {
-        let child_prefix = if dir == "/" {
-            "/".to_string()
-        } else {
-            format!("{dir}/")
-        };
+        let prefix_len = if dir == "/" { 1 } else { dir.len() + 1 };
         let range = self.below(dir);
         let mut found: Vec<Child> = Vec::new();
+        let mut seek = String::new();
         let mut i = range.start;
         while i < range.end {
             let key = &*self.entries[i].0;
-            let rest = &key[child_prefix.len()..];
+            let rest = &key[prefix_len..];
             match rest.find('/') {
                 Some(slash) => {
                     let name = &rest[..slash];
@@ -175,9 +236,24 @@ impl Snapshot {
                         name: name.to_string(),
                         is_dir: true,
                     });
-                    i = self
-                        .lower_bound(&format!("{child_prefix}{name}0"))
-                        .max(i + 1);
+                    // Skip the child's subtree ("<dir>/<name>/…"): a few steps
+                    // for a small one, else a binary search for the first key
+                    // after it, "<dir>/<name>0".
+                    let subtree = &key[..prefix_len + slash + 1];
+                    let mut next = i + 1;
+                    let mut steps = 0;
+                    while next < range.end && steps < 8 && self.entries[next].0.starts_with(subtree)
+                    {
+                        next += 1;
+                        steps += 1;
+                    }
+                    if steps == 8 && next < range.end && self.entries[next].0.starts_with(subtree) {
+                        seek.clear();
+                        seek.push_str(&key[..prefix_len + slash]);
+                        seek.push('0');
+                        next = self.lower_bound(&seek).max(next);
+                    }
+                    i = next;
                 }
                 None => {
                     found.push(Child {
@@ -188,19 +264,28 @@ impl Snapshot {
                 }
             }
         }
-        // A name can be both a leaf and a directory ("/a" and "/a/b"), and
-        // siblings such as "a.b" sort between them, so merge after sorting.
-        found.sort_by(|a, b| a.name.cmp(&b.name));
-        found.dedup_by(|later, earlier| {
-            if later.name == earlier.name {
-                earlier.is_dir |= later.is_dir;
-                true
-            } else {
-                false
-            }
-        });
+        merge_children(&mut found);
         found
     }
+
+    /// The pairs strictly below `dir`, in key order.
+    fn pairs_below(&self, dir: &str) -> &[(Box<str>, Box<str>)] {
+        &self.entries[self.below(dir)]
+    }
+}
+
+/// Sorts children by name and merges a name seen both as a leaf and as a
+/// directory ("/a" and "/a/b"; siblings such as "a.b" sort between them).
+fn merge_children(found: &mut Vec<Child>) {
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.dedup_by(|later, earlier| {
+        if later.name == earlier.name {
+            earlier.is_dir |= later.is_dir;
+            true
+        } else {
+            false
+        }
+    });
 }
 
 /// What one resource sees of a snapshot: keys under its roots, addressed
@@ -239,8 +324,15 @@ impl View {
         &self.roots
     }
 
-    fn absolute(&self, key: &str) -> String {
-        join_keys(&self.prefix, key)
+    fn absolute<'k>(&self, key: &'k str) -> Cow<'k, str> {
+        let key = clean_cow(key);
+        if self.prefix == "/" {
+            key
+        } else if key == "/" {
+            Cow::Owned(self.prefix.clone())
+        } else {
+            Cow::Owned(format!("{}{key}", self.prefix))
+        }
     }
 
     fn relative(&self, absolute: &str) -> String {
@@ -279,75 +371,89 @@ impl View {
     /// Direct children of `key` the resource can see, sorted by name.
     pub fn children(&self, key: &str) -> Vec<Child> {
         let dir = self.absolute(key);
+        let dir: &str = &dir;
         let mut found: Vec<Child> = Vec::new();
         for root in &self.roots {
-            if is_within(&dir, root) {
-                found.extend(self.snapshot.children(&dir));
-            } else if is_within(root, &dir) {
+            if is_within(dir, root) {
+                found.extend(self.snapshot.children(dir));
+            } else if is_within(root, dir) {
                 // The root lies deeper: the only child on the way to it is the
                 // root's next segment, present when the root holds anything.
-                let rest = root[if dir == "/" { 1 } else { dir.len() + 1 }..].to_string();
+                let rest = &root[if dir == "/" { 1 } else { dir.len() + 1 }..];
                 let (name, deeper) = match rest.find('/') {
-                    Some(slash) => (rest[..slash].to_string(), true),
+                    Some(slash) => (&rest[..slash], true),
                     None => (rest, false),
                 };
                 if deeper {
                     if self.snapshot.count_within(root) > 0 {
-                        found.push(Child { name, is_dir: true });
+                        found.push(Child {
+                            name: name.to_string(),
+                            is_dir: true,
+                        });
                     }
                 } else {
                     let is_dir = self.snapshot.has_children(root);
                     if is_dir || self.snapshot.get(root).is_some() {
-                        found.push(Child { name, is_dir });
+                        found.push(Child {
+                            name: name.to_string(),
+                            is_dir,
+                        });
                     }
                 }
             }
         }
-        found.sort_by(|a, b| a.name.cmp(&b.name));
-        found.dedup_by(|later, earlier| {
-            if later.name == earlier.name {
-                earlier.is_dir |= later.is_dir;
-                true
-            } else {
-                false
-            }
-        });
+        if self.roots.len() > 1 {
+            merge_children(&mut found);
+        }
         found
     }
 
     /// Every visible key/value pair whose key matches a Go `path.Match` glob,
-    /// sorted by key. `*` never crosses a `/`.
+    /// sorted by key. `*` never crosses a `/`. Only the range below the
+    /// pattern's literal prefix is scanned.
     pub fn glob(&self, pattern: &str) -> Vec<Pair> {
         let absolute = self.absolute(pattern);
         let segments: Vec<&str> = absolute.split('/').filter(|s| !s.is_empty()).collect();
+        let literal = segments.iter().take_while(|s| !has_glob_meta(s)).count();
+        let mut base = String::from("/");
+        base.push_str(&segments[..literal].join("/"));
+        if literal == segments.len() {
+            return self
+                .get_absolute(&base)
+                .map(|value| Pair {
+                    key: self.relative(&base),
+                    value: value.to_string(),
+                })
+                .into_iter()
+                .collect();
+        }
+        let wild = &segments[literal..];
+        let skip = if base == "/" { 1 } else { base.len() + 1 };
         let mut out = Vec::new();
-        self.glob_walk("/", &segments, &mut out);
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        for (key, value) in self.snapshot.pairs_below(&base) {
+            let rest = &key[skip..];
+            if rest.split('/').count() != wild.len() {
+                continue;
+            }
+            let matched = rest
+                .split('/')
+                .zip(wild)
+                .all(|(name, pattern)| glob_segment_matches(pattern, name));
+            if matched && self.visible(key) {
+                out.push(Pair {
+                    key: self.relative(key),
+                    value: value.to_string(),
+                });
+            }
+        }
         out
     }
 
-    fn glob_walk(&self, dir: &str, segments: &[&str], out: &mut Vec<Pair>) {
-        let Some((segment, rest)) = segments.split_first() else {
-            if self.visible(dir) {
-                if let Some(value) = self.snapshot.get(dir) {
-                    out.push(Pair {
-                        key: self.relative(dir),
-                        value: value.to_string(),
-                    });
-                }
-            }
-            return;
-        };
-        if !has_glob_meta(segment) {
-            let next = join_keys(dir, &unescape_glob(segment));
-            self.glob_walk(&next, rest, out);
-            return;
-        }
-        let relative_dir = self.relative(dir);
-        for child in self.children(&relative_dir) {
-            if (rest.is_empty() || child.is_dir) && glob_segment_matches(segment, &child.name) {
-                self.glob_walk(&join_keys(dir, &child.name), rest, out);
-            }
+    fn get_absolute(&self, absolute: &str) -> Option<&str> {
+        if self.visible(absolute) {
+            self.snapshot.get(absolute)
+        } else {
+            None
         }
     }
 }
@@ -356,69 +462,77 @@ fn has_glob_meta(segment: &str) -> bool {
     segment.contains(['*', '?', '[', '\\'])
 }
 
-fn unescape_glob(segment: &str) -> String {
-    segment.replace('\\', "")
-}
-
 /// Matches one path segment against one pattern segment with Go's `path.Match`
 /// rules: `*` any run, `?` one character, `[a-z]`/`[^a-z]` classes, `\` escapes.
 /// A malformed class never matches.
 pub fn glob_segment_matches(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    matches_from(&pattern, &name)
-}
-
-fn matches_from(pattern: &[char], name: &[char]) -> bool {
-    let Some((&first, rest)) = pattern.split_first() else {
-        return name.is_empty();
-    };
-    match first {
-        '*' => (0..=name.len()).any(|skip| matches_from(rest, &name[skip..])),
-        '?' => !name.is_empty() && matches_from(rest, &name[1..]),
-        '[' => {
-            let Some((&c, name_rest)) = name.split_first() else {
+    let mut pattern_chars = pattern.chars();
+    let mut name_chars = name.chars();
+    match pattern_chars.next() {
+        None => name.is_empty(),
+        Some('*') => {
+            let rest = pattern_chars.as_str();
+            let mut candidate = name;
+            loop {
+                if glob_segment_matches(rest, candidate) {
+                    return true;
+                }
+                let mut shorter = candidate.chars();
+                if shorter.next().is_none() {
+                    return false;
+                }
+                candidate = shorter.as_str();
+            }
+        }
+        Some('?') => {
+            name_chars.next().is_some()
+                && glob_segment_matches(pattern_chars.as_str(), name_chars.as_str())
+        }
+        Some('[') => {
+            let Some(c) = name_chars.next() else {
                 return false;
             };
-            match match_class(rest, c) {
-                Some((true, after)) => matches_from(after, name_rest),
+            match match_class(pattern_chars.as_str(), c) {
+                Some((true, after)) => glob_segment_matches(after, name_chars.as_str()),
                 _ => false,
             }
         }
-        '\\' => match rest.split_first() {
-            Some((&literal, after)) => {
-                name.first() == Some(&literal) && matches_from(after, &name[1..])
+        Some('\\') => match pattern_chars.next() {
+            Some(literal) => {
+                name_chars.next() == Some(literal)
+                    && glob_segment_matches(pattern_chars.as_str(), name_chars.as_str())
             }
             None => false,
         },
-        literal => name.first() == Some(&literal) && matches_from(rest, &name[1..]),
+        Some(literal) => {
+            name_chars.next() == Some(literal)
+                && glob_segment_matches(pattern_chars.as_str(), name_chars.as_str())
+        }
     }
 }
 
 /// Parses a character class after `[`; returns whether `c` matched and the
 /// pattern after the closing `]`, or `None` when the class is malformed.
-fn match_class(pattern: &[char], c: char) -> Option<(bool, &[char])> {
-    let (negated, mut rest) = match pattern.split_first() {
-        Some(('^', after)) => (true, after),
-        _ => (false, pattern),
+fn match_class(pattern: &str, c: char) -> Option<(bool, &str)> {
+    let (negated, mut rest) = match pattern.strip_prefix('^') {
+        Some(after) => (true, after),
+        None => (false, pattern),
     };
     let mut matched = false;
     let mut first = true;
     loop {
-        let (&lo, after) = rest.split_first()?;
+        let mut chars = rest.chars();
+        let lo = chars.next()?;
         if lo == ']' && !first {
-            return Some((matched != negated, after));
+            return Some((matched != negated, chars.as_str()));
         }
         first = false;
-        let (lo, after) = if lo == '\\' {
-            let (&escaped, after) = after.split_first()?;
-            (escaped, after)
-        } else {
-            (lo, after)
-        };
-        let (hi, after) = match after {
-            ['-', hi, tail @ ..] if *hi != ']' => (*hi, tail),
-            _ => (lo, after),
+        let lo = if lo == '\\' { chars.next()? } else { lo };
+        let after_lo = chars.as_str();
+        let mut lookahead = after_lo.chars();
+        let (hi, after) = match (lookahead.next(), lookahead.next()) {
+            (Some('-'), Some(hi)) if hi != ']' => (hi, lookahead.as_str()),
+            _ => (lo, after_lo),
         };
         if lo <= c && c <= hi {
             matched = true;

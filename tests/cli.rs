@@ -952,3 +952,33 @@ fn daemon_watch_mode_follows_file_edits_at_once() {
     );
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn identical_templates_share_a_render_but_keep_their_own_errors() {
+    let mut s = Scenario::new();
+    s.set_env("P_A_X", "1").set_env("Q_A_X", "2");
+    let text = "{{ getv(key=\"/a/x\") }}\n";
+    for name in ["one", "two", "three"] {
+        s.template(&format!("{name}.tmpl"), text);
+    }
+    s.resource("one", "one.txt", &["/a"], "prefix = \"/p\"\n");
+    s.resource("two", "two.txt", &["/a"], "prefix = \"/p\"\n");
+    s.resource("three", "three.txt", &["/a"], "prefix = \"/q\"\n");
+    s.onetime_env(&[]).expect_code(0);
+    assert_eq!(fs::read_to_string(s.out("one.txt")).expect("one"), "1\n");
+    assert_eq!(fs::read_to_string(s.out("two.txt")).expect("two"), "1\n");
+    assert_eq!(
+        fs::read_to_string(s.out("three.txt")).expect("three"),
+        "2\n"
+    );
+    // The same failing render: each error names its own template file.
+    for name in ["one", "two", "three"] {
+        s.template(&format!("{name}.tmpl"), "{{ getv(key=\"/a/missing\") }}\n");
+    }
+    let run = s.onetime_env(&[]);
+    run.expect_code(1);
+    for name in ["one", "two", "three"] {
+        let line = run.line_with(&format!("resource={name}.toml"));
+        assert!(line.contains(&format!("{name}.tmpl:1:")), "{line}");
+    }
+}

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, describe_reqwest_error};
+use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
 use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::resource::ConfigError;
 use crate::snapshot::{clean_key, is_within};
@@ -85,6 +85,7 @@ impl ConsulBackend {
             backend: "consul",
             location,
             message,
+            transient: false,
         }
     }
 
@@ -139,7 +140,7 @@ impl ConsulBackend {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.error(location.clone(), describe_reqwest_error(&e)))?
+            .map_err(|e| network_error("consul", location.clone(), &e))?
             .to_vec();
         match status {
             StatusCode::OK | StatusCode::NOT_FOUND => Ok(KvAnswer {
@@ -222,7 +223,10 @@ impl Backend for ConsulBackend {
         let mut pairs = Vec::new();
         let mut index = 0;
         for root in roots {
-            let answer = self.get_kv(root, None, REQUEST_TIMEOUT).await?;
+            let answer = self
+                .get_kv(root, None, REQUEST_TIMEOUT)
+                .await
+                .map_err(|e| e.reading(root))?;
             self.parse_entries(root, &answer, &mut pairs)?;
             index = index.max(answer.index);
         }

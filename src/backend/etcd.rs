@@ -86,6 +86,7 @@ impl EtcdBackend {
             backend: "etcd",
             location,
             message,
+            transient: false,
         }
     }
 
@@ -123,7 +124,7 @@ impl EtcdBackend {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.error(location.clone(), super::http::describe_reqwest_error(&e)))?;
+            .map_err(|e| super::http::network_error("etcd", location.clone(), &e))?;
         match status {
             StatusCode::OK => {
                 let parsed: GetResponse = serde_json::from_slice(&body).map_err(|e| {
@@ -188,7 +189,7 @@ impl Backend for EtcdBackend {
             Ok(body) => body,
             Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
             Err(e) => {
-                return Err(self.error(location, super::http::describe_reqwest_error(&e)));
+                return Err(super::http::network_error("etcd", location, &e));
             }
         };
         if status == StatusCode::OK {
@@ -212,11 +213,21 @@ impl Backend for EtcdBackend {
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
         let mut pairs = Vec::new();
-        let mut index = 0;
+        // Each prefix is a separate GET: the pass is only as fresh as its
+        // oldest read, so it claims the lowest index (a higher one could hide
+        // a change made to an earlier prefix between the GETs).
+        let mut index = u64::MAX;
         for root in roots {
-            index = index.max(self.read_root(root, &mut pairs).await?);
+            let read = self
+                .read_root(root, &mut pairs)
+                .await
+                .map_err(|e| e.reading(root))?;
+            index = index.min(read);
         }
-        Ok(Fetched { pairs, index })
+        Ok(Fetched {
+            pairs,
+            index: if index == u64::MAX { 0 } else { index },
+        })
     }
 }
 

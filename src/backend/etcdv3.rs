@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, describe_reqwest_error};
+use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
 use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::resource::ConfigError;
 use crate::snapshot::is_within;
@@ -140,6 +140,7 @@ impl EtcdV3Backend {
             backend: "etcdv3",
             location,
             message,
+            transient: false,
         }
     }
 
@@ -169,7 +170,7 @@ impl EtcdV3Backend {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.error(location.clone(), describe_reqwest_error(&e)))?;
+            .map_err(|e| network_error("etcdv3", location.clone(), &e))?;
         if status != StatusCode::OK {
             return Err(self.error(
                 location,
@@ -234,7 +235,7 @@ impl EtcdV3Backend {
             let bytes = response
                 .bytes()
                 .await
-                .map_err(|e| self.error(location.clone(), describe_reqwest_error(&e)))?;
+                .map_err(|e| network_error("etcdv3", location.clone(), &e))?;
             if status == StatusCode::UNAUTHORIZED && token.is_some() && attempt == 0 {
                 *self.token.lock().await = None;
                 continue;
@@ -271,7 +272,12 @@ impl EtcdV3Backend {
             }
             let page: RangeResponse = serde_json::from_slice(&bytes)
                 .map_err(|e| self.error(location.clone(), format!("unexpected response: {e}")))?;
-            revision = page.header.revision;
+            // The first page fixes the revision every later page and prefix
+            // is read at (etcd reports its current revision in every header,
+            // even for a read pinned to an older one).
+            if revision == 0 {
+                revision = page.header.revision;
+            }
             let mut last: Option<Vec<u8>> = None;
             for kv in page.kvs {
                 let raw_key = BASE64
@@ -347,7 +353,7 @@ impl Backend for EtcdV3Backend {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => return Ok(WatchEvent::Quiet),
                 Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
-                Err(e) => return Err(self.error(location, describe_reqwest_error(&e))),
+                Err(e) => return Err(network_error("etcdv3", location, &e)),
             };
             buffer.extend_from_slice(&chunk);
             while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
@@ -399,7 +405,10 @@ impl Backend for EtcdV3Backend {
         // snapshot is one consistent point in time.
         let mut revision = 0;
         for root in roots {
-            revision = self.read_root(root, revision, &mut pairs).await?;
+            revision = self
+                .read_root(root, revision, &mut pairs)
+                .await
+                .map_err(|e| e.reading(root))?;
         }
         Ok(Fetched {
             pairs,

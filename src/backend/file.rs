@@ -113,6 +113,7 @@ impl FileBackend {
             backend: "file",
             location: location.display().to_string(),
             message,
+            transient: false,
         }
     }
 
@@ -226,8 +227,11 @@ impl Backend for FileBackend {
         let index = *self.generation.borrow();
         let mut pairs = Vec::new();
         for file in self.expand()? {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Self::error(&file, crate::error::io_reason(&e)))?;
+            let text = std::fs::read_to_string(&file).map_err(|e| BackendError {
+                // A file that is not there yet may be written soon (-wait-keys).
+                transient: e.kind() == std::io::ErrorKind::NotFound,
+                ..Self::error(&file, crate::error::io_reason(&e))
+            })?;
             let parsed = parse_file(&file, &text).map_err(|m| Self::error(&file, m))?;
             pairs.extend(parsed.into_iter().filter_map(|(k, v)| {
                 let key = crate::snapshot::clean_key(&k);

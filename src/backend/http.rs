@@ -187,7 +187,22 @@ impl NodeClient {
             backend: self.backend,
             location: "nodes".to_string(),
             message,
+            transient: true,
         })
+    }
+}
+
+/// A network failure while talking to `location` (worth waiting for).
+pub fn network_error(
+    backend: &'static str,
+    location: String,
+    error: &reqwest::Error,
+) -> BackendError {
+    BackendError {
+        backend,
+        location,
+        message: describe_reqwest_error(error),
+        transient: true,
     }
 }
 

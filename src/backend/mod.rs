@@ -39,6 +39,20 @@ pub struct BackendError {
     pub location: String,
     /// What went wrong.
     pub message: String,
+    /// True when waiting may cure it (no node answered, a file is missing);
+    /// false for answers that will not change by themselves (bad credentials,
+    /// a disabled API, malformed data).
+    pub transient: bool,
+}
+
+impl BackendError {
+    /// Adds the key or prefix being read to the location.
+    pub fn reading(mut self, key: &str) -> Self {
+        if !self.location.contains(key) {
+            self.location = format!("{} (reading {key})", self.location);
+        }
+        self
+    }
 }
 
 /// The result of one read: the pairs, and the backend's change index at the

@@ -45,6 +45,9 @@ pub enum TemplateError {
 pub struct Template {
     name: String,
     tera: Arc<Tera>,
+    /// Identifies the source text: two templates with the same fingerprint
+    /// render the same output from the same view.
+    fingerprint: u64,
 }
 
 impl std::fmt::Debug for Template {
@@ -89,9 +92,11 @@ impl TemplateCompiler {
         let mut tera = self.prototype.clone();
         tera.add_raw_template(name, source)
             .map_err(|e| TemplateError::Compile(one_line(&e)))?;
+        let fingerprint = ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one(source);
         Ok(Template {
             name: name.to_string(),
             tera: Arc::new(tera),
+            fingerprint,
         })
     }
 }
@@ -100,6 +105,11 @@ impl Template {
     /// The name errors use for this template (its path).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// A hash of the source text (equal sources, equal fingerprints).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Renders against `view`, with no service data.

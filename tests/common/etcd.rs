@@ -34,6 +34,9 @@ pub struct EtcdOptions {
     pub disable_v2: bool,
     /// Also listen with https, requiring client certificates.
     pub tls: Option<TlsFiles>,
+    /// Listen for plain-http clients on this port instead of a free one
+    /// (for tests that point confd at the address before etcd exists).
+    pub client_port: Option<u16>,
 }
 
 /// A running etcd.
@@ -65,7 +68,7 @@ impl Etcd {
         let mut etcd = Etcd {
             child: None,
             data: tempfile::tempdir().expect("etcd data dir"),
-            client_port: free_port(),
+            client_port: options.client_port.unwrap_or_else(free_port),
             peer_port: free_port(),
             tls_port: options.tls.as_ref().map(|_| free_port()),
             options,
@@ -173,7 +176,7 @@ impl Etcd {
         let (status, text) = http(
             self.client_port,
             "PUT",
-            &format!("/v2/keys{key}"),
+            &format!("/v2/keys{}", path_encode(key)),
             Some("application/x-www-form-urlencoded"),
             &body,
         )
@@ -186,7 +189,7 @@ impl Etcd {
         let (status, text) = http(
             self.client_port,
             "DELETE",
-            &format!("/v2/keys{key}?recursive=true"),
+            &format!("/v2/keys{}?recursive=true", path_encode(key)),
             None,
             "",
         )
@@ -201,6 +204,27 @@ impl Etcd {
     pub fn put_v3(&self, key: &str, value: &str) {
         let body = serde_json::json!({"key": BASE64.encode(key), "value": BASE64.encode(value)});
         self.post_v3("/v3/kv/put", &body.to_string());
+    }
+
+    /// v3: deletes exactly `key`.
+    pub fn delete_v3(&self, key: &str) {
+        let body = serde_json::json!({"key": BASE64.encode(key)});
+        self.post_v3("/v3/kv/deleterange", &body.to_string());
+    }
+
+    /// v3: puts every pair, in transactions of at most 128 operations (etcd's
+    /// default `--max-txn-ops`), so thousands of keys take a few requests.
+    pub fn put_many_v3(&self, pairs: &[(String, String)]) {
+        for chunk in pairs.chunks(128) {
+            let success: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|(k, v)| {
+                    serde_json::json!({"request_put": {"key": BASE64.encode(k), "value": BASE64.encode(v)}})
+                })
+                .collect();
+            let body = serde_json::json!({ "success": success });
+            self.post_v3("/v3/kv/txn", &body.to_string());
+        }
     }
 
     /// v3: deletes every key with `prefix`.
@@ -245,6 +269,14 @@ impl Drop for Etcd {
     }
 }
 
+/// Percent-encodes a key for a URL path, keeping its `/` separators.
+fn path_encode(key: &str) -> String {
+    key.split('/')
+        .map(form_encode)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn form_encode(value: &str) -> String {
     let mut out = String::new();
     for byte in value.bytes() {
@@ -266,6 +298,23 @@ pub fn http(
     content_type: Option<&str>,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    http_with_headers(port, method, path, content_type, body, &[])
+}
+
+/// `Authorization` for HTTP basic auth as `user`:`password`.
+pub fn basic_auth_header(user: &str, password: &str) -> String {
+    format!("Basic {}", BASE64.encode(format!("{user}:{password}")))
+}
+
+/// [`http`] with extra request headers (e.g. `Authorization`).
+pub fn http_with_headers(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = format!(
@@ -274,6 +323,9 @@ pub fn http(
     );
     if let Some(ct) = content_type {
         request.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
