@@ -111,7 +111,7 @@ def load_etcd(url, keys, batch=128):
         raise SystemExit("etcd holds %d keys after loading %d" % (count, keys))
 
 
-def write_confdir(confdir, dest_dir, resources, shared_template):
+def write_confdir(confdir, dest_dir, resources, shared_template, distinct=False):
     conf_d = os.path.join(confdir, "conf.d")
     templates = os.path.join(confdir, "templates")
     os.makedirs(conf_d, exist_ok=True)
@@ -125,7 +125,9 @@ def write_confdir(confdir, dest_dir, resources, shared_template):
         src = "haproxy.cfg.tmpl" if shared_template else name + ".cfg.tmpl"
         if not shared_template or r == 0:
             with open(os.path.join(templates, src), "w", encoding="utf-8") as f:
-                f.write(template)
+                # A Tera comment makes each copy's text unique (same output),
+                # so confd cannot share one render between resources.
+                f.write(("{# copy %d #}" % r if distinct else "") + template)
         with open(os.path.join(conf_d, name + ".toml"), "w", encoding="utf-8") as f:
             f.write(
                 "[template]\n"
@@ -144,6 +146,8 @@ def main():
     parser.add_argument("--resources", type=int, default=1, help="number of resources (R)")
     parser.add_argument("--confdir", help="confdir to create (conf.d/ and templates/)")
     parser.add_argument("--dest-dir", help="folder the resources render into")
+    parser.add_argument("--distinct-templates", action="store_true",
+                        help="make each template copy's text unique (no shared renders)")
     parser.add_argument("--shared-template", action="store_true",
                         help="one template file for every resource instead of one copy each")
     args = parser.parse_args()
@@ -167,7 +171,8 @@ def main():
     if args.etcd:
         load_etcd(args.etcd, args.keys)
     if args.confdir:
-        write_confdir(args.confdir, args.dest_dir, args.resources, args.shared_template)
+        write_confdir(args.confdir, args.dest_dir, args.resources, args.shared_template,
+                      args.distinct_templates)
     return 0
 
 

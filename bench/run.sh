@@ -21,6 +21,8 @@
 #   RUNS=5                     timed runs per cell
 #   WARMUP=1                   untimed runs per cell (0 skips the output check)
 #   SHARED_TEMPLATE=0          1: every resource uses one template file
+#   DISTINCT_TEMPLATES=0       1: every copy's text differs (a Tera comment), so
+#                              confd renders each resource on its own
 #   CONFD_BIN=                 use this binary instead of building one
 #   GNU_TIME=1                 0: take peak RSS from python3's os.wait4 instead
 #   WORK_DIR=                  generate data here (default: a temp dir, removed)
@@ -34,6 +36,7 @@ SKIP=${SKIP:-""}
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
 SHARED_TEMPLATE=${SHARED_TEMPLATE:-0}
+DISTINCT_TEMPLATES=${DISTINCT_TEMPLATES:-0}
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
@@ -208,6 +211,7 @@ for keys in $KEYS; do
         rm -rf "$confdir" "$out"
         shared=()
         if [[ $SHARED_TEMPLATE == 1 ]]; then shared=(--shared-template); fi
+        if [[ $DISTINCT_TEMPLATES == 1 ]]; then shared+=(--distinct-templates); fi
         python3 "$ROOT/bench/gen_data.py" --resources "$res" --confdir "$confdir" --dest-dir "$out" "${shared[@]}"
         echo "running $keys keys × $res resources…" >&2
 

@@ -271,40 +271,47 @@ impl Engine {
             "read snapshot"
         );
 
-        let rendered = self.render_all(&chosen, &snapshot).await;
-
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
         let mut reloads: Vec<PendingReload> = Vec::new();
         let mut good_counts: Vec<(String, usize)> = Vec::new();
         let mut asked_services: Vec<(String, Vec<ServiceQuery>)> = Vec::new();
-        for (position, (&index, step)) in chosen.iter().zip(rendered).enumerate() {
-            let prepared = &self.resources[index];
-            asked_services.push((prepared.resource.name.clone(), step.asked));
-            let outcome = match step.text {
-                Ok(content) => self.write_resource(&prepared.resource, &content).await,
-                Err(failure) => failure,
-            };
-            if matches!(outcome, Outcome::Updated | Outcome::Unchanged) {
-                good_counts.push((prepared.resource.name.clone(), step.count));
-            }
-            if outcome == Outcome::Updated && !self.options.sync_only {
-                if let Some(reload) = &prepared.resource.reload_cmd {
-                    let line = command::expand(
-                        reload,
-                        None,
-                        &prepared.resource.dest.display().to_string(),
-                    );
-                    match reloads.iter_mut().find(|r| r.command == line) {
-                        Some(pending) => pending.positions.push(position),
-                        None => reloads.push(PendingReload {
-                            command: line,
-                            timeout: prepared.resource.command_timeout,
-                            positions: vec![position],
-                        }),
+        // Render a few resources at a time (in parallel), write them, and
+        // only then render the next ones: memory holds a handful of outputs,
+        // not all of them.
+        let mut shared = SharedRenders::plan(self, &chosen, &snapshot);
+        for (chunk_number, chunk) in chosen.chunks(render_chunk()).enumerate() {
+            let rendered = self.render_all(chunk, &snapshot, &mut shared).await;
+            let first = chunk_number * render_chunk();
+            for (offset, (&index, step)) in chunk.iter().zip(rendered).enumerate() {
+                let position = first + offset;
+                let prepared = &self.resources[index];
+                asked_services.push((prepared.resource.name.clone(), step.asked));
+                let outcome = match step.text {
+                    Ok(content) => self.write_resource(&prepared.resource, &content).await,
+                    Err(failure) => failure,
+                };
+                if matches!(outcome, Outcome::Updated | Outcome::Unchanged) {
+                    good_counts.push((prepared.resource.name.clone(), step.count));
+                }
+                if outcome == Outcome::Updated && !self.options.sync_only {
+                    if let Some(reload) = &prepared.resource.reload_cmd {
+                        let line = command::expand(
+                            reload,
+                            None,
+                            &prepared.resource.dest.display().to_string(),
+                        );
+                        match reloads.iter_mut().find(|r| r.command == line) {
+                            Some(pending) => pending.positions.push(position),
+                            None => reloads.push(PendingReload {
+                                command: line,
+                                timeout: prepared.resource.command_timeout,
+                                positions: vec![position],
+                            }),
+                        }
                     }
                 }
+                outcomes.push(outcome);
             }
-            outcomes.push(outcome);
         }
         self.last_good_counts.extend(good_counts);
         self.asked_by.extend(asked_services);
@@ -355,16 +362,22 @@ impl Engine {
         report
     }
 
-    /// Guards and renders every chosen resource: independent renders run on
+    /// Guards and renders the chosen resources: independent renders run on
     /// every core, and resources whose template text, prefix and keys are the
-    /// same share one render. Templates that asked for services not fetched
+    /// same share one render (kept in `shared` while later resources of the
+    /// pass still need it). Templates that asked for services not fetched
     /// yet are rendered again once those are fetched.
-    async fn render_all(&self, chosen: &[usize], snapshot: &Arc<Snapshot>) -> Vec<RenderStep> {
+    async fn render_all(
+        &self,
+        chosen: &[usize],
+        snapshot: &Arc<Snapshot>,
+        shared: &mut SharedRenders,
+    ) -> Vec<RenderStep> {
         let services = self.service_snapshot();
         let mut steps: Vec<RenderStep> = Vec::with_capacity(chosen.len());
+        let mut keys: Vec<Option<RenderKey>> = Vec::with_capacity(chosen.len());
         let mut jobs: Vec<RenderJob<'_>> = Vec::new();
-        let mut job_of: Vec<Option<usize>> = Vec::with_capacity(chosen.len());
-        let mut by_key: HashMap<(u64, String, Vec<String>), usize> = HashMap::new();
+        let mut job_keys: Vec<RenderKey> = Vec::new();
         for &i in chosen {
             let prepared = &self.resources[i];
             let resource = &prepared.resource;
@@ -383,66 +396,71 @@ impl Engine {
                     count,
                     asked: Vec::new(),
                 });
-                job_of.push(None);
+                keys.push(None);
                 continue;
             };
-            let key = (
-                template.fingerprint(),
-                resource.prefix.clone(),
-                view.roots().to_vec(),
-            );
-            let job = *by_key.entry(key).or_insert_with(|| {
+            let key = render_key(template, resource, &view);
+            if !shared.results.contains_key(&key) && !job_keys.contains(&key) {
                 jobs.push(RenderJob { template, view });
-                jobs.len() - 1
-            });
+                job_keys.push(key.clone());
+            }
             steps.push(RenderStep {
-                text: Ok(String::new()),
+                text: Ok(Arc::from("")),
                 count,
                 asked: Vec::new(),
             });
-            job_of.push(Some(job));
+            keys.push(Some(key));
         }
-        let results = render_parallel(&jobs, &services);
+        for (key, rendered) in job_keys.into_iter().zip(render_parallel(&jobs, &services)) {
+            let template = jobs
+                .iter()
+                .find(|j| render_key_of(j) == key)
+                .map(|j| j.template.name().to_string())
+                .unwrap_or_default();
+            shared.results.insert(
+                key,
+                SharedRender {
+                    text: rendered.text.map(Arc::from),
+                    asked: rendered.services_asked,
+                    template,
+                },
+            );
+        }
 
         let mut out = Vec::with_capacity(chosen.len());
-        for ((&i, mut step), job) in chosen.iter().zip(steps).zip(job_of) {
-            if let Some(job) = job {
-                let rendered = &results[job];
-                let template = &jobs[job].template;
-                let missing = rendered
-                    .services_asked
-                    .iter()
-                    .any(|q| !services.contains_key(q));
-                let shared_error = rendered.text.is_err()
-                    && self.resources[i]
-                        .template
-                        .as_ref()
-                        .is_ok_and(|t| t.name() != template.name());
-                if missing || shared_error {
+        for ((&i, mut step), key) in chosen.iter().zip(steps).zip(keys) {
+            if let Some(key) = key {
+                let Some(render) = shared.take(&key) else {
+                    out.push(step);
+                    continue;
+                };
+                let missing = render.asked.iter().any(|q| !services.contains_key(q));
+                let own = self.resources[i].template.as_ref().ok();
+                let shared_error =
+                    render.text.is_err() && own.is_some_and(|t| t.name() != render.template);
+                match (missing || shared_error, own) {
                     // Render this resource on its own: to fetch the services
                     // it needs, or so an error names its own template file.
-                    let own = match &self.resources[i].template {
-                        Ok(t) => t,
-                        Err(_) => template,
-                    };
-                    let view = View::new(
-                        snapshot.clone(),
-                        &self.resources[i].resource.prefix,
-                        &self.resources[i].resource.keys,
-                    );
-                    match self.render_discovering_services(own, &view).await {
-                        Ok((text, asked)) => {
-                            step.text = text.map_err(|e| Failure::data(e.to_string()));
-                            step.asked = asked;
+                    (true, Some(template)) => {
+                        let view = View::new(
+                            snapshot.clone(),
+                            &self.resources[i].resource.prefix,
+                            &self.resources[i].resource.keys,
+                        );
+                        match self.render_discovering_services(template, &view).await {
+                            Ok((text, asked)) => {
+                                step.text = text
+                                    .map(Arc::from)
+                                    .map_err(|e| Failure::data(e.to_string()));
+                                step.asked = asked;
+                            }
+                            Err(failure) => step.text = Err(failure),
                         }
-                        Err(failure) => step.text = Err(failure),
                     }
-                } else {
-                    step.text = rendered
-                        .text
-                        .clone()
-                        .map_err(|e| Failure::data(e.to_string()));
-                    step.asked = rendered.services_asked.clone();
+                    _ => {
+                        step.text = render.text.map_err(|e| Failure::data(e.to_string()));
+                        step.asked = render.asked;
+                    }
                 }
             }
             out.push(step);
@@ -583,7 +601,7 @@ impl Engine {
 /// One resource's render, before writing.
 struct RenderStep {
     /// The content, or why there is none.
-    text: Result<String, Outcome>,
+    text: Result<Arc<str>, Outcome>,
     /// Keys the resource saw.
     count: usize,
     /// Service queries the template made.
@@ -594,6 +612,85 @@ struct RenderStep {
 struct RenderJob<'a> {
     template: &'a Template,
     view: View,
+}
+
+/// What makes two renders equal: the template text, the prefix and the roots.
+type RenderKey = (u64, String, Vec<String>);
+
+fn render_key(template: &Template, resource: &Resource, view: &View) -> RenderKey {
+    (
+        template.fingerprint(),
+        resource.prefix.clone(),
+        view.roots().to_vec(),
+    )
+}
+
+fn render_key_of(job: &RenderJob<'_>) -> RenderKey {
+    (
+        job.template.fingerprint(),
+        job.view.prefix().to_string(),
+        job.view.roots().to_vec(),
+    )
+}
+
+/// A render shared by resources of one pass.
+struct SharedRender {
+    text: Result<Arc<str>, TemplateError>,
+    asked: Vec<ServiceQuery>,
+    /// The template file that produced it (errors name it).
+    template: String,
+}
+
+/// Renders of a pass that later resources will reuse, with how many
+/// resources still need each.
+struct SharedRenders {
+    results: HashMap<RenderKey, SharedRender>,
+    users: HashMap<RenderKey, usize>,
+}
+
+impl SharedRenders {
+    /// Counts, for the whole pass, how many resources need each render.
+    fn plan(engine: &Engine, chosen: &[usize], snapshot: &Arc<Snapshot>) -> Self {
+        let mut users: HashMap<RenderKey, usize> = HashMap::new();
+        for &i in chosen {
+            let prepared = &engine.resources[i];
+            if let Ok(template) = &prepared.template {
+                let view = View::new(
+                    snapshot.clone(),
+                    &prepared.resource.prefix,
+                    &prepared.resource.keys,
+                );
+                *users
+                    .entry(render_key(template, &prepared.resource, &view))
+                    .or_default() += 1;
+            }
+        }
+        SharedRenders {
+            results: HashMap::new(),
+            users,
+        }
+    }
+
+    /// Hands out a render, forgetting it once its last user has it.
+    fn take(&mut self, key: &RenderKey) -> Option<SharedRender> {
+        let remaining = self.users.get_mut(key)?;
+        *remaining = remaining.saturating_sub(1);
+        if *remaining == 0 {
+            self.users.remove(key);
+            self.results.remove(key)
+        } else {
+            self.results.get(key).map(|r| SharedRender {
+                text: r.text.clone(),
+                asked: r.asked.clone(),
+                template: r.template.clone(),
+            })
+        }
+    }
+}
+
+/// How many resources are rendered together before being written.
+fn render_chunk() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * 2
 }
 
 /// Renders `jobs` on up to one thread per core (none when there is one job).

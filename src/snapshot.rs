@@ -319,6 +319,11 @@ impl View {
         }
     }
 
+    /// The prefix this view strips.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The absolute roots this view reads (prefix applied).
     pub fn roots(&self) -> &[String] {
         &self.roots
