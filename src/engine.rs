@@ -514,8 +514,8 @@ impl Engine {
                 return Err(Failure::data("service(): no Consul catalog is configured"));
             };
             for query in missing {
-                match client.fetch(&query, None).await {
-                    Ok((instances, _)) => {
+                match client.fetch(&query).await {
+                    Ok(instances) => {
                         self.set_service_instances(query, instances);
                     }
                     Err(e) => return Err(Failure::data(e.to_string())),

@@ -11,20 +11,13 @@
 //! that use it when its list of instances changes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 
 use crate::backend::BackendError;
-use crate::backend::consul::{BLOCKING_WAIT, ConsulConfig};
-use crate::backend::http::{NodeClient, REQUEST_TIMEOUT, network_error};
+use crate::backend::consul::{ApiAnswer, Blocking, ConsulApi, ConsulConfig};
 use crate::resource::ConfigError;
-
-/// A blocking query answered faster than this without a change is a tight loop.
-const TIGHT_LOOP: Duration = Duration::from_millis(50);
-/// The pause after a tight-loop answer.
-const TIGHT_LOOP_PAUSE: Duration = Duration::from_secs(1);
 
 /// One `service(...)` call's arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,9 +121,7 @@ pub enum ServiceEvent {
 /// Asks Consul's health endpoint.
 #[derive(Debug)]
 pub struct ServiceClient {
-    client: NodeClient,
-    token: Option<String>,
-    datacenter: Option<String>,
+    api: ConsulApi,
 }
 
 impl ServiceClient {
@@ -166,89 +157,40 @@ impl ServiceClient {
     /// Prepares the client (nothing is sent yet).
     pub fn new(config: &ConsulConfig) -> Result<ServiceClient, ConfigError> {
         Ok(ServiceClient {
-            client: NodeClient::new(&config.http)?,
-            token: config.token.clone().filter(|t| !t.is_empty()),
-            datacenter: config.datacenter.clone().filter(|d| !d.is_empty()),
+            api: ConsulApi::new(config, "consul services")?,
         })
     }
 
-    fn error(&self, location: String, message: String) -> BackendError {
-        BackendError {
-            backend: "consul services",
-            location,
-            message,
-            transient: false,
+    fn query_pairs(query: &ServiceQuery) -> Vec<(&str, &str)> {
+        let mut pairs = Vec::new();
+        if query.passing {
+            pairs.push(("passing", "true"));
         }
+        if let Some(tag) = &query.tag {
+            pairs.push(("tag", tag.as_str()));
+        }
+        pairs
     }
 
-    fn url(&self, node: &reqwest::Url, query: &ServiceQuery, index: Option<u64>) -> reqwest::Url {
-        let mut url = node.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments
-                .pop_if_empty()
-                .extend(["v1", "health", "service", &query.name]);
+    fn parse(&self, answer: &ApiAnswer) -> Result<Vec<Instance>, BackendError> {
+        if answer.status != StatusCode::OK {
+            return Ok(Vec::new());
         }
-        {
-            let mut pairs = url.query_pairs_mut();
-            if query.passing {
-                pairs.append_pair("passing", "true");
-            }
-            if let Some(tag) = &query.tag {
-                pairs.append_pair("tag", tag);
-            }
-            if let Some(dc) = &self.datacenter {
-                pairs.append_pair("dc", dc);
-            }
-            if let Some(index) = index {
-                pairs.append_pair("index", &index.to_string());
-                pairs.append_pair("wait", &format!("{}s", BLOCKING_WAIT.as_secs()));
-            }
-        }
-        url
+        let entries: Vec<HealthEntry> = serde_json::from_slice(&answer.body).map_err(|e| {
+            self.api
+                .error(answer.location.clone(), format!("unexpected response: {e}"))
+        })?;
+        Ok(instances_from(entries))
     }
 
-    /// Fetches the instances of `query`, blocking until the index passes
-    /// `index` when one is given. Returns the instances and the new index.
-    pub async fn fetch(
-        &self,
-        query: &ServiceQuery,
-        index: Option<u64>,
-    ) -> Result<(Vec<Instance>, u64), BackendError> {
-        let timeout = match index {
-            Some(_) => BLOCKING_WAIT + BLOCKING_WAIT / 16 + REQUEST_TIMEOUT,
-            None => REQUEST_TIMEOUT,
-        };
-        let (response, node) = self
-            .client
-            .send(timeout, |client, node| {
-                let request = client.get(self.url(node, query, index));
-                match &self.token {
-                    Some(token) => request.header("X-Consul-Token", token),
-                    None => request,
-                }
-            })
+    /// Fetches the instances of `query` now.
+    pub async fn fetch(&self, query: &ServiceQuery) -> Result<Vec<Instance>, BackendError> {
+        let path = ["v1", "health", "service", query.name.as_str()];
+        let answer = self
+            .api
+            .get(&path, &Self::query_pairs(query), None, &query.to_string())
             .await?;
-        let location = format!("{} {query}", node.as_str().trim_end_matches('/'));
-        let status = response.status();
-        let new_index = response
-            .headers()
-            .get("X-Consul-Index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| network_error("consul services", location.clone(), &e))?;
-        if status != StatusCode::OK {
-            return Err(self.error(
-                location,
-                format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
-            ));
-        }
-        let entries: Vec<HealthEntry> = serde_json::from_slice(&body)
-            .map_err(|e| self.error(location, format!("unexpected response: {e}")))?;
-        Ok((instances_from(entries), new_index))
+        self.parse(&answer)
     }
 
     /// One blocking query after `index`, following Consul's index rules.
@@ -257,20 +199,16 @@ impl ServiceClient {
         query: &ServiceQuery,
         index: u64,
     ) -> Result<ServiceEvent, BackendError> {
-        let asked = index.max(1);
-        let started = Instant::now();
-        let (instances, new_index) = self.fetch(query, Some(asked)).await?;
-        let event = if new_index < asked && index > 0 {
-            ServiceEvent::Reset
-        } else if new_index > asked {
-            ServiceEvent::Changed(instances, new_index)
-        } else {
-            ServiceEvent::Quiet
-        };
-        if event == ServiceEvent::Quiet && started.elapsed() < TIGHT_LOOP {
-            tokio::time::sleep(TIGHT_LOOP_PAUSE).await;
-        }
-        Ok(event)
+        let path = ["v1", "health", "service", query.name.as_str()];
+        let (outcome, answer) = self
+            .api
+            .blocking_get(&path, &Self::query_pairs(query), index, &query.to_string())
+            .await?;
+        Ok(match outcome {
+            Blocking::Changed(new_index) => ServiceEvent::Changed(self.parse(&answer)?, new_index),
+            Blocking::Quiet => ServiceEvent::Quiet,
+            Blocking::Reset => ServiceEvent::Reset,
+        })
     }
 }
 

@@ -46,90 +46,115 @@ pub struct ConsulConfig {
     pub datacenter: Option<String>,
 }
 
-/// Reads Consul's KV store.
+/// The part of Consul's HTTP API confd speaks, shared by the KV backend and
+/// the service catalog: nodes with failover, the ACL token, the datacenter,
+/// `X-Consul-Index`, and the index rules of blocking queries.
 #[derive(Debug)]
-pub struct ConsulBackend {
+pub struct ConsulApi {
+    name: &'static str,
     client: NodeClient,
     token: Option<String>,
     datacenter: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct KvEntry {
-    #[serde(rename = "Key")]
-    key: String,
-    #[serde(rename = "Value")]
-    value: Option<String>,
+/// One answer of a Consul endpoint (200 or 404).
+#[derive(Debug)]
+pub struct ApiAnswer {
+    /// 200 or 404.
+    pub status: StatusCode,
+    /// `X-Consul-Index`.
+    pub index: u64,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Node and path, for messages.
+    pub location: String,
 }
 
-/// One answer of the KV endpoint.
-struct KvAnswer {
-    status: StatusCode,
-    index: u64,
-    body: Vec<u8>,
-    location: String,
+/// What a blocking query's answer means, by Consul's index rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocking {
+    /// The result changed; its new index.
+    Changed(u64),
+    /// The wait ended without a change.
+    Quiet,
+    /// The index went backwards (a restored snapshot, a new cluster): start
+    /// over from index 0.
+    Reset,
 }
 
-impl ConsulBackend {
-    /// Prepares the client (nothing is sent yet).
-    pub fn new(config: &ConsulConfig) -> Result<ConsulBackend, ConfigError> {
-        Ok(ConsulBackend {
+impl ConsulApi {
+    /// Prepares the client (nothing is sent yet); `name` labels errors.
+    pub fn new(config: &ConsulConfig, name: &'static str) -> Result<ConsulApi, ConfigError> {
+        Ok(ConsulApi {
+            name,
             client: NodeClient::new(&config.http)?,
             token: config.token.clone().filter(|t| !t.is_empty()),
             datacenter: config.datacenter.clone().filter(|d| !d.is_empty()),
         })
     }
 
-    fn error(&self, location: String, message: String) -> BackendError {
+    /// An error about `location`.
+    pub fn error(&self, location: String, message: String) -> BackendError {
         BackendError {
-            backend: "consul",
+            backend: self.name,
             location,
             message,
             transient: false,
         }
     }
 
-    /// `/v1/kv/<root without its leading slash>?recurse[&dc][&index&wait]`.
-    fn kv_url(&self, node: &reqwest::Url, root: &str, blocking: Option<u64>) -> reqwest::Url {
+    fn url(
+        &self,
+        node: &reqwest::Url,
+        path: &[&str],
+        query: &[(&str, &str)],
+        blocking: Option<u64>,
+    ) -> reqwest::Url {
         let mut url = node.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(["v1", "kv"]);
-            let parts: Vec<&str> = root.split('/').filter(|s| !s.is_empty()).collect();
-            if parts.is_empty() {
-                segments.push("");
-            } else {
-                segments.extend(parts);
+            segments.pop_if_empty().extend(path);
+        }
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in query {
+                pairs.append_pair(name, value);
+            }
+            if let Some(dc) = &self.datacenter {
+                pairs.append_pair("dc", dc);
+            }
+            if let Some(index) = blocking {
+                pairs.append_pair("index", &index.to_string());
+                pairs.append_pair("wait", &format!("{}s", BLOCKING_WAIT.as_secs()));
             }
         }
-        let mut query = String::from("recurse=true");
-        if let Some(dc) = &self.datacenter {
-            query.push_str("&dc=");
-            query.push_str(&percent_encode(dc));
-        }
-        if let Some(index) = blocking {
-            query.push_str(&format!("&index={index}&wait={}s", BLOCKING_WAIT.as_secs()));
-        }
-        url.set_query(Some(&query));
         url
     }
 
-    async fn get_kv(
+    /// GETs `path` (segments under the node) with `query`; with `blocking`,
+    /// as a blocking query after that index. 200 and 404 are answers; a 403
+    /// says how to give a token; anything else is an error.
+    pub async fn get(
         &self,
-        root: &str,
+        path: &[&str],
+        query: &[(&str, &str)],
         blocking: Option<u64>,
-        timeout: Duration,
-    ) -> Result<KvAnswer, BackendError> {
+        what: &str,
+    ) -> Result<ApiAnswer, BackendError> {
+        let timeout = match blocking {
+            Some(_) => BLOCKING_WAIT + BLOCKING_WAIT / 16 + REQUEST_TIMEOUT,
+            None => REQUEST_TIMEOUT,
+        };
         let (response, node) = self
             .client
             .send(timeout, |client, node| {
-                let request = client.get(self.kv_url(node, root, blocking));
+                let request = client.get(self.url(node, path, query, blocking));
                 match &self.token {
                     Some(token) => request.header("X-Consul-Token", token),
                     None => request,
                 }
             })
             .await?;
-        let location = format!("{} prefix {root}", node.as_str().trim_end_matches('/'));
+        let location = format!("{} {what}", node.as_str().trim_end_matches('/'));
         let status = response.status();
         let index = response
             .headers()
@@ -140,10 +165,11 @@ impl ConsulBackend {
         let body = response
             .bytes()
             .await
-            .map_err(|e| network_error("consul", location.clone(), &e))?
+            .map_err(|e| network_error(self.name, location.clone(), &e))?
             .to_vec();
+        let text = || String::from_utf8_lossy(&body).trim().to_string();
         match status {
-            StatusCode::OK | StatusCode::NOT_FOUND => Ok(KvAnswer {
+            StatusCode::OK | StatusCode::NOT_FOUND => Ok(ApiAnswer {
                 status,
                 index,
                 body,
@@ -153,27 +179,90 @@ impl ConsulBackend {
                 location,
                 format!(
                     "{status}: {}; give a token with -auth-token or CONSUL_HTTP_TOKEN",
-                    String::from_utf8_lossy(&body).trim()
+                    text()
                 ),
             )),
-            _ => Err(self.error(
-                location,
-                format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
-            )),
+            _ => Err(self.error(location, format!("{status}: {}", text()))),
         }
+    }
+
+    /// A blocking query after `index`, judged by Consul's advice: ask with at
+    /// least index 1 (0 does not block); an index that went backwards means
+    /// reset; an answer that came back at once without a change is followed
+    /// by a pause, so a misbehaving server cannot spin the daemon.
+    pub async fn blocking_get(
+        &self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        index: u64,
+        what: &str,
+    ) -> Result<(Blocking, ApiAnswer), BackendError> {
+        let asked = index.max(1);
+        let started = Instant::now();
+        let answer = self.get(path, query, Some(asked), what).await?;
+        let outcome = if answer.index < asked && index > 0 {
+            Blocking::Reset
+        } else if answer.index > asked {
+            Blocking::Changed(answer.index)
+        } else {
+            Blocking::Quiet
+        };
+        if outcome == Blocking::Quiet && started.elapsed() < TIGHT_LOOP {
+            tracing::debug!(
+                what,
+                index = answer.index,
+                "blocking query returned at once; pausing"
+            );
+            tokio::time::sleep(TIGHT_LOOP_PAUSE).await;
+        }
+        Ok((outcome, answer))
+    }
+}
+
+/// Reads Consul's KV store.
+#[derive(Debug)]
+pub struct ConsulBackend {
+    api: ConsulApi,
+}
+
+#[derive(Debug, Deserialize)]
+struct KvEntry {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Value")]
+    value: Option<String>,
+}
+
+/// The path of a prefix under `/v1/kv` (`/` is the whole store).
+fn kv_path(root: &str) -> Vec<&str> {
+    let mut path = vec!["v1", "kv"];
+    path.extend(root.split('/').filter(|s| !s.is_empty()));
+    if path.len() == 2 {
+        path.push("");
+    }
+    path
+}
+
+impl ConsulBackend {
+    /// Prepares the client (nothing is sent yet).
+    pub fn new(config: &ConsulConfig) -> Result<ConsulBackend, ConfigError> {
+        Ok(ConsulBackend {
+            api: ConsulApi::new(config, "consul")?,
+        })
     }
 
     fn parse_entries(
         &self,
         root: &str,
-        answer: &KvAnswer,
+        answer: &ApiAnswer,
         out: &mut Vec<(String, String)>,
     ) -> Result<(), BackendError> {
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(());
         }
         let entries: Vec<KvEntry> = serde_json::from_slice(&answer.body).map_err(|e| {
-            self.error(answer.location.clone(), format!("unexpected response: {e}"))
+            self.api
+                .error(answer.location.clone(), format!("unexpected response: {e}"))
         })?;
         for entry in entries {
             // A folder placeholder ("app/") only gives shape, through its
@@ -187,7 +276,7 @@ impl ConsulBackend {
             }
             let value = match entry.value {
                 Some(encoded) => BASE64.decode(encoded.as_bytes()).map_err(|e| {
-                    self.error(
+                    self.api.error(
                         answer.location.clone(),
                         format!("key {key}: value is not base64: {e}"),
                     )
@@ -200,18 +289,7 @@ impl ConsulBackend {
     }
 }
 
-fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(byte))
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
+const RECURSE: [(&str, &str); 1] = [("recurse", "true")];
 
 #[async_trait]
 impl Backend for ConsulBackend {
@@ -221,16 +299,22 @@ impl Backend for ConsulBackend {
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
         let mut pairs = Vec::new();
-        let mut index = 0;
+        // X-Consul-Index is per prefix; the pass claims the lowest, as a
+        // higher one could hide a change made between two of its GETs.
+        let mut index = u64::MAX;
         for root in roots {
             let answer = self
-                .get_kv(root, None, REQUEST_TIMEOUT)
+                .api
+                .get(&kv_path(root), &RECURSE, None, &format!("prefix {root}"))
                 .await
                 .map_err(|e| e.reading(root))?;
             self.parse_entries(root, &answer, &mut pairs)?;
-            index = index.max(answer.index);
+            index = index.min(answer.index);
         }
-        Ok(Fetched { pairs, index })
+        Ok(Fetched {
+            pairs,
+            index: if index == u64::MAX { 0 } else { index },
+        })
     }
 
     fn can_watch(&self) -> bool {
@@ -238,24 +322,15 @@ impl Backend for ConsulBackend {
     }
 
     async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
-        // Consul's advice: an index must be at least 1, or the query does not block.
-        let asked = index.max(1);
-        let limit = BLOCKING_WAIT + BLOCKING_WAIT / 16 + REQUEST_TIMEOUT;
-        let started = Instant::now();
-        let answer = self.get_kv(root, Some(asked), limit).await?;
-        let event = if answer.index < asked && index > 0 {
-            // The index went backwards: Consul says reset and start over.
-            WatchEvent::Resync
-        } else if answer.index > asked {
-            WatchEvent::Changed(answer.index)
-        } else {
-            WatchEvent::Quiet
-        };
-        if event == WatchEvent::Quiet && started.elapsed() < TIGHT_LOOP {
-            tracing::debug!(prefix = %root, index = answer.index, "blocking query returned at once; pausing");
-            tokio::time::sleep(TIGHT_LOOP_PAUSE).await;
-        }
-        Ok(event)
+        let (outcome, _) = self
+            .api
+            .blocking_get(&kv_path(root), &RECURSE, index, &format!("prefix {root}"))
+            .await?;
+        Ok(match outcome {
+            Blocking::Changed(new_index) => WatchEvent::Changed(new_index),
+            Blocking::Quiet => WatchEvent::Quiet,
+            Blocking::Reset => WatchEvent::Resync,
+        })
     }
 }
 
@@ -263,7 +338,7 @@ impl Backend for ConsulBackend {
 mod tests {
     use super::*;
 
-    fn backend(dc: Option<&str>) -> ConsulBackend {
+    fn api(dc: Option<&str>) -> ConsulApi {
         let config = ConsulConfig {
             http: HttpConfig {
                 backend: "consul",
@@ -274,8 +349,8 @@ mod tests {
             token: None,
             datacenter: dc.map(str::to_string),
         };
-        match ConsulBackend::new(&config) {
-            Ok(b) => b,
+        match ConsulApi::new(&config, "consul") {
+            Ok(api) => api,
             Err(e) => panic!("{e}"),
         }
     }
@@ -284,21 +359,23 @@ mod tests {
     fn kv_urls() {
         let node = reqwest::Url::parse("http://127.0.0.1:8500").expect("url");
         assert_eq!(
-            backend(None).kv_url(&node, "/app/web", None).as_str(),
+            api(None)
+                .url(&node, &kv_path("/app/web"), &RECURSE, None)
+                .as_str(),
             "http://127.0.0.1:8500/v1/kv/app/web?recurse=true"
         );
         assert_eq!(
-            backend(Some("eu west"))
-                .kv_url(&node, "/", Some(7))
+            api(Some("eu west"))
+                .url(&node, &kv_path("/"), &RECURSE, Some(7))
                 .as_str(),
-            "http://127.0.0.1:8500/v1/kv/?recurse=true&dc=eu%20west&index=7&wait=60s"
+            "http://127.0.0.1:8500/v1/kv/?recurse=true&dc=eu+west&index=7&wait=60s"
         );
     }
 
     #[test]
     fn folders_are_skipped_and_siblings_filtered() {
-        let b = backend(None);
-        let answer = KvAnswer {
+        let b = ConsulBackend { api: api(None) };
+        let answer = ApiAnswer {
             status: StatusCode::OK,
             index: 9,
             body: br#"[{"Key":"app/","Value":null},{"Key":"app/x","Value":"MQ=="},{"Key":"apple/y","Value":"Mg=="},{"Key":"app","Value":"Mw=="},{"Key":"app/empty","Value":null}]"#.to_vec(),
