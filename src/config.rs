@@ -299,19 +299,18 @@ fn reject_flags_the_backend_does_not_use(
     backend: BackendKind,
     flags: &Flags,
 ) -> Result<(), ConfigError> {
-    let network_flags: [(&str, bool); 12] = [
+    // -auth-token and -datacenter also serve service(...) with any backend.
+    let network_flags: [(&str, bool); 10] = [
         ("-node", !flags.nodes.is_empty()),
         ("-username", flags.username.is_some()),
         ("-password", flags.password.is_some()),
         ("-basic-auth", flags.basic_auth.is_some()),
-        ("-auth-token", flags.auth_token.is_some()),
         ("-client-cert", flags.client_cert.is_some()),
         ("-client-key", flags.client_key.is_some()),
         ("-client-ca-keys", flags.client_ca_keys.is_some()),
         ("-scheme", flags.scheme.is_some()),
         ("-srv-domain", flags.srv_domain.is_some()),
         ("-srv-record", flags.srv_record.is_some()),
-        ("-datacenter", flags.datacenter.is_some()),
     ];
     if !backend.is_networked() {
         if let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given) {

@@ -343,13 +343,27 @@ impl Daemon {
                     .flat_map(|r| r.roots())
                     .collect();
                 // Only a read of a whole watched prefix vouches for it.
+                let mut restart: Vec<String> = Vec::new();
                 for root in self.engine.roots() {
                     if read.iter().any(|k| is_within(root, k)) {
-                        self.root_index.insert(root.clone(), index);
-                        if let Some(watcher) = self.watchers.get(root) {
+                        let previous = self.root_index.insert(root.clone(), index);
+                        if previous.is_some_and(|p| index < p) {
+                            // The store's index went backwards (a restored or
+                            // rebuilt store): the watch must start over from
+                            // this read, not wait for the old, higher index.
+                            restart.push(root.clone());
+                        } else if let Some(watcher) = self.watchers.get(root) {
                             let _ = watcher.read_index.send(index);
                         }
                     }
+                }
+                if !restart.is_empty() {
+                    for root in &restart {
+                        if let Some(watcher) = self.watchers.remove(root) {
+                            watcher.task.abort();
+                        }
+                    }
+                    self.sync_watchers();
                 }
             }
             None => {
@@ -406,13 +420,20 @@ impl Daemon {
             return;
         };
         let queries = self.engine.service_queries();
+        let mut dropped: Vec<ServiceQuery> = Vec::new();
         self.service_watchers.retain(|query, task| {
             let keep = queries.contains(query);
             if !keep {
                 task.abort();
+                dropped.push(query.clone());
             }
             keep
         });
+        // Instances nobody follows any more go stale: forget them, so a
+        // template that asks again gets a fresh answer, not an old one.
+        for query in &dropped {
+            self.engine.forget_service(query);
+        }
         for query in queries {
             if self.service_watchers.contains_key(&query) {
                 continue;

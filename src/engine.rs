@@ -545,6 +545,17 @@ impl Engine {
         true
     }
 
+    /// Forgets the instances of a query no resource uses any more.
+    pub fn forget_service(&self, query: &ServiceQuery) {
+        let mut data = match self.service_data.lock() {
+            Ok(data) => data,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if data.contains_key(query) {
+            Arc::make_mut(&mut data).remove(query);
+        }
+    }
+
     /// Every distinct service query the resources made at their last render.
     pub fn service_queries(&self) -> Vec<ServiceQuery> {
         let mut all: Vec<ServiceQuery> = self.asked_by.values().flatten().cloned().collect();

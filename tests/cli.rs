@@ -289,7 +289,6 @@ fn network_flags_are_rejected_for_local_backends() {
     for args in [
         vec!["-node", "http://127.0.0.1:2379"],
         vec!["-username", "u"],
-        vec!["-auth-token", "t"],
         vec!["-client-cert", "/c.pem"],
         vec!["-srv-domain", "example.com"],
         vec!["-basic-auth"],

@@ -27,6 +27,7 @@ const EXAMPLES: &[&str] = &[
     "env-database",
     "file-haproxy",
     "guard-min-keys",
+    "haproxy-consul",
     "haproxy-etcd",
 ];
 
@@ -532,6 +533,11 @@ fn example_file_haproxy() {
 #[test]
 fn example_guard_min_keys() {
     example("guard-min-keys");
+}
+
+#[test]
+fn example_haproxy_consul() {
+    example("haproxy-consul");
 }
 
 #[test]

@@ -213,6 +213,7 @@ impl ConsulServer {
             stopping: AtomicBool::new(false),
             connections: Mutex::new(Connections::default()),
             held: AtomicU64::new(0),
+            hook: Mutex::new(None),
         });
         let accepting = shared.clone();
         let accept = std::thread::Builder::new()
@@ -380,6 +381,15 @@ impl ConsulServer {
         self.shared.lock().log.clone()
     }
 
+    /// Calls `hook` with each request line (`GET /v1/kv/app?recurse=true`,
+    /// token masked) when the request arrives, and puts the `(key, value)`
+    /// pairs it returns, one write each, before the request is served: a
+    /// test's way to change the data between two requests of one pass.
+    /// Replaces any previous hook.
+    pub fn on_request(&self, hook: impl Fn(&str) -> Vec<(String, String)> + Send + Sync + 'static) {
+        *self.shared.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(hook));
+    }
+
     /// Blocking queries being held right now.
     pub fn held_requests(&self) -> u64 {
         self.shared.held.load(Ordering::SeqCst)
@@ -483,7 +493,12 @@ struct Shared {
     stopping: AtomicBool,
     connections: Mutex<Connections>,
     held: AtomicU64,
+    /// Called with each request line before the request is served.
+    hook: Mutex<Option<RequestHook>>,
 }
+
+/// See [`ConsulServer::on_request`].
+type RequestHook = Arc<dyn Fn(&str) -> Vec<(String, String)> + Send + Sync>;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -1251,6 +1266,18 @@ fn read_request(
         None => 0,
     };
     if length > MAX_VALUE_SIZE {
+        // Read and drop the body first (up to a bound), so the client, still
+        // sending it, is not reset before it reads the 413.
+        if length <= 16 * MAX_VALUE_SIZE {
+            while buffer.len() < length {
+                match fill(stream, buffer, shared) {
+                    Ok(true) => {}
+                    _ => break,
+                }
+            }
+            let drained = length.min(buffer.len());
+            buffer.drain(..drained);
+        }
         return Err(Response::text(
             413,
             &format!("Request body({length} bytes) too large, max size: {MAX_VALUE_SIZE} bytes."),
@@ -1388,6 +1415,26 @@ fn handle(shared: &Shared, request: &Request, stream: &TcpStream) -> Option<Resp
             .strip_prefix("/v1/health/service/")
             .map(Endpoint::Health)
     };
+    let hook = shared
+        .hook
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(hook) = hook {
+        let writes = hook(&format!(
+            "{} {}",
+            request.method,
+            mask_token(&request.target)
+        ));
+        if !writes.is_empty() {
+            let mut state = shared.lock();
+            for (key, value) in writes {
+                state.put(&consul_key(&key), value_of(value.as_bytes()), 0);
+            }
+            drop(state);
+            shared.changed.notify_all();
+        }
+    }
     let mut response = match endpoint {
         None => {
             let mut state = shared.lock();
