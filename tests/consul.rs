@@ -26,27 +26,18 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, STOP_LIMIT, args};
 use common::consul::{CheckStatus, ConsulOptions, ConsulServer, ServiceInstance};
-use common::haproxy::{Haproxy, Upstream, bootstrap_config, get};
-use common::{Run, Scenario, send_signal, wait_for_exit, wait_until};
+use common::haproxy::{Hammer, Haproxy, Upstream, batch, wait_for_batch};
+use common::{Run, Scenario, free_port, poll_file, read, wait_until};
 
-/// The longest a one-shot run may take before the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-/// The longest a daemon may take to render its first files.
-const START_LIMIT: Duration = Duration::from_secs(10);
-/// The longest a daemon may take to pick up a change.
-const CHANGE_LIMIT: Duration = Duration::from_secs(5);
 /// How long a change may take to show in HAProxy's traffic (watch, render,
 /// check, rename, reload).
 const TRAFFIC_LIMIT: Duration = Duration::from_secs(15);
-/// How long confd may take to stop after SIGTERM.
-const STOP_LIMIT: Duration = Duration::from_secs(5);
 /// Changes further apart than the daemon's burst window (250 ms), so each
 /// one is rendered as an isolated change.
 const SPACING: Duration = Duration::from_millis(300);
@@ -55,166 +46,20 @@ const SPACING: Duration = Duration::from_millis(300);
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// `-backend consul -node <node>… -confdir <s>` followed by `extra`.
-fn args(s: &Scenario, nodes: &[String], extra: &[&str]) -> Vec<String> {
-    let mut all = vec!["-backend".to_string(), "consul".to_string()];
-    for node in nodes {
-        all.push("-node".to_string());
-        all.push(node.clone());
-    }
-    all.push("-confdir".to_string());
-    all.push(s.confdir());
-    all.extend(extra.iter().map(|a| a.to_string()));
-    all
-}
-
-/// A spawned confd with its output captured in files; killed when dropped,
-/// so a failing test never leaves a daemon behind.
-struct Confd {
-    child: Child,
-    log: PathBuf,
-    out: PathBuf,
-}
-
-impl Confd {
-    fn spawn(s: &Scenario, args: &[String]) -> Confd {
-        // Files of their own: a daemon may still be running from earlier.
-        static SPAWNED: AtomicUsize = AtomicUsize::new(0);
-        let n = SPAWNED.fetch_add(1, Ordering::SeqCst);
-        let log = s.path().join(format!("confd-{n}.stderr"));
-        let out = s.path().join(format!("confd-{n}.stdout"));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = s
-            .command(&args)
-            .stdout(fs::File::create(&out).expect("stdout file"))
-            .stderr(fs::File::create(&log).expect("stderr file"))
-            .spawn()
-            .expect("confd starts");
-        Confd { child, log, out }
-    }
-
-    /// Everything confd wrote to stderr so far.
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// How many stderr lines contain `needle`.
-    fn lines_with(&self, needle: &str) -> usize {
-        self.stderr().lines().filter(|l| l.contains(needle)).count()
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits (bounded) until a stderr line contains `needle`; panics with
-    /// the log otherwise.
-    fn expect_log(&self, needle: &str, limit: Duration) {
-        if !wait_until(limit, || self.stderr().contains(needle)) {
-            panic!(
-                "no stderr line contains {needle:?} within {limit:?}\n--- stderr\n{}",
-                self.stderr()
-            );
-        }
-    }
-
-    /// Waits (bounded) until `path` holds exactly `expected`; panics with the
-    /// file and the log otherwise. Returns how long it took.
-    fn expect_file(&self, path: &Path, expected: &str, limit: Duration) -> Duration {
-        match poll_file(path, limit, |t| t == expected) {
-            Some(took) => took,
-            None => panic!(
-                "{} did not become {expected:?} within {limit:?}; it holds {:?}\n--- stderr\n{}",
-                path.display(),
-                fs::read_to_string(path).ok(),
-                self.stderr()
-            ),
-        }
-    }
-
-    /// Waits (bounded) until `path` satisfies `what`; panics otherwise.
-    fn expect_file_where(
-        &self,
-        path: &Path,
-        description: &str,
-        limit: Duration,
-        what: impl Fn(&str) -> bool,
-    ) -> Duration {
-        match poll_file(path, limit, what) {
-            Some(took) => took,
-            None => panic!(
-                "{} did not come to {description} within {limit:?}; it holds {:?}\n--- stderr\n{}",
-                path.display(),
-                fs::read_to_string(path).ok(),
-                self.stderr()
-            ),
-        }
-    }
-
-    /// Waits (bounded) for a one-shot run to end and collects what it printed.
-    fn finish(mut self, limit: Duration) -> Run {
-        let status = wait_for_exit(&mut self.child, limit);
-        let stderr = self.stderr();
-        let stdout = fs::read_to_string(&self.out).unwrap_or_default();
-        match status {
-            Some(status) => Run {
-                code: status.code().unwrap_or(-1),
-                stdout,
-                stderr,
-            },
-            None => panic!("confd did not exit within {limit:?}\n--- stderr\n{stderr}"),
-        }
-    }
-
-    /// SIGTERM, then a bounded wait for the exit.
-    fn terminate(mut self, limit: Duration) -> Option<ExitStatus> {
-        send_signal(&self.child, "TERM");
-        wait_for_exit(&mut self.child, limit)
-    }
-}
-
-impl Drop for Confd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs `confd -onetime -backend consul -node <server>` to completion.
 fn onetime(s: &Scenario, server: &ConsulServer, extra: &[&str]) -> Run {
     onetime_nodes(s, &[server.address()], extra)
 }
 
 fn onetime_nodes(s: &Scenario, nodes: &[String], extra: &[&str]) -> Run {
-    let mut all = vec!["-onetime"];
-    all.extend_from_slice(extra);
-    Confd::spawn(s, &args(s, nodes, &all)).finish(RUN_LIMIT)
+    common::confd::onetime(s, "consul", nodes, extra)
 }
 
 /// Starts `confd -watch -log-level debug -backend consul -node <server>`.
 fn watch(s: &Scenario, server: &ConsulServer, extra: &[&str]) -> Confd {
     let mut all = vec!["-watch", "-log-level", "debug"];
     all.extend_from_slice(extra);
-    Confd::spawn(s, &args(s, &[server.address()], &all))
-}
-
-/// Polls `path` every millisecond until its content satisfies `what`;
-/// returns how long that took, or `None` past `limit`.
-fn poll_file(path: &Path, limit: Duration, what: impl Fn(&str) -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    loop {
-        if fs::read_to_string(path).is_ok_and(|t| what(&t)) {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() >= limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    Confd::spawn(s, &args(s, "consul", &[server.address()], &all))
 }
 
 /// An address nothing listens on (connections are refused at once).
@@ -223,14 +68,6 @@ fn dead_address() -> String {
     let port = listener.local_addr().expect("local address").port();
     drop(listener);
     format!("127.0.0.1:{port}")
-}
-
-/// A free 127.0.0.1 port.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Sorted durations → (median, p95, max).
@@ -591,7 +428,7 @@ fn fails_over_from_a_dead_first_node_to_a_live_one() {
     assert_eq!(read(&s.out("app.conf")), "name=shop");
 
     // Watching too: the watch goes to the live node, and a change arrives.
-    let confd = Confd::spawn(&s, &args(&s, &nodes, &["-watch"]));
+    let confd = Confd::spawn(&s, &args(&s, "consul", &nodes, &["-watch"]));
     expect_held(&server, 1, &confd);
     server.put("app/name", "shop-2");
     confd.expect_file(&s.out("app.conf"), "name=shop-2", CHANGE_LIMIT);
@@ -1572,7 +1409,7 @@ fn service_query_used_again_is_not_rendered_from_stale_data() {
 /// with `examples/haproxy-consul/confd`. Dropped in field order after confd
 /// has been stopped.
 struct Stack {
-    confd: Option<Child>,
+    confd: Option<Confd>,
     haproxy: Haproxy,
     upstreams: Vec<Upstream>,
     server: ConsulServer,
@@ -1587,9 +1424,7 @@ impl Stack {
         let port = free_port();
         server.put("haproxy/port", &port.to_string());
         server.put("haproxy/domains/shop.example.com", "web");
-        let config = dir.path().join("haproxy.cfg");
-        fs::write(&config, bootstrap_config(port)).expect("bootstrap config");
-        let haproxy = Haproxy::start(&config, dir.path());
+        let haproxy = Haproxy::start_bootstrap(dir.path(), port);
         let mut stack = Stack {
             confd: None,
             haproxy,
@@ -1608,39 +1443,29 @@ impl Stack {
             ));
             stack.upstreams.push(upstream);
         }
-        let log = fs::File::create(stack.dir.path().join("confd.log")).expect("confd log");
         let confdir = common::repo_root().join("examples/haproxy-consul/confd");
-        let child = Command::new(common::confd_bin())
-            .args([
+        let mut command = common::confd_command(
+            stack.dir.path(),
+            [
                 "-backend",
                 "consul",
                 "-node",
                 &stack.server.address(),
                 "-confdir",
-            ])
-            .arg(confdir)
-            .arg("-watch")
-            .current_dir(stack.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("confd log"))
-            .stderr(log)
-            .spawn()
-            .expect("confd starts");
-        stack.confd = Some(child);
+            ],
+        );
+        command.arg(confdir).arg("-watch");
+        stack.confd = Some(Confd::spawn_command(command, stack.dir.path()));
         stack.wait_for_names(names);
         stack
     }
 
+    fn confd_log(&self) -> String {
+        self.confd.as_ref().map(Confd::stderr).unwrap_or_default()
+    }
+
     fn report(&self) -> String {
-        let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!(
-            "--- haproxy.cfg\n{}\n--- confd log\n{}\n--- haproxy log\n{}",
-            read("haproxy.cfg"),
-            read("confd.log"),
-            self.haproxy.log()
-        )
+        self.haproxy.report(&self.confd_log())
     }
 
     fn upstream(&self, name: &str) -> &Upstream {
@@ -1651,47 +1476,31 @@ impl Stack {
     }
 
     fn batch(&self, n: usize) -> Vec<String> {
-        (0..n)
-            .map(|_| describe(get(self.port, "shop.example.com")))
-            .collect()
+        batch(self.port, "shop.example.com", n)
     }
 
     /// Sends batches of 9 requests until one is answered by exactly `names`;
     /// panics past [`TRAFFIC_LIMIT`]. Returns how long it took.
     fn wait_for_names(&self, names: &[&str]) -> Duration {
         let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
-        let start = Instant::now();
-        loop {
-            let batch = self.batch(9);
-            if batch.iter().cloned().collect::<BTreeSet<_>>() == want {
-                return start.elapsed();
-            }
-            if start.elapsed() >= TRAFFIC_LIMIT {
-                panic!(
-                    "not answered by exactly {want:?} within {TRAFFIC_LIMIT:?}; last batch {batch:?}\n{}",
-                    self.report()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_batch(self.port, "shop.example.com", TRAFFIC_LIMIT, |batch| {
+            batch.iter().cloned().collect::<BTreeSet<_>>() == want
+        })
+        .unwrap_or_else(|batch| {
+            panic!(
+                "not answered by exactly {want:?} within {TRAFFIC_LIMIT:?}; last batch {batch:?}\n{}",
+                self.report()
+            )
+        })
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         // confd first, so that it reloads nothing that is going away.
-        if let Some(mut confd) = self.confd.take() {
-            send_signal(&confd, "TERM");
-            wait_for_exit(&mut confd, STOP_LIMIT);
+        if let Some(confd) = self.confd.take() {
+            confd.terminate(STOP_LIMIT);
         }
-    }
-}
-
-fn describe(answer: std::io::Result<common::haproxy::Response>) -> String {
-    match answer {
-        Ok(r) if r.status == 200 => r.body,
-        Ok(r) => format!("HTTP {}", r.status),
-        Err(e) => format!("error: {e}"),
     }
 }
 
@@ -1701,22 +1510,7 @@ fn haproxy_a_critical_instance_gets_no_traffic_until_it_passes_again() {
     assert_eq!(stack.haproxy.loads(), 2, "{}", stack.report());
 
     // Requests keep flowing through every change: none may fail.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let sent = Arc::new(Mutex::new(0usize));
-    let hammer = {
-        let (stop, failures, sent) = (stop.clone(), failures.clone(), sent.clone());
-        let port = stack.port;
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let answer = describe(get(port, "shop.example.com"));
-                *sent.lock().expect("lock") += 1;
-                if !["web1", "web2", "web3"].contains(&answer.as_str()) {
-                    failures.lock().expect("lock").push(answer);
-                }
-            }
-        })
-    };
+    let hammer = Hammer::start(stack.port, "shop.example.com", &["web1", "web2", "web3"]);
 
     stack.server.set_check("web2", CheckStatus::Critical);
     let took = stack.wait_for_names(&["web1", "web3"]);
@@ -1738,10 +1532,7 @@ fn haproxy_a_critical_instance_gets_no_traffic_until_it_passes_again() {
     eprintln!("web2 passing → traffic again after {took:?}");
     assert!(stack.upstream("web2").hits() > hits);
 
-    stop.store(true, Ordering::SeqCst);
-    hammer.join().expect("request thread");
-    let failures = failures.lock().expect("lock").clone();
-    let sent = *sent.lock().expect("lock");
+    let (sent, failures) = hammer.stop();
     assert!(
         failures.is_empty(),
         "{} of {sent} requests failed: {failures:?}\n{}",
@@ -1777,9 +1568,10 @@ fn haproxy_a_node_failure_and_a_new_instance() {
     let loads = stack.haproxy.loads();
     let before = read(&stack.dir.path().join("haproxy.cfg"));
     stack.server.put("haproxy/port", "notaport");
-    let log = stack.dir.path().join("confd.log");
     assert!(
-        wait_until(TRAFFIC_LIMIT, || read(&log).contains("check_cmd rejected")),
+        wait_until(TRAFFIC_LIMIT, || stack
+            .confd_log()
+            .contains("check_cmd rejected")),
         "{}",
         stack.report()
     );

@@ -45,7 +45,7 @@ fn srv_record_finds_the_etcd_nodes() {
     etcd.put_v2("/app/value", "found-by-srv");
     let port = etcd.client_port();
     // A dead node first: confd fails over to the live one.
-    let dead = common::etcd::free_port();
+    let dead = common::free_port();
     let dns = FakeDns::start(vec![(0, 0, dead, "127.0.0.1"), (1, 0, port, "127.0.0.1")]);
     let mut s = etcd_scenario();
     s.set_env("CONFD_DNS_SERVER", &dns.address());

@@ -9,22 +9,13 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::etcd::{
-    Etcd, EtcdOptions, basic_auth_header, free_port, http_with_headers, make_tls_files,
-};
-use common::{Run, Scenario, send_signal, wait_for_exit, wait_until};
-
-/// The longest a one-shot run may take before the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-/// The longest a daemon may take to render its first files.
-const START_LIMIT: Duration = Duration::from_secs(10);
-/// The longest a daemon may take to pick up a change.
-const CHANGE_LIMIT: Duration = Duration::from_secs(5);
+use common::confd::{CHANGE_LIMIT, Confd, RUN_LIMIT, START_LIMIT, args};
+use common::etcd::{Etcd, EtcdOptions, basic_auth_header, http_with_headers, make_tls_files};
+use common::{Run, Scenario, free_port, read, wait_until};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -70,129 +61,26 @@ impl Api {
     }
 }
 
-/// `-backend <api> -node <node>… -confdir <s>` followed by `extra`.
-fn args(s: &Scenario, api: Api, nodes: &[&str], extra: &[&str]) -> Vec<String> {
-    let mut all = vec!["-backend".to_string(), api.backend().to_string()];
-    for node in nodes {
-        all.push("-node".to_string());
-        all.push(node.to_string());
-    }
-    all.push("-confdir".to_string());
-    all.push(s.confdir());
-    all.extend(extra.iter().map(|a| a.to_string()));
-    all
-}
-
-/// A spawned confd with its stderr captured in a file; killed when dropped,
-/// so a failing test never leaves a daemon behind.
-struct Confd {
-    child: Child,
-    log: PathBuf,
-    out: PathBuf,
-}
-
-impl Confd {
-    fn spawn(s: &Scenario, args: &[String]) -> Confd {
-        let log = s.path().join("confd.stderr");
-        let out = s.path().join("confd.stdout");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = s
-            .command(&args)
-            .stdout(fs::File::create(&out).expect("stdout file"))
-            .stderr(fs::File::create(&log).expect("stderr file"))
-            .spawn()
-            .expect("confd starts");
-        Confd { child, log, out }
-    }
-
-    /// Everything confd wrote to stderr so far.
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// How many stderr lines contain `needle`.
-    fn lines_with(&self, needle: &str) -> usize {
-        self.stderr().lines().filter(|l| l.contains(needle)).count()
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits (bounded) until a stderr line contains `needle`; panics with
-    /// the log otherwise.
-    fn expect_log(&self, needle: &str, limit: Duration) {
-        if !wait_until(limit, || self.stderr().contains(needle)) {
-            panic!(
-                "no stderr line contains {needle:?} within {limit:?}\n--- stderr\n{}",
-                self.stderr()
-            );
-        }
-    }
-
-    /// Waits (bounded) until `path` holds exactly `expected`; panics with the
-    /// file and the log otherwise. Returns how long it took.
-    fn expect_file(&self, path: &Path, expected: &str, limit: Duration) -> Duration {
-        let start = Instant::now();
-        if !wait_until(limit, || {
-            fs::read_to_string(path).is_ok_and(|t| t == expected)
-        }) {
-            panic!(
-                "{} did not become {expected:?} within {limit:?}; it holds {:?}\n--- stderr\n{}",
-                path.display(),
-                fs::read_to_string(path).ok(),
-                self.stderr()
-            );
-        }
-        start.elapsed()
-    }
-
-    /// Waits (bounded) for a one-shot run to end and collects what it printed.
-    fn finish(mut self, limit: Duration) -> Run {
-        let status = wait_for_exit(&mut self.child, limit);
-        let stderr = self.stderr();
-        let stdout = fs::read_to_string(&self.out).unwrap_or_default();
-        match status {
-            Some(status) => Run {
-                code: status.code().unwrap_or(-1),
-                stdout,
-                stderr,
-            },
-            None => panic!("confd did not exit within {limit:?}\n--- stderr\n{stderr}"),
-        }
-    }
-
-    /// SIGTERM, then a bounded wait for the exit.
-    fn terminate(mut self, limit: Duration) -> Option<ExitStatus> {
-        send_signal(&self.child, "TERM");
-        wait_for_exit(&mut self.child, limit)
-    }
-}
-
-impl Drop for Confd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs a one-shot confd to completion, bounded by [`RUN_LIMIT`].
 fn onetime(s: &Scenario, api: Api, nodes: &[&str], extra: &[&str]) -> Run {
-    let mut all = vec!["-onetime"];
-    all.extend_from_slice(extra);
-    Confd::spawn(s, &args(s, api, nodes, &all)).finish(RUN_LIMIT)
+    common::confd::onetime(s, api.backend(), nodes, extra)
 }
 
 /// Starts `confd -watch` against `node`.
 fn watch(s: &Scenario, api: Api, node: &str) -> Confd {
-    Confd::spawn(s, &args(s, api, &[node], &["-watch"]))
+    Confd::spawn(s, &args(s, api.backend(), &[node], &["-watch"]))
 }
 
 /// Starts `confd -watch -log-level debug` (so reads can be counted).
 fn watch_debug(s: &Scenario, api: Api, node: &str) -> Confd {
     Confd::spawn(
         s,
-        &args(s, api, &[node], &["-watch", "-log-level", "debug"]),
+        &args(
+            s,
+            api.backend(),
+            &[node],
+            &["-watch", "-log-level", "debug"],
+        ),
     )
 }
 
@@ -224,10 +112,6 @@ fn line_count(path: &Path) -> usize {
     fs::read_to_string(path)
         .map(|t| t.lines().count())
         .unwrap_or(0)
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn seed_scenario() -> Scenario {
@@ -707,7 +591,7 @@ fn v3_watch_with_auth_sees_changes() {
         &s,
         &args(
             &s,
-            Api::V3,
+            Api::V3.backend(),
             &[&etcd.url()],
             &["-watch", "-username", "root", "-password", "pw"],
         ),
@@ -946,7 +830,7 @@ fn sighup_adds_a_resource_and_skips_a_broken_one() {
 
     let second = listing_resource(&s, "second", "/b", "");
     assert!(!second.exists());
-    send_signal(&confd.child, "HUP");
+    confd.signal("HUP");
     confd.expect_file(&second, "x=1\n", CHANGE_LIMIT);
 
     let never = s.out("never.conf");
@@ -958,7 +842,7 @@ fn sighup_adds_a_resource_and_skips_a_broken_one() {
         ),
     );
     let reads = confd.lines_with("read snapshot");
-    send_signal(&confd.child, "HUP");
+    confd.signal("HUP");
     confd.expect_log("broken.toml", CHANGE_LIMIT);
     assert!(confd.running(), "a broken resource file stopped the daemon");
     assert!(!never.exists(), "the broken resource was not used");
@@ -1130,7 +1014,7 @@ fn onetime_wait_keys_waits_for_a_late_backend() {
         &s,
         &args(
             &s,
-            api,
+            api.backend(),
             &[&format!("http://127.0.0.1:{port}")],
             &["-onetime", "-wait-keys", "15s"],
         ),
@@ -1244,7 +1128,7 @@ fn watch_recovers_from_lost_history(api: Api) {
     let confd = watch(&s, api, &etcd.url());
     confd.expect_file(&dest, "a=1\n", START_LIMIT);
 
-    send_signal(&confd.child, "STOP");
+    confd.signal("STOP");
     api.put(&etcd, "/app/a", "2");
     api.put(&etcd, "/app/b", "1");
     match api {
@@ -1275,7 +1159,7 @@ fn watch_recovers_from_lost_history(api: Api) {
             );
         }
     }
-    send_signal(&confd.child, "CONT");
+    confd.signal("CONT");
     confd.expect_file(&dest, "a=2\nb=1\n", CHANGE_LIMIT);
     api.put(&etcd, "/app/c", "1");
     confd.expect_file(&dest, "a=2\nb=1\nc=1\n", CHANGE_LIMIT);
@@ -1359,7 +1243,12 @@ fn prefixes_and_leaf_keys(api: Api) {
     fs::remove_file(&dest).expect("remove dest");
     let confd = Confd::spawn(
         &s,
-        &args(&s, api, &[&etcd.url()], &["-watch", "-prefix", "/prod"]),
+        &args(
+            &s,
+            api.backend(),
+            &[&etcd.url()],
+            &["-watch", "-prefix", "/prod"],
+        ),
     );
     confd.expect_file(&dest, "1 2 L false\n", START_LIMIT);
     api.put(&etcd, "/prod/eu/leaf", "M");
@@ -1411,7 +1300,7 @@ fn sighup_follows_new_nodes_in_confd_toml() {
     confd.expect_file(&dest, "a=from first\n", START_LIMIT);
 
     write_config(&second);
-    send_signal(&confd.child, "HUP");
+    confd.signal("HUP");
     confd.expect_file(&dest, "a=from second\n", CHANGE_LIMIT);
     api.put(&second, "/app/a", "second again");
     confd.expect_file(&dest, "a=second again\n", CHANGE_LIMIT);
@@ -1430,7 +1319,10 @@ fn polling_without_watch_picks_up_changes() {
     api.put(&etcd, "/app/a", "1");
     let s = Scenario::new();
     let dest = listing_resource(&s, "app", "/app", "");
-    let confd = Confd::spawn(&s, &args(&s, api, &[&etcd.url()], &["-interval", "1"]));
+    let confd = Confd::spawn(
+        &s,
+        &args(&s, api.backend(), &[&etcd.url()], &["-interval", "1"]),
+    );
     confd.expect_file(&dest, "a=1\n", START_LIMIT);
     api.put(&etcd, "/app/a", "2");
     confd.expect_file(&dest, "a=2\n", CHANGE_LIMIT);

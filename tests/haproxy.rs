@@ -17,23 +17,21 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::etcd::{Etcd, free_port};
-use common::haproxy::{Haproxy, Upstream, bootstrap_config, get};
+use common::confd::{Confd, STOP_LIMIT};
+use common::etcd::Etcd;
+use common::free_port;
+use common::haproxy::{Hammer, Haproxy, Upstream, batch, wait_for_batch};
 
 /// How long a change in etcd may take to show in the traffic (watch, render,
 /// check, rename, reload).
 const CHANGE_LIMIT: Duration = Duration::from_secs(15);
-/// How long confd may take to stop after SIGTERM.
-const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 /// One scenario: dropped in field order after confd has been stopped.
 struct Stack {
-    confd: Option<Child>,
+    confd: Option<Confd>,
     haproxy: Haproxy,
     upstreams: BTreeMap<String, Upstream>,
     etcd: Etcd,
@@ -50,9 +48,7 @@ impl Stack {
         let etcd = Etcd::start();
         let port = free_port();
         etcd.put_v2("/haproxy/port", &port.to_string());
-        let config = dir.path().join("haproxy.cfg");
-        fs::write(&config, bootstrap_config(port)).expect("bootstrap config");
-        let haproxy = Haproxy::start(&config, dir.path());
+        let haproxy = Haproxy::start_bootstrap(dir.path(), port);
         let mut stack = Stack {
             confd: None,
             haproxy,
@@ -73,31 +69,25 @@ impl Stack {
         stack
     }
 
-    fn spawn_confd(&self) -> Child {
-        let log = fs::File::create(self.confd_log_path()).expect("confd log");
+    fn spawn_confd(&self) -> Confd {
         let mut command = Command::new(common::confd_bin());
         command
             .args(["-backend", "etcd", "-node", &self.etcd.url(), "-confdir"])
             .arg(confdir())
             .arg("-watch")
             .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("confd log"))
-            .stderr(log);
+            .stdin(Stdio::null());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("CONFD_") {
                 command.env_remove(name);
             }
         }
-        command.spawn().expect("confd starts")
+        Confd::spawn_command(command, self.dir.path())
     }
 
-    fn confd_log_path(&self) -> PathBuf {
-        self.dir.path().join("confd.log")
-    }
-
+    /// Everything confd logged so far.
     fn confd_log(&self) -> String {
-        fs::read_to_string(self.confd_log_path()).unwrap_or_default()
+        self.confd.as_ref().map(Confd::stderr).unwrap_or_default()
     }
 
     fn config(&self) -> Vec<u8> {
@@ -106,12 +96,7 @@ impl Stack {
 
     /// Everything needed to understand a failure.
     fn report(&self) -> String {
-        format!(
-            "--- haproxy.cfg\n{}\n--- confd log\n{}\n--- haproxy log\n{}",
-            fs::read_to_string(self.dir.path().join("haproxy.cfg")).unwrap_or_default(),
-            self.confd_log(),
-            self.haproxy.log()
-        )
+        self.haproxy.report(&self.confd_log())
     }
 
     /// Starts an upstream named `host` and registers it in etcd under
@@ -135,7 +120,7 @@ impl Stack {
     /// `n` requests through HAProxy with `Host: host`: the upstream names that
     /// answered, or `HTTP <status>` / `error: …` for anything else.
     fn batch(&self, host: &str, n: usize) -> Vec<String> {
-        (0..n).map(|_| describe(get(self.port, host))).collect()
+        batch(self.port, host, n)
     }
 
     /// Sends batches of 9 requests until one is answered by exactly the
@@ -150,27 +135,13 @@ impl Stack {
 
     /// Sends batches of 9 requests with `Host: host` until `done` accepts
     /// one; panics past [`CHANGE_LIMIT`]. Returns how long it took.
-    fn wait_for(
-        &self,
-        host: &str,
-        what: &str,
-        mut done: impl FnMut(&[String]) -> bool,
-    ) -> Duration {
-        let start = Instant::now();
-        let deadline = start + CHANGE_LIMIT;
-        loop {
-            let batch = self.batch(host, 9);
-            if done(&batch) {
-                return start.elapsed();
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "Host {host}: not answered by {what} within {CHANGE_LIMIT:?}; last batch {batch:?}\n{}",
-                    self.report()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn wait_for(&self, host: &str, what: &str, done: impl FnMut(&[String]) -> bool) -> Duration {
+        wait_for_batch(self.port, host, CHANGE_LIMIT, done).unwrap_or_else(|batch| {
+            panic!(
+                "Host {host}: not answered by {what} within {CHANGE_LIMIT:?}; last batch {batch:?}\n{}",
+                self.report()
+            )
+        })
     }
 
     /// Polls the confd log until it contains `needle`; panics past
@@ -193,14 +164,8 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         // confd first, so that it reloads nothing that is going away.
-        if let Some(mut confd) = self.confd.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(confd.id().to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            common::wait_for_exit(&mut confd, STOP_LIMIT);
+        if let Some(confd) = self.confd.take() {
+            confd.terminate(STOP_LIMIT);
         }
         // Then haproxy, the upstreams, etcd and the directory, in field order.
     }
@@ -209,14 +174,6 @@ impl Drop for Stack {
 /// The example confdir the tests run.
 fn confdir() -> PathBuf {
     common::repo_root().join("examples/haproxy-etcd/confd")
-}
-
-fn describe(answer: std::io::Result<common::haproxy::Response>) -> String {
-    match answer {
-        Ok(r) if r.status == 200 => r.body,
-        Ok(r) => format!("HTTP {}", r.status),
-        Err(e) => format!("error: {e}"),
-    }
 }
 
 fn seen(batch: &[String]) -> BTreeSet<String> {
@@ -255,22 +212,7 @@ fn a_server_added_in_etcd_starts_receiving_requests() {
 
     // Requests keep flowing while the change is applied: the reload must not
     // drop the listener nor fail a request.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let sent = Arc::new(Mutex::new(0usize));
-    let hammer = {
-        let (stop, failures, sent) = (stop.clone(), failures.clone(), sent.clone());
-        let port = stack.port;
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let answer = describe(get(port, "a.example.com"));
-                *sent.lock().expect("lock") += 1;
-                if !["h1", "h2", "h3"].contains(&answer.as_str()) {
-                    failures.lock().expect("lock").push(answer);
-                }
-            }
-        })
-    };
+    let hammer = Hammer::start(stack.port, "a.example.com", &["h1", "h2", "h3"]);
 
     stack.add_host("a.example.com", "h3");
     let took = stack.wait_for("a.example.com", "h3 among others", |b| {
@@ -278,11 +220,8 @@ fn a_server_added_in_etcd_starts_receiving_requests() {
     });
     eprintln!("h3 received requests {took:?} after it was written to etcd");
     stack.wait_for_names("a.example.com", &["h1", "h2", "h3"]);
-    stop.store(true, Ordering::SeqCst);
-    hammer.join().expect("request thread");
+    let (sent, failures) = hammer.stop();
 
-    let failures = failures.lock().expect("lock").clone();
-    let sent = *sent.lock().expect("lock");
     assert!(
         failures.is_empty(),
         "{} of {sent} requests failed during the reload: {failures:?}\n{}",

@@ -6,13 +6,15 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::free_port;
 
 /// How long etcd may take to become healthy.
 const START_LIMIT: Duration = Duration::from_secs(20);
@@ -47,14 +49,6 @@ pub struct Etcd {
     peer_port: u16,
     tls_port: Option<u16>,
     options: EtcdOptions,
-}
-
-/// A free TCP port on 127.0.0.1 (bound then released; etcd binds it next).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Etcd {

@@ -11,7 +11,9 @@
 //!
 //! [`Upstream`] is an HTTP server on `127.0.0.1:0` answering every request with
 //! its own name; [`get`] is an HTTP/1.1 client with time limits that sets the
-//! `Host` header.
+//! `Host` header, [`batch`] and [`wait_for_batch`] send requests through
+//! HAProxy until the answers settle, and [`Hammer`] keeps requests flowing
+//! from a thread of its own while a test changes things.
 
 #![allow(dead_code)]
 
@@ -20,8 +22,8 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -84,6 +86,14 @@ impl Haproxy {
         haproxy
     }
 
+    /// Writes the [`bootstrap_config`] for `port` to `DIR/haproxy.cfg` and
+    /// starts HAProxy on it (see [`Haproxy::start`]), for confd to take over.
+    pub fn start_bootstrap(dir: &Path, port: u16) -> Haproxy {
+        let config = dir.join("haproxy.cfg");
+        std::fs::write(&config, bootstrap_config(port)).expect("bootstrap config");
+        Haproxy::start(&config, dir)
+    }
+
     /// The master's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
@@ -108,6 +118,16 @@ impl Haproxy {
     /// HAProxy's own output (master and workers), for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Everything needed to understand a failure of HAProxy driven by confd:
+    /// the configuration file, confd's log and HAProxy's own output.
+    pub fn report(&self, confd_log: &str) -> String {
+        format!(
+            "--- haproxy.cfg\n{}\n--- confd log\n{confd_log}\n--- haproxy log\n{}",
+            std::fs::read_to_string(&self.config).unwrap_or_default(),
+            self.log()
+        )
     }
 
     /// How many times the master has loaded a configuration successfully:
@@ -335,4 +355,98 @@ pub fn get(port: u16, host: &str) -> std::io::Result<Response> {
         status,
         body: body.to_string(),
     })
+}
+
+/// One answer in words: the body (the upstream's name) of a 200, `HTTP
+/// <status>` for any other status, `error: …` when the request failed.
+pub fn describe(answer: std::io::Result<Response>) -> String {
+    match answer {
+        Ok(r) if r.status == 200 => r.body,
+        Ok(r) => format!("HTTP {}", r.status),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// `n` requests to `127.0.0.1:port` with `Host: host`, each [`describe`]d.
+pub fn batch(port: u16, host: &str, n: usize) -> Vec<String> {
+    (0..n).map(|_| describe(get(port, host))).collect()
+}
+
+/// Sends batches of 9 requests with `Host: host` every 50 ms until `done`
+/// accepts one and returns how long that took, or the last batch once `limit`
+/// has passed.
+pub fn wait_for_batch(
+    port: u16,
+    host: &str,
+    limit: Duration,
+    mut done: impl FnMut(&[String]) -> bool,
+) -> Result<Duration, Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let batch = batch(port, host, 9);
+        if done(&batch) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            return Err(batch);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Requests with `Host: host` to `127.0.0.1:port`, back to back from a thread
+/// of its own until [`Hammer::stop`]; every answer that is not one of the
+/// expected upstream names is kept as a failure. Dropping it stops the thread.
+pub struct Hammer {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Hammer {
+    pub fn start(port: u16, host: &str, expected: &[&str]) -> Hammer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, sent, failures) = (stop.clone(), sent.clone(), failures.clone());
+            let host = host.to_string();
+            let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let answer = describe(get(port, &host));
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    if !expected.contains(&answer) {
+                        failures.lock().expect("lock").push(answer);
+                    }
+                }
+            })
+        };
+        Hammer {
+            stop,
+            sent,
+            failures,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the requests; returns how many were sent and the failures.
+    pub fn stop(mut self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("request thread");
+        }
+        let failures = self.failures.lock().expect("lock").clone();
+        (self.sent.load(Ordering::SeqCst), failures)
+    }
+}
+
+impl Drop for Hammer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -4,13 +4,16 @@
 
 #![allow(dead_code)]
 
+pub mod confd;
 pub mod consul;
 pub mod dns;
 pub mod etcd;
 pub mod haproxy;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -19,6 +22,23 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub fn confd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_confd")
+}
+
+/// A command running confd with `args` in `dir`, with a clean environment
+/// (PATH only) and no stdin.
+pub fn confd_command<I>(dir: &Path, args: I) -> Command
+where
+    I: IntoIterator,
+    I::Item: AsRef<OsStr>,
+{
+    let mut command = Command::new(confd_bin());
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null());
+    command
 }
 
 /// The repository root.
@@ -131,14 +151,8 @@ impl Scenario {
     /// A command running confd in the scenario folder with a clean
     /// environment (PATH and the scenario's variables only).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(confd_bin());
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&self.env)
-            .stdin(Stdio::null());
+        let mut command = confd_command(self.path(), args);
+        command.envs(&self.env);
         command
     }
 
@@ -197,6 +211,35 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
         std::thread::sleep(Duration::from_millis(20));
     }
     condition()
+}
+
+/// Polls `path` every millisecond until its content satisfies `what`;
+/// returns how long that took, or `None` past `limit`.
+pub fn poll_file(path: &Path, limit: Duration, what: impl Fn(&str) -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if fs::read_to_string(path).is_ok_and(|t| what(&t)) {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The content of `path`; panics naming the file when it cannot be read.
+pub fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; whoever needs it binds
+/// it next).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Waits up to `limit` for `child` to exit; kills (and reaps) it otherwise
