@@ -14,11 +14,23 @@ resource at one template file instead.
 
 --etcd URL loads the same keys into etcd through its v3 JSON gateway (every
 key etcd holds is deleted first), in transactions of 128 puts (etcd's default
---max-txn-ops), for `-backend etcdv3 -node URL`.
+--max-txn-ops), for `-backend etcdv3 -node URL`. With --etcd-api v2 it loads
+them through the v2 keys API instead (etcd must run with --enable-v2; v2 and v3
+are separate key spaces in etcd 3.x), for `-backend etcd -node URL`: every
+top-level v2 node is deleted first, then one PUT per key, 16 at a time over
+keep-alive connections (v2 has no batch write). --data-prefix P puts the tree
+under P/services/web instead (several prefixes: repeat --etcd loads with
+--keep, which skips the deletion).
+
+--prefixes P1,P2,... gives resource r the confd `prefix` P[r % count] (the
+template still reads /services/web, relative to that prefix); --reload-cmd
+sets every resource's reload_cmd.
 
 Usage:
     gen_data.py --keys 10000 --data DIR/data.yaml
     gen_data.py --keys 10000 --etcd http://127.0.0.1:2379
+    gen_data.py --keys 10000 --etcd http://127.0.0.1:2379 --etcd-api v2
+    gen_data.py --keys 1000 --etcd URL --etcd-api v2 --data-prefix /blue --keep
     gen_data.py --resources 10 --confdir DIR/confdir --dest-dir DIR/out
     gen_data.py --keys 10000 --resources 10 --data D --confdir C --dest-dir O
 
@@ -27,10 +39,14 @@ Python 3 standard library only.
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import sys
+import threading
+import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, "haproxy.cfg.tmpl")
@@ -71,15 +87,15 @@ def write_json(path, keys):
         json.dump({"services": {"web": web}}, out, separators=(",", ":"))
 
 
-def pairs(keys):
+def pairs(keys, data_prefix=""):
     for domain, hosts in domains(keys):
         for host, ip, port in hosts:
-            base = "/services/web/%s/%s" % (domain, host)
+            base = "%s/services/web/%s/%s" % (data_prefix.rstrip("/"), domain, host)
             yield base + "/ip", ip
             yield base + "/port", port
 
 
-def load_etcd(url, keys, batch=128):
+def load_etcd(url, keys, batch=128, data_prefix="", keep=False):
     def b64(text):
         return base64.b64encode(text.encode()).decode()
 
@@ -96,22 +112,89 @@ def load_etcd(url, keys, batch=128):
         return answer
 
     # Everything: from "\0" with range_end "\0".
-    post("/v3/kv/deleterange", {"key": b64("\0"), "range_end": b64("\0")})
+    if not keep:
+        post("/v3/kv/deleterange", {"key": b64("\0"), "range_end": b64("\0")})
     ops = []
-    for key, value in pairs(keys):
+    for key, value in pairs(keys, data_prefix):
         ops.append({"requestPut": {"key": b64(key), "value": b64(value)}})
         if len(ops) == batch:
             post("/v3/kv/txn", {"success": ops})
             ops = []
     if ops:
         post("/v3/kv/txn", {"success": ops})
-    answer = post("/v3/kv/range", {"key": b64("\0"), "range_end": b64("\0"), "count_only": True})
+    root = data_prefix.rstrip("/") + "/services/web/"
+    answer = post("/v3/kv/range", {"key": b64(root), "range_end": b64(root[:-1] + "0"),
+                                   "count_only": True})
     count = int(answer.get("count", 0))
     if count != keys:
-        raise SystemExit("etcd holds %d keys after loading %d" % (count, keys))
+        raise SystemExit("etcd holds %d keys under %s after loading %d" % (count, root, keys))
 
 
-def write_confdir(confdir, dest_dir, resources, shared_template, distinct=False):
+def load_etcd_v2(url, keys, data_prefix="", keep=False, workers=16):
+    """One PUT per key through the v2 keys API, `workers` at a time."""
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname, parsed.port or 2379
+    local = threading.local()
+
+    def request(method, path, body=None, headers=None):
+        for attempt in range(3):
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(host, port, timeout=60)
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                response = conn.getresponse()
+                return response.status, response.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def quote(key):
+        return urllib.parse.quote(key, safe="/")
+
+    if not keep:
+        status, body = request("GET", "/v2/keys/")
+        if status != 200:
+            raise SystemExit("etcd v2 GET /: %d %s (is etcd running with --enable-v2?)"
+                             % (status, body[:200]))
+        for node in json.loads(body)["node"].get("nodes", []):
+            status, body = request("DELETE", "/v2/keys%s?recursive=true" % quote(node["key"]))
+            if status not in (200, 404):
+                raise SystemExit("etcd v2 DELETE %s: %d %s" % (node["key"], status, body[:200]))
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def put(pair):
+        key, value = pair
+        status, body = request("PUT", "/v2/keys" + quote(key),
+                               "value=" + urllib.parse.quote(value, safe=""), form)
+        if status not in (200, 201):
+            raise SystemExit("etcd v2 PUT %s: %d %s" % (key, status, body[:200]))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(put, pairs(keys, data_prefix), chunksize=64):
+            pass
+
+    root = data_prefix.rstrip("/") + "/services/web"
+    status, body = request("GET", "/v2/keys%s?recursive=true" % quote(root))
+    if status != 200:
+        raise SystemExit("etcd v2 GET %s: %d %s" % (root, status, body[:200]))
+
+    def leaves(node):
+        if node.get("dir"):
+            return sum(leaves(child) for child in node.get("nodes", []))
+        return 1
+
+    count = leaves(json.loads(body)["node"])
+    if count != keys:
+        raise SystemExit("etcd (v2) holds %d keys under %s after loading %d" % (count, root, keys))
+
+
+def write_confdir(confdir, dest_dir, resources, shared_template, distinct=False,
+                  prefixes=None, reload_cmd=None):
     conf_d = os.path.join(confdir, "conf.d")
     templates = os.path.join(confdir, "templates")
     os.makedirs(conf_d, exist_ok=True)
@@ -136,6 +219,10 @@ def write_confdir(confdir, dest_dir, resources, shared_template, distinct=False)
                 'keys = ["/services/web"]\n'
                 'mode = "0644"\n' % (json.dumps(src), json.dumps(os.path.join(dest_dir, name + ".cfg")))
             )
+            if prefixes:
+                f.write("prefix = %s\n" % json.dumps(prefixes[r % len(prefixes)]))
+            if reload_cmd:
+                f.write("reload_cmd = %s\n" % json.dumps(reload_cmd))
 
 
 def main():
@@ -143,6 +230,15 @@ def main():
     parser.add_argument("--keys", type=int, default=1000, help="number of keys, a multiple of 20")
     parser.add_argument("--data", help="data file to write (.yaml, .yml or .json)")
     parser.add_argument("--etcd", metavar="URL", help="load the keys into this etcd (v3 gateway)")
+    parser.add_argument("--etcd-api", choices=("v2", "v3"), default="v3",
+                        help="load through etcd's v3 JSON gateway (default) or the v2 keys API")
+    parser.add_argument("--data-prefix", default="", metavar="P",
+                        help="load the tree under P/services/web (with --etcd)")
+    parser.add_argument("--keep", action="store_true",
+                        help="with --etcd: keep what etcd holds (no deletion first)")
+    parser.add_argument("--prefixes", metavar="P1,P2,...",
+                        help="resource r gets confd prefix P[r %% count]")
+    parser.add_argument("--reload-cmd", metavar="CMD", help="every resource's reload_cmd")
     parser.add_argument("--resources", type=int, default=1, help="number of resources (R)")
     parser.add_argument("--confdir", help="confdir to create (conf.d/ and templates/)")
     parser.add_argument("--dest-dir", help="folder the resources render into")
@@ -169,10 +265,14 @@ def main():
         else:
             write_yaml(args.data, args.keys)
     if args.etcd:
-        load_etcd(args.etcd, args.keys)
+        if args.etcd_api == "v2":
+            load_etcd_v2(args.etcd, args.keys, args.data_prefix, args.keep)
+        else:
+            load_etcd(args.etcd, args.keys, data_prefix=args.data_prefix, keep=args.keep)
     if args.confdir:
+        prefixes = [p for p in (args.prefixes or "").split(",") if p] or None
         write_confdir(args.confdir, args.dest_dir, args.resources, args.shared_template,
-                      args.distinct_templates)
+                      args.distinct_templates, prefixes, args.reload_cmd)
     return 0
 
 
