@@ -27,6 +27,20 @@ pub struct EtcdV3Backend {
     client: NodeClient,
     credentials: Option<(String, String)>,
     token: Mutex<Option<String>>,
+    /// One open watch stream per prefix, kept between calls: re-opening a
+    /// watch in the past makes etcd treat it as a slow watcher, which it
+    /// only catches up every 100 ms (enough to split a burst in two).
+    streams: std::sync::Mutex<std::collections::HashMap<String, OpenWatch>>,
+}
+
+/// A watch stream left open after the batch it returned.
+#[derive(Debug)]
+struct OpenWatch {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+    /// Events up to this revision were delivered already.
+    delivered: u64,
+    location: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +146,7 @@ impl EtcdV3Backend {
             client: NodeClient::new(&config)?,
             credentials,
             token: Mutex::new(None),
+            streams: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -303,28 +318,9 @@ impl EtcdV3Backend {
     }
 }
 
-fn gateway_message(status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<GatewayError>(body) {
-        Ok(e) if !e.message.is_empty() => format!("{status}: {}", e.message),
-        Ok(e) if !e.error.is_empty() => format!("{status}: {}", e.error),
-        _ => format!("{status}: {}", String::from_utf8_lossy(body).trim()),
-    }
-}
-
-#[async_trait]
-impl Backend for EtcdV3Backend {
-    fn name(&self) -> &'static str {
-        "etcdv3"
-    }
-
-    fn can_watch(&self) -> bool {
-        true
-    }
-
-    /// Opens a watch stream from `index + 1` and returns at the first batch
-    /// of events under `root` (siblings such as `/app-x`, which the key range
-    /// also covers, are skipped). A compacted revision means resync.
-    async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
+impl EtcdV3Backend {
+    /// Opens a watch stream on `root` from `index + 1`.
+    async fn open_watch(&self, root: &str, index: u64) -> Result<OpenWatch, BackendError> {
         let (key, range_end) = subtree_range(root);
         let body = serde_json::json!({
             "create_request": {
@@ -335,7 +331,7 @@ impl Backend for EtcdV3Backend {
         })
         .to_string();
         let token = self.current_token().await?;
-        let (mut response, node) = self
+        let (response, node) = self
             .send_json("v3/watch", body, WATCH_LIMIT, &token)
             .await?;
         let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
@@ -347,17 +343,26 @@ impl Backend for EtcdV3Backend {
             let bytes = response.bytes().await.unwrap_or_default();
             return Err(self.error(location, gateway_message(status, &bytes)));
         }
-        let mut buffer: Vec<u8> = Vec::new();
+        Ok(OpenWatch {
+            response,
+            buffer: Vec::new(),
+            delivered: index,
+            location,
+        })
+    }
+
+    /// Reads the stream until a batch holds an event under `root` newer than
+    /// `index` (the range also covers siblings such as `/app-x`, skipped).
+    async fn next_change(
+        &self,
+        root: &str,
+        index: u64,
+        open: &mut OpenWatch,
+    ) -> Result<WatchEvent, BackendError> {
+        let location = open.location.clone();
         loop {
-            let chunk = match response.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => return Ok(WatchEvent::Quiet),
-                Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
-                Err(e) => return Err(network_error("etcdv3", location, &e)),
-            };
-            buffer.extend_from_slice(&chunk);
-            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buffer.drain(..=end).collect();
+            while let Some(end) = open.buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = open.buffer.drain(..=end).collect();
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
@@ -387,7 +392,7 @@ impl Backend for EtcdV3Backend {
                     if let Some(kv) = &event.kv {
                         let decoded = BASE64.decode(&kv.key).unwrap_or_default();
                         let key = crate::snapshot::clean_key(&String::from_utf8_lossy(&decoded));
-                        if is_within(&key, root) {
+                        if is_within(&key, root) && kv.mod_revision > index {
                             newest = newest.max(kv.mod_revision);
                         }
                     }
@@ -396,7 +401,58 @@ impl Backend for EtcdV3Backend {
                     return Ok(WatchEvent::Changed(newest));
                 }
             }
+            match open.response.chunk().await {
+                Ok(Some(chunk)) => open.buffer.extend_from_slice(&chunk),
+                Ok(None) => return Ok(WatchEvent::Quiet),
+                Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
+                Err(e) => return Err(network_error("etcdv3", location, &e)),
+            }
         }
+    }
+}
+
+fn gateway_message(status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<GatewayError>(body) {
+        Ok(e) if !e.message.is_empty() => format!("{status}: {}", e.message),
+        Ok(e) if !e.error.is_empty() => format!("{status}: {}", e.error),
+        _ => format!("{status}: {}", String::from_utf8_lossy(body).trim()),
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdV3Backend {
+    fn name(&self) -> &'static str {
+        "etcdv3"
+    }
+
+    fn can_watch(&self) -> bool {
+        true
+    }
+
+    /// Opens a watch stream from `index + 1` and returns at the first batch
+    /// of events under `root` (siblings such as `/app-x`, which the key range
+    /// also covers, are skipped). A compacted revision means resync.
+    async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
+        // Reuse the prefix's open stream when it has delivered nothing the
+        // caller has not seen; otherwise open one from `index + 1`.
+        let reusable = self
+            .streams
+            .lock()
+            .ok()
+            .and_then(|mut streams| streams.remove(root))
+            .filter(|open| open.delivered <= index);
+        let mut open = match reusable {
+            Some(open) => open,
+            None => self.open_watch(root, index).await?,
+        };
+        let outcome = self.next_change(root, index, &mut open).await;
+        if let Ok(WatchEvent::Changed(revision)) = outcome {
+            open.delivered = revision;
+            if let Ok(mut streams) = self.streams.lock() {
+                streams.insert(root.to_string(), open);
+            }
+        }
+        outcome
     }
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
