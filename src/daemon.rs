@@ -145,7 +145,14 @@ pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
     loop {
         let wake = daemon.next_wake();
         tokio::select! {
-            Some(notice) = notices.recv() => daemon.on_notice(notice),
+            Some(notice) = notices.recv() => {
+                daemon.on_notice(notice);
+                // A change that is due now renders now, not at the timer's
+                // next tick (a millisecond on an isolated change).
+                if daemon.next_wake().is_some_and(|wake| wake <= Instant::now()) {
+                    daemon.run_due().await;
+                }
+            }
             _ = sleep_until_opt(wake) => daemon.run_due().await,
             _ = hangup.recv() => daemon.reload().await,
             _ = terminate.recv() => break,
