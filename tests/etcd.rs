@@ -142,24 +142,21 @@ fn big_value(len: usize) -> String {
 // 1. One-shot renders
 // ---------------------------------------------------------------------------
 
-#[test]
-fn v2_onetime_renders_the_seed_layout() {
+/// The seed layout rendered one-shot; `/services/webx` (inside etcd's key
+/// range for `/services/web`) must not leak in.
+fn onetime_renders_the_seed_layout(api: Api) {
     let etcd = Etcd::start();
-    etcd.put_v2("/services/web/a.com/h1/ip", "10.0.0.1");
-    etcd.put_v2("/services/web/a.com/h1/port", "80");
-    etcd.put_v2("/services/web/b.com/h2/ip", "10.0.0.2");
-    etcd.put_v2("/services/web/b.com/h2/port", "81");
+    for (key, value) in [
+        ("/services/web/a.com/h1/ip", "10.0.0.1"),
+        ("/services/web/a.com/h1/port", "80"),
+        ("/services/web/b.com/h2/ip", "10.0.0.2"),
+        ("/services/web/b.com/h2/port", "81"),
+        ("/services/webx/ignored", "x"),
+    ] {
+        api.put(&etcd, key, value);
+    }
     let s = seed_scenario();
-    s.run(&[
-        "-onetime",
-        "-backend",
-        "etcd",
-        "-node",
-        &etcd.url(),
-        "-confdir",
-        &s.confdir(),
-    ])
-    .expect_code(0);
+    onetime(&s, api, &[&etcd.url()], &[]).expect_code(0);
     assert_eq!(
         fs::read_to_string(s.out("web.conf")).expect("rendered"),
         "a.com: 10.0.0.1:80\nb.com: 10.0.0.2:81\n"
@@ -167,26 +164,13 @@ fn v2_onetime_renders_the_seed_layout() {
 }
 
 #[test]
+fn v2_onetime_renders_the_seed_layout() {
+    onetime_renders_the_seed_layout(Api::V2);
+}
+
+#[test]
 fn v3_onetime_renders_the_seed_layout() {
-    let etcd = Etcd::start();
-    etcd.put_v3("/services/web/a.com/h1/ip", "10.0.0.1");
-    etcd.put_v3("/services/web/a.com/h1/port", "80");
-    etcd.put_v3("/services/webx/ignored", "x");
-    let s = seed_scenario();
-    s.run(&[
-        "-onetime",
-        "-backend",
-        "etcdv3",
-        "-node",
-        &etcd.url(),
-        "-confdir",
-        &s.confdir(),
-    ])
-    .expect_code(0);
-    assert_eq!(
-        fs::read_to_string(s.out("web.conf")).expect("rendered"),
-        "a.com: 10.0.0.1:80\n"
-    );
+    onetime_renders_the_seed_layout(Api::V3);
 }
 
 fn one_mebibyte_value_renders_intact(api: Api) {
