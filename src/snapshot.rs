@@ -52,6 +52,14 @@ fn clean_cow(key: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`clean_key`] for an owned key, reusing its buffer when it is clean.
+fn clean_owned(key: String) -> Box<str> {
+    match clean_cow(&key) {
+        Cow::Borrowed(_) => key.into_boxed_str(),
+        Cow::Owned(cleaned) => cleaned.into_boxed_str(),
+    }
+}
+
 /// Normalises a key the way confd's `path.Clean` does: a leading `/`, no empty,
 /// `.` or trailing segments, and `..` resolved. `""` and `"/"` are the root.
 pub fn clean_key(key: &str) -> String {
@@ -125,40 +133,17 @@ impl Snapshot {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut entries: Vec<(Box<str>, Box<str>)> = pairs
+        let entries: Vec<(Box<str>, Box<str>)> = pairs
             .into_iter()
-            .map(|(k, v)| {
-                let key: String = k.into();
-                let key = match clean_cow(&key) {
-                    Cow::Borrowed(_) => key,
-                    Cow::Owned(cleaned) => cleaned,
-                };
-                (key.into_boxed_str(), v.into().into_boxed_str())
-            })
+            .map(|(k, v)| (clean_owned(k.into()), v.into().into_boxed_str()))
             .collect();
-        // A stable sort keeps input order among equal keys, so the last one wins.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut deduped: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(entries.len());
-        for entry in entries {
-            match deduped.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => deduped.push(entry),
-            }
-        }
-        let hasher = ahash::RandomState::new();
-        let mut index = hashbrown::HashTable::with_capacity(deduped.len());
-        for (position, (key, _)) in deduped.iter().enumerate() {
-            let position = u32::try_from(position).unwrap_or(u32::MAX);
-            let hash = hasher.hash_one(&**key);
-            index.insert_unique(hash, position, |&p| {
-                hasher.hash_one(deduped.get(p as usize).map_or("", |e| &*e.0))
-            });
-        }
-        Snapshot {
-            entries: deduped,
-            index,
-            hasher,
-        }
+        let mut snapshot = Snapshot {
+            entries: sorted_unique(entries),
+            index: hashbrown::HashTable::new(),
+            hasher: ahash::RandomState::new(),
+        };
+        snapshot.reindex();
+        snapshot
     }
 
     /// Number of keys.
@@ -272,6 +257,141 @@ impl Snapshot {
     fn pairs_below(&self, dir: &str) -> &[(Box<str>, Box<str>)] {
         &self.entries[self.below(dir)]
     }
+
+    /// The position of a clean key, through the hash index.
+    fn position(&self, key: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&p| {
+                self.entries.get(p as usize).is_some_and(|e| &*e.0 == key)
+            })
+            .map(|&p| p as usize)
+    }
+
+    /// Rebuilds the hash index from `entries` (after a change that moved many
+    /// positions).
+    fn reindex(&mut self) {
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.clear();
+        self.index.reserve(entries.len(), |&p| {
+            hasher.hash_one(entries.get(p as usize).map_or("", |e| &*e.0))
+        });
+        for (position, (key, _)) in entries.iter().enumerate() {
+            let position = u32::try_from(position).unwrap_or(u32::MAX);
+            self.index
+                .insert_unique(hasher.hash_one(&**key), position, |&p| {
+                    hasher.hash_one(entries.get(p as usize).map_or("", |e| &*e.0))
+                });
+        }
+    }
+
+    /// Sets `key` to `value`, adding the key when it is new; returns whether
+    /// the snapshot changed. The key is cleaned first.
+    pub fn insert(&mut self, key: &str, value: &str) -> bool {
+        let key = clean_cow(key);
+        if let Some(position) = self.position(&key) {
+            let entry = &mut self.entries[position];
+            if &*entry.1 == value {
+                return false;
+            }
+            entry.1 = value.into();
+            return true;
+        }
+        let position = self.lower_bound(&key);
+        // Every later entry moves one place up.
+        for p in self.index.iter_mut() {
+            if *p as usize >= position {
+                *p += 1;
+            }
+        }
+        self.entries
+            .insert(position, (key.as_ref().into(), value.into()));
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.insert_unique(
+            hasher.hash_one(key.as_ref()),
+            u32::try_from(position).unwrap_or(u32::MAX),
+            |&p| hasher.hash_one(entries.get(p as usize).map_or("", |e| &*e.0)),
+        );
+        true
+    }
+
+    /// Removes `key` and every key below it (etcd deletes a directory with
+    /// everything in it); returns whether the snapshot changed.
+    pub fn remove_tree(&mut self, key: &str) -> bool {
+        let key = clean_cow(key);
+        let below = self.below(&key);
+        let exact = if key == "/" {
+            None
+        } else {
+            self.position(&key)
+        };
+        if below.is_empty() && exact.is_none() {
+            return false;
+        }
+        let mut removed = below.len();
+        if let Some(position) = exact {
+            // The key sorts before its subtree (and before siblings such as
+            // "/a-b" that may lie between them): remove it last.
+            self.entries.drain(below);
+            self.entries.remove(position);
+            removed += 1;
+        } else {
+            self.entries.drain(below);
+        }
+        if removed > 1 {
+            self.reindex();
+        } else if let Some(position) = exact {
+            let hasher = &self.hasher;
+            if let Ok(entry) = self
+                .index
+                .find_entry(hasher.hash_one(key.as_ref()), |&p| p as usize == position)
+            {
+                entry.remove();
+            }
+            for p in self.index.iter_mut() {
+                if *p as usize > position {
+                    *p -= 1;
+                }
+            }
+        } else {
+            self.reindex();
+        }
+        true
+    }
+
+    /// Replaces everything at or below `root` with `pairs` (a fresh read of
+    /// that subtree); pairs outside `root` are ignored.
+    pub fn replace_tree(&mut self, root: &str, pairs: Vec<(String, String)>) {
+        let root = clean_key(root);
+        let mut kept: Vec<(Box<str>, Box<str>)> = std::mem::take(&mut self.entries)
+            .into_iter()
+            .filter(|(k, _)| !is_within(k, &root))
+            .collect();
+        kept.extend(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (clean_owned(k), v.into_boxed_str()))
+                .filter(|(k, _)| is_within(k, &root)),
+        );
+        self.entries = sorted_unique(kept);
+        self.reindex();
+    }
+}
+
+/// Sorts entries by key; for a key given twice the later entry wins (the sort
+/// is stable, so input order decides among equal keys).
+fn sorted_unique(mut entries: Vec<(Box<str>, Box<str>)>) -> Vec<(Box<str>, Box<str>)> {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut deduped: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match deduped.last_mut() {
+            Some(last) if last.0 == entry.0 => *last = entry,
+            _ => deduped.push(entry),
+        }
+    }
+    deduped
 }
 
 /// Sorts children by name and merges a name seen both as a leaf and as a
@@ -549,6 +669,128 @@ fn match_class(pattern: &str, c: char) -> Option<(bool, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key is found through the index at the position the order says,
+    /// and the pairs equal those of a snapshot built from scratch.
+    fn assert_consistent(s: &Snapshot, expected: &[(&str, &str)]) {
+        let fresh = Snapshot::from_pairs(expected.iter().copied());
+        let got: Vec<(&str, &str)> = s.iter().collect();
+        let want: Vec<(&str, &str)> = fresh.iter().collect();
+        assert_eq!(got, want);
+        for (key, value) in want {
+            assert_eq!(s.get(key), Some(value), "{key} through the index");
+        }
+        assert_eq!(s.index.len(), s.entries.len());
+    }
+
+    #[test]
+    fn insert_updates_values_and_adds_keys_in_order() {
+        let mut s = Snapshot::from_pairs([("/a/x", "1"), ("/c", "3")]);
+        assert!(!s.insert("/a/x", "1"), "same value: no change");
+        assert!(s.insert("/a/x", "2"));
+        assert!(s.insert("/b", "new"));
+        assert!(s.insert("//a/./y/", "cleaned"));
+        assert!(s.insert("/0", "first"));
+        assert_consistent(
+            &s,
+            &[
+                ("/0", "first"),
+                ("/a/x", "2"),
+                ("/a/y", "cleaned"),
+                ("/b", "new"),
+                ("/c", "3"),
+            ],
+        );
+    }
+
+    #[test]
+    fn remove_tree_removes_a_key_or_a_whole_directory_but_not_siblings() {
+        let pairs = [
+            ("/app", "leaf"),
+            ("/app-x", "sibling"),
+            ("/app/a", "1"),
+            ("/app/b/c", "2"),
+            ("/apple", "3"),
+            ("/z", "4"),
+        ];
+        let mut s = Snapshot::from_pairs(pairs);
+        assert!(!s.remove_tree("/nothing"));
+        assert!(s.remove_tree("/app"));
+        assert_consistent(&s, &[("/app-x", "sibling"), ("/apple", "3"), ("/z", "4")]);
+
+        let mut s = Snapshot::from_pairs(pairs);
+        assert!(s.remove_tree("/app/a"));
+        assert_consistent(
+            &s,
+            &[
+                ("/app", "leaf"),
+                ("/app-x", "sibling"),
+                ("/app/b/c", "2"),
+                ("/apple", "3"),
+                ("/z", "4"),
+            ],
+        );
+        assert!(s.remove_tree("/app/b"));
+        assert!(s.remove_tree("/"));
+        assert_consistent(&s, &[]);
+    }
+
+    #[test]
+    fn replace_tree_swaps_one_subtree_only() {
+        let mut s =
+            Snapshot::from_pairs([("/a", "0"), ("/a/old", "1"), ("/ab", "2"), ("/b/x", "3")]);
+        s.replace_tree(
+            "/a",
+            vec![
+                ("/a/new".to_string(), "4".to_string()),
+                ("/b/outside".to_string(), "ignored".to_string()),
+            ],
+        );
+        assert_consistent(&s, &[("/a/new", "4"), ("/ab", "2"), ("/b/x", "3")]);
+    }
+
+    #[test]
+    fn many_random_changes_match_a_rebuilt_snapshot() {
+        // A small deterministic generator: inserts, updates and deletes over
+        // a few nested keys, checked against a map after every step.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut s = Snapshot::default();
+        let mut model: std::collections::BTreeMap<String, String> = Default::default();
+        for step in 0..2_000 {
+            let key = format!("/k{}/{}", next() % 4, next() % 6);
+            let key = if next() % 3 == 0 {
+                format!("/k{}", next() % 4)
+            } else {
+                key
+            };
+            if next() % 4 == 0 {
+                let changed = s.remove_tree(&key);
+                let before = model.len();
+                model.retain(|k, _| !is_within(k, &key));
+                assert_eq!(changed, model.len() != before, "step {step}: remove {key}");
+            } else {
+                let value = (next() % 3).to_string();
+                let changed = s.insert(&key, &value);
+                let old = model.insert(key.clone(), value.clone());
+                assert_eq!(
+                    changed,
+                    old.as_deref() != Some(value.as_str()),
+                    "step {step}: set {key}"
+                );
+            }
+            let expected: Vec<(&str, &str)> = model
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_consistent(&s, &expected);
+        }
+    }
 
     fn snap(pairs: &[(&str, &str)]) -> Arc<Snapshot> {
         Arc::new(Snapshot::from_pairs(pairs.iter().copied()))
