@@ -14,11 +14,18 @@
 //! renders once it has been quiet for [`BURST_QUIET`] (at most [`BURST_MAX`]
 //! after it started). All resources that are due share one backend read.
 //!
+//! With `-watch`, the daemon keeps the data of every watched prefix in
+//! memory. Backends whose watch reports what changed (etcd v2 and v3: key,
+//! value, deletion) have the change applied to that copy, so a change renders
+//! without reading the prefix again; for the others (Consul, files) the
+//! changed prefix is read again at the next pass. A prefix is read again
+//! also after its watch failed or lost its history.
+//!
 //! A backend that is down at start or goes away never stops the daemon: the
 //! outage is logged once, passes are retried with capped exponential backoff
 //! and jitter, and the destinations keep their last good content meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,13 +35,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::app::{EXIT_FAILED, EXIT_OK, print_diffs};
-use crate::backend::{self, Backend, BackendError, WatchEvent};
+use crate::backend::{self, Backend, BackendError, Change, WatchEvent};
 use crate::cli::Flags;
 use crate::config::{self, Settings};
 use crate::engine::Engine;
+use crate::engine::PassReport;
 use crate::resource;
 use crate::services::{Instance, ServiceClient, ServiceEvent, ServiceQuery};
-use crate::snapshot::is_within;
+use crate::snapshot::{Snapshot, clean_key, is_within};
 
 /// Without `-wait`: a change this soon after the previous one is part of a burst.
 pub const BURST_WINDOW: Duration = Duration::from_millis(250);
@@ -51,12 +59,17 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// What the watch tasks tell the loop.
 #[derive(Debug)]
 enum Notice {
-    /// Something under `root` changed; the store is at `index`.
-    Changed { root: String, index: u64 },
+    /// Something under `root` changed; the store is at `index`. `changes`
+    /// says what, when the backend reports it.
+    Changed {
+        root: String,
+        index: u64,
+        changes: Option<Vec<Change>>,
+    },
     /// The backend lost the history of `root`: read it again.
     Resync { root: String },
-    /// A watch failed.
-    Failed(BackendError),
+    /// The watch of `root` failed.
+    Failed { root: String, error: BackendError },
     /// A service query has a new answer.
     Service {
         query: ServiceQuery,
@@ -93,8 +106,14 @@ struct Daemon {
     /// When each resource last saw a change (rendered or not), to tell an
     /// isolated change from a burst.
     last_change: Vec<Option<Instant>>,
-    /// The index of the latest successful read, per watched prefix.
+    /// The index of the latest read or applied change, per watched prefix.
     root_index: HashMap<String, u64>,
+    /// With `-watch`: the data of the watched prefixes, kept current from
+    /// watch events between passes.
+    kept: Arc<Snapshot>,
+    /// The prefixes whose data in `kept` is current; the others are read
+    /// at the next pass that needs them.
+    fresh: HashSet<String>,
     next_tick: Option<Instant>,
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -134,6 +153,8 @@ pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
         ],
         last_change: vec![None; count],
         root_index: HashMap::new(),
+        kept: Arc::default(),
+        fresh: HashSet::new(),
         next_tick: None,
         retry_at: None,
         backoff: BACKOFF_START,
@@ -264,34 +285,39 @@ impl Daemon {
 
     fn on_notice(&mut self, notice: Notice) {
         match notice {
-            Notice::Changed { root, index } => {
+            Notice::Changed {
+                root,
+                index,
+                changes,
+            } => {
                 if self
                     .root_index
                     .get(&root)
-                    .is_some_and(|&read| index <= read)
+                    .is_some_and(|&known| index <= known)
                 {
-                    // The latest read already covers this change.
+                    // The latest read (or change applied) covers this one.
                     return;
                 }
-                let now = Instant::now();
-                let affected: Vec<usize> = self
-                    .engine
-                    .resources()
-                    .enumerate()
-                    .filter(|(_, r)| {
-                        r.roots()
-                            .iter()
-                            .any(|k| is_within(k, &root) || is_within(&root, k))
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
+                let affected = match changes {
+                    Some(changes) if self.fresh.contains(&root) => {
+                        self.root_index.insert(root.clone(), index);
+                        self.apply(&changes)
+                    }
+                    _ => {
+                        // What changed is unknown: read the prefix again.
+                        self.fresh.remove(&root);
+                        self.resources_reading(&root, true)
+                    }
+                };
                 tracing::debug!(prefix = %root, index, resources = affected.len(), "change");
+                let now = Instant::now();
                 for i in affected {
                     self.mark_pending(i, now, true);
                 }
             }
             Notice::Resync { root } => {
-                tracing::info!(prefix = %root, "backend history compacted; reading everything again");
+                tracing::info!(prefix = %root, "backend history compacted; reading the prefix again");
+                self.fresh.remove(&root);
                 self.mark_all();
             }
             Notice::Service { query, instances } => {
@@ -304,7 +330,10 @@ impl Daemon {
                     }
                 }
             }
-            Notice::Failed(error) => {
+            Notice::Failed { root, error } => {
+                // Changes may be missed while the watch is down: read the
+                // prefix again once the backend answers.
+                self.fresh.remove(&root);
                 self.engine.note_backend_error(&error);
                 if self.retry_at.is_none() {
                     self.retry_at = Some(Instant::now() + jitter(self.backoff));
@@ -333,53 +362,120 @@ impl Daemon {
             self.schedule_tick();
             return;
         }
-        let report = self.engine.run_pass_for(Some(&due)).await;
+        let report = if self.watching() {
+            self.pass_from_kept(&due).await
+        } else {
+            self.engine.run_pass_for(Some(&due)).await
+        };
         print_diffs(&report);
         self.sync_service_watchers();
         let finished = Instant::now();
-        match report.index {
-            Some(index) => {
-                self.retry_at = None;
-                self.backoff = BACKOFF_START;
-                for &i in &due {
-                    self.pending[i] = None;
-                }
-                let read: Vec<String> = due
-                    .iter()
-                    .filter_map(|&i| self.engine.resources().nth(i))
-                    .flat_map(|r| r.roots())
-                    .collect();
-                // Only a read of a whole watched prefix vouches for it.
-                let mut restart: Vec<String> = Vec::new();
-                for root in self.engine.roots() {
-                    if read.iter().any(|k| is_within(root, k)) {
-                        let previous = self.root_index.insert(root.clone(), index);
-                        if previous.is_some_and(|p| index < p) {
-                            // The store's index went backwards (a restored or
-                            // rebuilt store): the watch must start over from
-                            // this read, not wait for the old, higher index.
-                            restart.push(root.clone());
-                        } else if let Some(watcher) = self.watchers.get(root) {
-                            let _ = watcher.read_index.send(index);
-                        }
-                    }
-                }
-                if !restart.is_empty() {
-                    for root in &restart {
-                        if let Some(watcher) = self.watchers.remove(root) {
-                            watcher.task.abort();
-                        }
-                    }
-                    self.sync_watchers();
-                }
+        if report.index.is_some() {
+            self.retry_at = None;
+            self.backoff = BACKOFF_START;
+            for &i in &due {
+                self.pending[i] = None;
             }
-            None => {
-                // The read failed: keep the resources pending, retry later.
-                self.retry_at = Some(finished + jitter(self.backoff));
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-            }
+        } else {
+            // The read failed: keep the resources pending, retry later.
+            self.retry_at = Some(finished + jitter(self.backoff));
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         }
         self.schedule_tick();
+    }
+
+    /// A pass over `due` from the kept data, reading first every watched
+    /// prefix they need whose data is not current. Each prefix is read on its
+    /// own, so its index is exactly the one its changes follow.
+    async fn pass_from_kept(&mut self, due: &[usize]) -> PassReport {
+        let needed: Vec<String> = self
+            .engine
+            .roots()
+            .iter()
+            .filter(|root| !self.fresh.contains(*root))
+            .filter(|root| {
+                due.iter()
+                    .filter_map(|&i| self.engine.resources().nth(i))
+                    .flat_map(|r| r.roots())
+                    .any(|k| is_within(&k, root) || is_within(root, &k))
+            })
+            .cloned()
+            .collect();
+        let mut restart = false;
+        for root in needed {
+            let fetched = match self.engine.read(std::slice::from_ref(&root)).await {
+                Ok(fetched) => fetched,
+                Err(e) => return self.engine.failed_read_report(due, e),
+            };
+            Arc::make_mut(&mut self.kept).replace_tree(&root, fetched.pairs);
+            self.fresh.insert(root.clone());
+            restart |= self.note_read(&root, fetched.index);
+        }
+        if restart {
+            self.sync_watchers();
+        }
+        let index = self.root_index.values().copied().max().unwrap_or(0);
+        self.engine
+            .sync_from(Some(due), self.kept.clone(), index)
+            .await
+    }
+
+    /// Records that `root` was read at `index` and tells its watch; returns
+    /// true when the watch had to be stopped because the store's index went
+    /// backwards (a restored or rebuilt store): it must start over from this
+    /// read, not wait for the old, higher index.
+    fn note_read(&mut self, root: &str, index: u64) -> bool {
+        let previous = self.root_index.insert(root.to_string(), index);
+        if previous.is_some_and(|p| index < p) {
+            if let Some(watcher) = self.watchers.remove(root) {
+                watcher.task.abort();
+            }
+            return true;
+        }
+        if let Some(watcher) = self.watchers.get(root) {
+            let _ = watcher.read_index.send(index);
+        }
+        false
+    }
+
+    /// Applies a watch's changes to the kept data and returns the resources
+    /// that read a key that actually changed.
+    fn apply(&mut self, changes: &[Change]) -> Vec<usize> {
+        let kept = Arc::make_mut(&mut self.kept);
+        let mut changed: Vec<(String, bool)> = Vec::new();
+        for change in changes {
+            let (key, tree, effective) = match change {
+                Change::Put { key, value } => (key, false, kept.insert(key, value)),
+                Change::Delete { key } => (key, false, kept.remove(key)),
+                Change::DeleteTree { key } => (key, true, kept.remove_tree(key)),
+            };
+            if effective {
+                changed.push((clean_key(key), tree));
+            }
+        }
+        let mut affected: Vec<usize> = Vec::new();
+        for (key, tree) in changed {
+            for i in self.resources_reading(&key, tree) {
+                if !affected.contains(&i) {
+                    affected.push(i);
+                }
+            }
+        }
+        affected
+    }
+
+    /// The resources that read `key`, or (with `tree`) anything at or below it.
+    fn resources_reading(&self, key: &str, tree: bool) -> Vec<usize> {
+        self.engine
+            .resources()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.roots()
+                    .iter()
+                    .any(|root| is_within(key, root) || (tree && is_within(root, key)))
+            })
+            .map(|(i, _)| i)
+            .collect()
     }
 
     fn schedule_tick(&mut self) {
@@ -485,6 +581,10 @@ impl Daemon {
             }
         }
         self.settings = settings;
+        // Read every prefix again: the set of prefixes, or their contents
+        // while the backend changed, may differ.
+        self.fresh.clear();
+        self.kept = Arc::default();
         let count = resources.len();
         self.engine.replace_resources(resources);
         self.pending = vec![None; count];
@@ -510,13 +610,17 @@ async fn watch_prefix(
     loop {
         index = index.max(*read_index.borrow_and_update());
         match backend.watch(&root, index).await {
-            Ok(WatchEvent::Changed(changed)) => {
+            Ok(WatchEvent::Changed {
+                index: changed,
+                changes,
+            }) => {
                 backoff = BACKOFF_START;
                 index = index.max(changed);
                 if notices
                     .send(Notice::Changed {
                         root: root.clone(),
                         index: changed,
+                        changes,
                     })
                     .is_err()
                 {
@@ -537,7 +641,11 @@ async fn watch_prefix(
                 }
             }
             Err(error) => {
-                if notices.send(Notice::Failed(error)).is_err() {
+                let notice = Notice::Failed {
+                    root: root.clone(),
+                    error,
+                };
+                if notices.send(notice).is_err() {
                     return;
                 }
                 tokio::time::sleep(jitter(backoff)).await;

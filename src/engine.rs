@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Fetched};
 use crate::command;
 use crate::resource::Resource;
 use crate::services::{Instance, ServiceClient, ServiceData, ServiceQuery};
@@ -221,14 +221,7 @@ impl Engine {
     /// Reads the backend once for the subtrees of the chosen resources (all
     /// when `only` is `None`) and syncs them.
     pub async fn run_pass_for(&mut self, only: Option<&[usize]>) -> PassReport {
-        let chosen: Vec<usize> = match only {
-            Some(indices) => indices
-                .iter()
-                .copied()
-                .filter(|&i| i < self.resources.len())
-                .collect(),
-            None => (0..self.resources.len()).collect(),
-        };
+        let chosen = self.chosen(only);
         let roots = if chosen.len() == self.resources.len() {
             self.roots.clone()
         } else {
@@ -238,39 +231,81 @@ impl Engine {
                     .flat_map(|&i| self.resources[i].resource.roots()),
             )
         };
-        let fetched = match self.backend.read(&roots).await {
-            Ok(fetched) => fetched,
+        match self.read(&roots).await {
+            Ok(fetched) => {
+                let snapshot = Arc::new(Snapshot::from_pairs(fetched.pairs));
+                self.sync_from(Some(&chosen), snapshot, fetched.index).await
+            }
+            Err(e) => self.failed_read_report(&chosen, e),
+        }
+    }
+
+    /// The valid indices among `only` (every resource when `None`).
+    fn chosen(&self, only: Option<&[usize]>) -> Vec<usize> {
+        match only {
+            Some(indices) => indices
+                .iter()
+                .copied()
+                .filter(|&i| i < self.resources.len())
+                .collect(),
+            None => (0..self.resources.len()).collect(),
+        }
+    }
+
+    /// Reads `roots` from the backend, logging the start and the end of an
+    /// outage once each.
+    pub async fn read(&mut self, roots: &[String]) -> Result<Fetched, BackendError> {
+        match self.backend.read(roots).await {
+            Ok(fetched) => {
+                self.note_backend_ok();
+                tracing::debug!(
+                    backend = self.backend.name(),
+                    keys = fetched.pairs.len(),
+                    index = fetched.index,
+                    prefixes = %roots.join(","),
+                    "read snapshot"
+                );
+                Ok(fetched)
+            }
             Err(e) => {
                 self.note_backend_error(&e);
-                let message = e.to_string();
-                let failure = || {
-                    if e.transient {
-                        Failure::data(message.clone())
-                    } else {
-                        Failure::other(message.clone())
-                    }
-                };
-                return PassReport {
-                    outcomes: chosen
-                        .iter()
-                        .map(|&i| (self.resources[i].resource.name.clone(), failure()))
-                        .collect(),
-                    index: None,
-                    backend_error: Some(e),
-                };
+                Err(e)
+            }
+        }
+    }
+
+    /// The report of a pass whose read failed: every chosen resource failed
+    /// with the backend's error, and nothing was written.
+    pub fn failed_read_report(&self, chosen: &[usize], e: BackendError) -> PassReport {
+        let message = e.to_string();
+        let failure = || {
+            if e.transient {
+                Failure::data(message.clone())
+            } else {
+                Failure::other(message.clone())
             }
         };
-        self.note_backend_ok();
-        let index = fetched.index;
-        let snapshot = Arc::new(Snapshot::from_pairs(fetched.pairs));
-        tracing::debug!(
-            backend = self.backend.name(),
-            keys = snapshot.len(),
-            index,
-            resources = chosen.len(),
-            "read snapshot"
-        );
+        PassReport {
+            outcomes: chosen
+                .iter()
+                .filter_map(|&i| self.resources.get(i))
+                .map(|p| (p.resource.name.clone(), failure()))
+                .collect(),
+            index: None,
+            backend_error: Some(e),
+        }
+    }
 
+    /// Syncs the chosen resources (all when `only` is `None`) from a
+    /// snapshot read at `index`: render, guard, write, then run each distinct
+    /// reload command once.
+    pub async fn sync_from(
+        &mut self,
+        only: Option<&[usize]>,
+        snapshot: Arc<Snapshot>,
+        index: u64,
+    ) -> PassReport {
+        let chosen = self.chosen(only);
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
         let mut reloads: Vec<PendingReload> = Vec::new();
         let mut good_counts: Vec<(String, usize)> = Vec::new();

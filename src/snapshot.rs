@@ -317,47 +317,47 @@ impl Snapshot {
         true
     }
 
-    /// Removes `key` and every key below it (etcd deletes a directory with
-    /// everything in it); returns whether the snapshot changed.
+    /// Removes `key` only (keys below it stay: etcd v3's keys are flat);
+    /// returns whether it was there.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let key = clean_cow(key);
+        let Some(position) = self.position(&key) else {
+            return false;
+        };
+        self.entries.remove(position);
+        let hash = self.hasher.hash_one(key.as_ref());
+        if let Ok(entry) = self.index.find_entry(hash, |&p| p as usize == position) {
+            entry.remove();
+        }
+        // Every later entry moves one place down.
+        for p in self.index.iter_mut() {
+            if *p as usize > position {
+                *p -= 1;
+            }
+        }
+        true
+    }
+
+    /// Removes `key` and every key below it (etcd v2 deletes a directory
+    /// with everything in it); returns whether the snapshot changed.
     pub fn remove_tree(&mut self, key: &str) -> bool {
         let key = clean_cow(key);
         let below = self.below(&key);
+        if below.is_empty() {
+            return self.remove(&key);
+        }
         let exact = if key == "/" {
             None
         } else {
             self.position(&key)
         };
-        if below.is_empty() && exact.is_none() {
-            return false;
-        }
-        let mut removed = below.len();
+        // The key sorts before its subtree: removing the subtree first leaves
+        // its position as it is.
+        self.entries.drain(below);
         if let Some(position) = exact {
-            // The key sorts before its subtree (and before siblings such as
-            // "/a-b" that may lie between them): remove it last.
-            self.entries.drain(below);
             self.entries.remove(position);
-            removed += 1;
-        } else {
-            self.entries.drain(below);
         }
-        if removed > 1 {
-            self.reindex();
-        } else if let Some(position) = exact {
-            let hasher = &self.hasher;
-            if let Ok(entry) = self
-                .index
-                .find_entry(hasher.hash_one(key.as_ref()), |&p| p as usize == position)
-            {
-                entry.remove();
-            }
-            for p in self.index.iter_mut() {
-                if *p as usize > position {
-                    *p -= 1;
-                }
-            }
-        } else {
-            self.reindex();
-        }
+        self.reindex();
         true
     }
 
@@ -736,6 +736,14 @@ mod tests {
     }
 
     #[test]
+    fn remove_takes_one_key_and_leaves_the_keys_below_it() {
+        let mut s = Snapshot::from_pairs([("/a", "0"), ("/a/b", "1"), ("/a-c", "2")]);
+        assert!(!s.remove("/missing"));
+        assert!(s.remove("/a"));
+        assert_consistent(&s, &[("/a/b", "1"), ("/a-c", "2")]);
+    }
+
+    #[test]
     fn replace_tree_swaps_one_subtree_only() {
         let mut s =
             Snapshot::from_pairs([("/a", "0"), ("/a/old", "1"), ("/ab", "2"), ("/b/x", "3")]);
@@ -769,7 +777,14 @@ mod tests {
             } else {
                 key
             };
-            if next() % 4 == 0 {
+            if next() % 5 == 0 {
+                let changed = s.remove(&key);
+                assert_eq!(
+                    changed,
+                    model.remove(&key).is_some(),
+                    "step {step}: remove {key}"
+                );
+            } else if next() % 4 == 0 {
                 let changed = s.remove_tree(&key);
                 let before = model.len();
                 model.retain(|k, _| !is_within(k, &key));

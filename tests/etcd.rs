@@ -612,15 +612,22 @@ fn watch_picks_up_puts_and_deletes(api: Api) {
     confd.expect_file(&dest, "a=1\nb=2\n", START_LIMIT);
     assert!(wait_until(CHANGE_LIMIT, || line_count(&reloads) == 1));
 
+    // The changes come from the watch's events: no read of the prefix.
+    let reads = confd.lines_with("read snapshot");
     api.put(&etcd, "/app/c", "3");
     confd.expect_file(&dest, "a=1\nb=2\nc=3\n", CHANGE_LIMIT);
     api.delete(&etcd, "/app/a");
     confd.expect_file(&dest, "b=2\nc=3\n", CHANGE_LIMIT);
     assert!(wait_until(CHANGE_LIMIT, || line_count(&reloads) == 3));
+    assert_eq!(
+        confd.lines_with("read snapshot"),
+        reads,
+        "a change was read again instead of applied\n--- stderr\n{}",
+        confd.stderr()
+    );
 
     // Changes elsewhere, including a sibling that shares the prefix's bytes,
     // cause neither a read nor a reload.
-    let reads = confd.lines_with("read snapshot");
     api.put(&etcd, "/other/x", "1");
     api.put(&etcd, "/appx/y", "1");
     api.put(&etcd, "/ap", "1");
@@ -651,6 +658,48 @@ fn v2_watch_picks_up_puts_and_deletes() {
 #[test]
 fn v3_watch_picks_up_puts_and_deletes() {
     watch_picks_up_puts_and_deletes(Api::V3);
+}
+
+/// Deleting a whole directory (v2: one recursive delete event; v3: one event
+/// per key of a prefix delete) takes its keys out of the daemon's data, and
+/// the daemon renders it, and a new key in it, without reading again.
+fn watch_applies_directory_deletes(api: Api) {
+    let etcd = Etcd::start();
+    api.put(&etcd, "/app/a", "1");
+    api.put(&etcd, "/app/d/x", "1");
+    api.put(&etcd, "/app/d/y", "2");
+    let s = Scenario::new();
+    s.template(
+        "tree.tmpl",
+        "{% for k in ls(key=\"/app\") %}{{ k }} {% endfor %}|\
+         {% for p in gets(key=\"/app/d/*\") %}{{ p.key }}={{ p.value }} {% endfor %}\n",
+    );
+    s.resource("tree", "tree.conf", &["/app"], "");
+    let dest = s.out("tree.conf");
+    let confd = watch_debug(&s, api, &etcd.url());
+    confd.expect_file(&dest, "a d |/app/d/x=1 /app/d/y=2 \n", START_LIMIT);
+    let reads = confd.lines_with("read snapshot");
+
+    api.delete_tree(&etcd, "/app/d");
+    confd.expect_file(&dest, "a |\n", CHANGE_LIMIT);
+    api.put(&etcd, "/app/d/z", "3");
+    confd.expect_file(&dest, "a d |/app/d/z=3 \n", CHANGE_LIMIT);
+    assert_eq!(
+        confd.lines_with("read snapshot"),
+        reads,
+        "a change was read again instead of applied\n--- stderr\n{}",
+        confd.stderr()
+    );
+}
+
+#[test]
+fn v2_watch_applies_directory_deletes() {
+    watch_applies_directory_deletes(Api::V2);
+}
+
+#[test]
+fn v3_watch_applies_directory_deletes() {
+    watch_applies_directory_deletes(Api::V3);
 }
 
 // ---------------------------------------------------------------------------
@@ -1437,11 +1486,12 @@ impl Drop for GateProxy {
     }
 }
 
-/// A pass that reads several prefixes must not claim a change it did not
-/// see. One resource reads `/a` and `/z`; a change to `/z` starts a pass;
-/// the proxy holds that pass's read of `/z` (after `/a` was read) while the
-/// test changes `/a`, then lets it through. The daemon must still render the
-/// new `/a`: either its read saw it or the watch reports it afterwards.
+/// A read of several prefixes must not claim a change it did not see. One
+/// resource reads `/a` and `/z`; the proxy holds the daemon's first read of
+/// `/z` (after `/a` was read) while the test changes `/a`, then lets it
+/// through. The daemon must still render the new `/a`: its watch of `/a`
+/// starts from `/a`'s own read. Later changes come from the watch events
+/// alone: the daemon renders them without reading either prefix again.
 fn multi_prefix_pass_never_hides_a_change(api: Api) {
     let etcd = Etcd::start();
     api.put(&etcd, "/a/x", "0");
@@ -1454,24 +1504,39 @@ fn multi_prefix_pass_never_hides_a_change(api: Api) {
     );
     s.resource("multi", "multi.conf", &["/a", "/z"], "");
     let dest = s.out("multi.conf");
-    let confd = watch_debug(&s, api, &proxy.url());
-    confd.expect_file(&dest, "0 0\n", START_LIMIT);
-
-    // The pass's read of /z: v2 `GET /v2/keys/z?recursive…` (not the watch,
-    // which asks `?wait=true`); v3 a range whose key is base64("/z").
-    proxy.arm(match api {
+    // The read of /z: v2 `GET /v2/keys/z?recursive…` (not the watch, which
+    // asks `?wait=true`); v3 a range whose key is base64("/z").
+    let read_of_z = match api {
         Api::V2 => "GET /v2/keys/z?recursive",
         Api::V3 => "\"key\":\"L3o=\",\"limit\"",
-    });
-    api.put(&etcd, "/z/x", "1");
+    };
+    proxy.arm(read_of_z);
+    let confd = watch_debug(&s, api, &proxy.url());
     assert!(
-        proxy.wait_held(CHANGE_LIMIT),
-        "the pass never read /z\n--- stderr\n{}",
+        proxy.wait_held(START_LIMIT),
+        "the daemon never read /z\n--- stderr\n{}",
         confd.stderr()
     );
     api.put(&etcd, "/a/x", "1");
     proxy.open();
-    confd.expect_file(&dest, "1 1\n", CHANGE_LIMIT);
+    confd.expect_file(&dest, "1 0\n", START_LIMIT);
+
+    let reads = confd.lines_with("read snapshot");
+    proxy.arm(read_of_z);
+    api.put(&etcd, "/z/x", "1");
+    api.put(&etcd, "/a/x", "2");
+    confd.expect_file(&dest, "2 1\n", CHANGE_LIMIT);
+    assert!(
+        !proxy.wait_held(Duration::from_millis(300)),
+        "a change made the daemon read /z again\n--- stderr\n{}",
+        confd.stderr()
+    );
+    assert_eq!(
+        confd.lines_with("read snapshot"),
+        reads,
+        "{}",
+        confd.stderr()
+    );
 }
 
 #[test]

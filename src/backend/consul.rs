@@ -327,7 +327,7 @@ impl Backend for ConsulBackend {
             .blocking_get(&kv_path(root), &RECURSE, index, &format!("prefix {root}"))
             .await?;
         Ok(match outcome {
-            Blocking::Changed(new_index) => WatchEvent::Changed(new_index),
+            Blocking::Changed(new_index) => WatchEvent::changed(new_index),
             Blocking::Quiet => WatchEvent::Quiet,
             Blocking::Reset => WatchEvent::Resync,
         })

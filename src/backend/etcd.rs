@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
-use super::{Backend, BackendError, Fetched, WatchEvent};
+use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::resource::ConfigError;
 
 /// Where `-backend etcd` connects when no `-node` is given.
@@ -45,13 +45,39 @@ struct GetResponse {
 
 #[derive(Debug, Deserialize)]
 struct WatchResponse {
+    action: String,
     node: ChangedNode,
 }
 
 #[derive(Debug, Deserialize)]
 struct ChangedNode {
+    key: Option<String>,
+    value: Option<String>,
+    #[serde(default)]
+    dir: bool,
     #[serde(rename = "modifiedIndex")]
     modified_index: u64,
+}
+
+impl WatchResponse {
+    /// The change this event makes to the leaves, or `None` for an action
+    /// this code does not know (the prefix is then read again).
+    fn changes(self) -> Option<Vec<Change>> {
+        let key = self.node.key?;
+        match self.action.as_str() {
+            // A directory is created or its TTL refreshed: no leaf changes.
+            "set" | "create" | "update" | "compareAndSwap" if self.node.dir => Some(Vec::new()),
+            "set" | "create" | "update" | "compareAndSwap" => Some(vec![Change::Put {
+                key,
+                value: self.node.value.unwrap_or_default(),
+            }]),
+            "delete" | "expire" | "compareAndDelete" if self.node.dir => {
+                Some(vec![Change::DeleteTree { key }])
+            }
+            "delete" | "expire" | "compareAndDelete" => Some(vec![Change::Delete { key }]),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,7 +225,10 @@ impl Backend for EtcdBackend {
             }
             let event: WatchResponse = serde_json::from_slice(&body)
                 .map_err(|e| self.error(location, format!("unexpected watch response: {e}")))?;
-            return Ok(WatchEvent::Changed(event.node.modified_index));
+            return Ok(WatchEvent::Changed {
+                index: event.node.modified_index,
+                changes: event.changes(),
+            });
         }
         match serde_json::from_slice::<ErrorResponse>(&body) {
             Ok(e) if e.error_code == EVENT_INDEX_CLEARED => Ok(WatchEvent::Resync),
@@ -251,6 +280,40 @@ mod tests {
                 ("/s/d/x".to_string(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn watch_events_become_changes() {
+        let parse = |json: &str| -> WatchResponse { serde_json::from_str(json).expect("parses") };
+        let set = parse(
+            r#"{"action":"set","node":{"key":"/s/a","value":"1","modifiedIndex":7,"createdIndex":7},
+                "prevNode":{"key":"/s/a","value":"0","modifiedIndex":5,"createdIndex":5}}"#,
+        );
+        assert_eq!(set.node.modified_index, 7);
+        assert_eq!(
+            set.changes(),
+            Some(vec![Change::Put {
+                key: "/s/a".into(),
+                value: "1".into()
+            }])
+        );
+        let deleted_dir = parse(
+            r#"{"action":"delete","node":{"key":"/s/d","dir":true,"modifiedIndex":9,"createdIndex":3}}"#,
+        );
+        assert_eq!(
+            deleted_dir.changes(),
+            Some(vec![Change::DeleteTree { key: "/s/d".into() }])
+        );
+        let expired = parse(r#"{"action":"expire","node":{"key":"/s/t","modifiedIndex":10}}"#);
+        assert_eq!(
+            expired.changes(),
+            Some(vec![Change::Delete { key: "/s/t".into() }])
+        );
+        let new_dir =
+            parse(r#"{"action":"set","node":{"key":"/s/n","dir":true,"modifiedIndex":11}}"#);
+        assert_eq!(new_dir.changes(), Some(Vec::new()));
+        let unknown = parse(r#"{"action":"rename","node":{"key":"/s/a","modifiedIndex":12}}"#);
+        assert_eq!(unknown.changes(), None);
     }
 
     #[test]

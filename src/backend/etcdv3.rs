@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
-use super::{Backend, BackendError, Fetched, WatchEvent};
+use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::resource::ConfigError;
 use crate::snapshot::is_within;
 
@@ -93,12 +93,17 @@ struct WatchResult {
 
 #[derive(Debug, Deserialize)]
 struct WatchedEvent {
+    /// "DELETE", or absent for a put (the gateway leaves out default values).
+    #[serde(rename = "type", default)]
+    kind: String,
     kv: Option<WatchedKey>,
 }
 
 #[derive(Debug, Deserialize)]
 struct WatchedKey {
     key: String,
+    #[serde(default)]
+    value: String,
     #[serde(default, deserialize_with = "number_or_string")]
     mod_revision: u64,
 }
@@ -387,18 +392,10 @@ impl EtcdV3Backend {
                         format!("watch canceled: {}", result.cancel_reason),
                     ));
                 }
-                let mut newest = 0;
-                for event in &result.events {
-                    if let Some(kv) = &event.kv {
-                        let decoded = BASE64.decode(&kv.key).unwrap_or_default();
-                        let key = crate::snapshot::clean_key(&String::from_utf8_lossy(&decoded));
-                        if is_within(&key, root) && kv.mod_revision > index {
-                            newest = newest.max(kv.mod_revision);
-                        }
-                    }
-                }
-                if newest > 0 {
-                    return Ok(WatchEvent::Changed(newest));
+                if let Some(event) = batch_changes(root, index, result.events)
+                    .map_err(|message| self.error(location.clone(), message))?
+                {
+                    return Ok(event);
                 }
             }
             match open.response.chunk().await {
@@ -409,6 +406,44 @@ impl EtcdV3Backend {
             }
         }
     }
+}
+
+/// The changes of one watch batch that lie under `root` and are newer than
+/// `index` (the key range also covers siblings such as `/app-x`), as a
+/// [`WatchEvent::Changed`] at the newest revision; `None` when there are none.
+fn batch_changes(
+    root: &str,
+    index: u64,
+    events: Vec<WatchedEvent>,
+) -> Result<Option<WatchEvent>, String> {
+    let mut newest = 0;
+    let mut changes = Vec::new();
+    for event in events {
+        let Some(kv) = event.kv else { continue };
+        let raw_key = BASE64
+            .decode(&kv.key)
+            .map_err(|e| format!("bad key encoding in a watch event: {e}"))?;
+        let key = String::from_utf8_lossy(&raw_key).into_owned();
+        if !is_within(&crate::snapshot::clean_key(&key), root) || kv.mod_revision <= index {
+            continue;
+        }
+        newest = newest.max(kv.mod_revision);
+        if event.kind == "DELETE" {
+            changes.push(Change::Delete { key });
+        } else {
+            let value = BASE64
+                .decode(&kv.value)
+                .map_err(|e| format!("bad value encoding in a watch event: {e}"))?;
+            changes.push(Change::Put {
+                key,
+                value: String::from_utf8_lossy(&value).into_owned(),
+            });
+        }
+    }
+    Ok((newest > 0).then_some(WatchEvent::Changed {
+        index: newest,
+        changes: Some(changes),
+    }))
 }
 
 fn gateway_message(status: StatusCode, body: &[u8]) -> String {
@@ -446,7 +481,10 @@ impl Backend for EtcdV3Backend {
             None => self.open_watch(root, index).await?,
         };
         let outcome = self.next_change(root, index, &mut open).await;
-        if let Ok(WatchEvent::Changed(revision)) = outcome {
+        if let Ok(WatchEvent::Changed {
+            index: revision, ..
+        }) = outcome
+        {
             open.delivered = revision;
             if let Ok(mut streams) = self.streams.lock() {
                 streams.insert(root.to_string(), open);
@@ -487,6 +525,42 @@ mod tests {
         }
         assert!(b"/apple".as_slice() >= end.as_slice());
         assert_eq!(subtree_range("/"), (b"/".to_vec(), b"0".to_vec()));
+    }
+
+    #[test]
+    fn watch_batches_become_changes_under_the_root_only() {
+        // /app/a = 2 (put, type left out), /app-x = 1 (a sibling inside the
+        // key range), /app/b deleted, /app/old at an already seen revision.
+        let message: WatchMessage = serde_json::from_str(
+            r#"{"result":{"header":{"revision":"12"},"events":[
+                {"kv":{"key":"L2FwcC9h","value":"Mg==","mod_revision":"10"}},
+                {"kv":{"key":"L2FwcC14","value":"MQ==","mod_revision":"11"}},
+                {"type":"DELETE","kv":{"key":"L2FwcC9i","mod_revision":"12"}},
+                {"kv":{"key":"L2FwcC9vbGQ=","value":"MA==","mod_revision":"9"}}]}}"#,
+        )
+        .expect("parses");
+        let events = message.result.expect("a result").events;
+        assert_eq!(
+            batch_changes("/app", 9, events),
+            Ok(Some(WatchEvent::Changed {
+                index: 12,
+                changes: Some(vec![
+                    Change::Put {
+                        key: "/app/a".into(),
+                        value: "2".into()
+                    },
+                    Change::Delete {
+                        key: "/app/b".into()
+                    },
+                ]),
+            }))
+        );
+        let sibling_only: WatchMessage = serde_json::from_str(
+            r#"{"result":{"events":[{"kv":{"key":"L2FwcC14","value":"MQ==","mod_revision":"13"}}]}}"#,
+        )
+        .expect("parses");
+        let events = sibling_only.result.expect("a result").events;
+        assert_eq!(batch_changes("/app", 12, events), Ok(None));
     }
 
     #[test]

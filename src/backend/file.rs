@@ -217,7 +217,7 @@ impl Backend for FileBackend {
         self.ensure_watcher()?;
         let mut generation = self.generation.subscribe();
         match generation.wait_for(|g| *g > index).await {
-            Ok(g) => Ok(WatchEvent::Changed(*g)),
+            Ok(g) => Ok(WatchEvent::changed(*g)),
             Err(_) => Ok(WatchEvent::Quiet),
         }
     }

@@ -66,17 +66,59 @@ pub struct Fetched {
     pub index: u64,
 }
 
+/// One key change a watch reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The key now holds this value.
+    Put {
+        /// The key, as the backend spells it (cleaned when applied).
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// The key is gone (keys below it, if any, stay: etcd v3's keys are
+    /// flat).
+    Delete {
+        /// The key, as the backend spells it.
+        key: String,
+    },
+    /// The key is gone with everything below it (etcd v2 deletes a
+    /// directory with its contents).
+    DeleteTree {
+        /// The key or directory, as the backend spells it.
+        key: String,
+    },
+}
+
 /// What one call to [`Backend::watch`] saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// Something below the root changed; the store's index after the change.
-    Changed(u64),
+    /// Something at or below the root changed.
+    Changed {
+        /// The store's index after the change.
+        index: u64,
+        /// What changed, in order, when the backend says so (etcd's events
+        /// carry keys and values): the daemon applies them to the data it
+        /// keeps instead of reading the root again. `None` when the backend
+        /// only knows that something changed: the root must be read again.
+        changes: Option<Vec<Change>>,
+    },
     /// Nothing changed within the watch's time limit: watch again from the
     /// same index.
     Quiet,
     /// The store no longer knows what changed since the index (history
     /// compacted or cleared): read everything again, watch from the new index.
     Resync,
+}
+
+impl WatchEvent {
+    /// A change whose details the backend does not report.
+    pub fn changed(index: u64) -> WatchEvent {
+        WatchEvent::Changed {
+            index,
+            changes: None,
+        }
+    }
 }
 
 /// A source of key/value data.
