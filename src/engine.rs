@@ -736,14 +736,19 @@ impl SharedRenders {
 
 /// How many resources are rendered together before being written.
 fn render_chunk() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) * 2
+    cores() * 2
+}
+
+/// The cores this process may use, asked once: the answer reads cgroup
+/// files, which is not free on the path of every change.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Renders `jobs` on up to one thread per core (none when there is one job).
 fn render_parallel(jobs: &[RenderJob<'_>], services: &Arc<ServiceData>) -> Vec<Rendered> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len());
+    let threads = cores().min(jobs.len());
     let render = |job: &RenderJob<'_>| job.template.render_with(job.view.clone(), services.clone());
     if threads <= 1 {
         return jobs.iter().map(render).collect();

@@ -1,7 +1,7 @@
 //! Bringing one destination file in line with its rendered content, safely:
 //! compare md5, mode and owner with what is there; stage the new content next
-//! to dest (same file system, so the rename is atomic) with mode 0600; fsync;
-//! let check_cmd judge the staged file; apply owner and mode; rename over
+//! to dest (same file system, so the rename is atomic) with mode 0600; let
+//! check_cmd judge the staged file; apply owner and mode; fsync; rename over
 //! dest; fsync the directory. Any failure leaves dest exactly as it was and
 //! removes the stage file (unless asked to keep it).
 //!
@@ -148,7 +148,9 @@ pub async fn sync_file(target: &Target<'_>, options: SyncOptions) -> Result<Sync
         .unwrap_or_else(|| nix::unistd::getegid().as_raw());
 
     if let Some(current) = &current {
-        let same_content = Md5::digest(&current.content) == Md5::digest(target.content);
+        // Contents of different lengths differ: no need to hash them.
+        let same_content = current.content.len() == target.content.len()
+            && Md5::digest(&current.content) == Md5::digest(target.content);
         if same_content && current.mode == mode && current.uid == uid && current.gid == gid {
             return Ok(Synced::Unchanged);
         }
@@ -282,7 +284,10 @@ fn write_stage(file: &fs::File, content: &[u8], uid: u32, gid: u32) -> std::io::
     if uid != euid || gid != egid {
         std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
     }
-    file.sync_all()
+    // The one fsync comes after the final mode is applied, just before the
+    // rename: a file that is renamed is complete on disk, a file that never
+    // is (check_cmd refused it) needs no fsync.
+    Ok(())
 }
 
 /// Makes the rename durable; a failure here cannot be undone, so it is only
