@@ -368,9 +368,12 @@ impl Daemon {
             self.engine.run_pass_for(Some(&due)).await
         };
         print_diffs(&report);
+        let read_ok = report.index.is_some();
+        drop(report);
+        release_free_memory();
         self.sync_service_watchers();
         let finished = Instant::now();
-        if report.index.is_some() {
+        if read_ok {
             self.retry_at = None;
             self.backoff = BACKOFF_START;
             for &i in &due {
@@ -693,6 +696,21 @@ async fn watch_service(
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
+    }
+}
+
+/// Hands the memory a pass freed (the read's response, the render's buffers)
+/// back to the system, so an idle daemon holds what it keeps and little more:
+/// glibc keeps freed memory for reuse, and the data kept between passes sits
+/// among it, so the heap cannot simply shrink from its top. The crate's one
+/// `unsafe` block: glibc has no safe interface for this.
+#[allow(unsafe_code)]
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only walks glibc's own free
+    // lists, under glibc's own locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
