@@ -90,39 +90,163 @@ where
     kept
 }
 
-/// One key and its value in one allocation (the key's bytes, then the
-/// value's): the daemon keeps a snapshot between passes, and one allocation
-/// per pair instead of two makes it about a third smaller.
-#[derive(Clone)]
-struct Entry {
-    text: Box<str>,
+/// Where one pair's text lies in [`Pairs::text`]: the key's bytes, then the
+/// value's.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
     key_len: usize,
+    value_len: usize,
 }
 
-impl Entry {
-    fn new(key: &str, value: &str) -> Entry {
-        let mut text = String::with_capacity(key.len() + value.len());
-        text.push_str(key);
-        text.push_str(value);
-        Entry {
-            text: text.into_boxed_str(),
+impl Span {
+    fn end(&self) -> usize {
+        self.start + self.key_len + self.value_len
+    }
+}
+
+/// Sorted pairs with all their text in one buffer (in key order after a
+/// build or a compaction) and one span per pair: two allocations however
+/// many keys, no per-pair allocator overhead, and nothing for the allocator
+/// to fragment while the daemon keeps a snapshot between passes. A changed
+/// or added pair is appended to the buffer; the buffer is rewritten once
+/// more than half of it is unused.
+#[derive(Clone, Default)]
+struct Pairs {
+    text: String,
+    spans: Vec<Span>,
+    /// Bytes of `text` that no span uses any more.
+    unused: usize,
+}
+
+impl Pairs {
+    /// Sorted, de-duplicated pairs from clean keys in any order; for a key
+    /// given twice the later pair wins.
+    fn build<'a>(pairs: impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)>) -> Pairs {
+        let mut built = Pairs::default();
+        for (key, value) in pairs {
+            let span = built.append(&key, &value);
+            built.spans.push(span);
+        }
+        let text = &built.text;
+        // A stable sort keeps input order among equal keys.
+        built.spans.sort_by(|a, b| {
+            text[a.start..a.start + a.key_len].cmp(&text[b.start..b.start + b.key_len])
+        });
+        let mut unique: Vec<Span> = Vec::with_capacity(built.spans.len());
+        for span in built.spans.drain(..) {
+            match unique.last_mut() {
+                Some(last)
+                    if text[last.start..last.start + last.key_len]
+                        == text[span.start..span.start + span.key_len] =>
+                {
+                    *last = span;
+                }
+                _ => unique.push(span),
+            }
+        }
+        built.spans = unique;
+        built.compact();
+        built
+    }
+
+    fn append(&mut self, key: &str, value: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(key);
+        self.text.push_str(value);
+        Span {
+            start,
             key_len: key.len(),
+            value_len: value.len(),
         }
     }
 
-    fn key(&self) -> &str {
-        &self.text[..self.key_len]
+    /// Rewrites the buffer with the live pairs only, in key order.
+    fn compact(&mut self) {
+        let live: usize = self.spans.iter().map(|s| s.key_len + s.value_len).sum();
+        let mut text = String::with_capacity(live);
+        for span in &mut self.spans {
+            let start = text.len();
+            text.push_str(&self.text[span.start..span.end()]);
+            span.start = start;
+        }
+        self.text = text;
+        self.unused = 0;
     }
 
-    fn value(&self) -> &str {
-        &self.text[self.key_len..]
+    fn compact_if_mostly_unused(&mut self) {
+        if self.unused > 4096 && self.unused * 2 > self.text.len() {
+            self.compact();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn key(&self, i: usize) -> &str {
+        let s = self.spans[i];
+        &self.text[s.start..s.start + s.key_len]
+    }
+
+    fn value(&self, i: usize) -> &str {
+        let s = self.spans[i];
+        &self.text[s.start + s.key_len..s.end()]
+    }
+
+    /// The key at `i`, or `None` past the end.
+    fn key_at(&self, i: usize) -> Option<&str> {
+        (i < self.spans.len()).then(|| self.key(i))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        (0..self.spans.len()).map(|i| (self.key(i), self.value(i)))
+    }
+
+    /// The first position whose key is not below `key`.
+    fn lower_bound(&self, key: &str) -> usize {
+        self.spans
+            .partition_point(|s| &self.text[s.start..s.start + s.key_len] < key)
+    }
+
+    fn set_value(&mut self, i: usize, value: &str) {
+        let old = self.spans[i];
+        let key_start = old.start;
+        if value.len() <= old.value_len {
+            // Fits where the old value was.
+            let at = key_start + old.key_len;
+            self.text.replace_range(at..at + value.len(), value);
+            self.unused += old.value_len - value.len();
+            self.spans[i].value_len = value.len();
+        } else {
+            let key = self.text[key_start..key_start + old.key_len].to_string();
+            self.spans[i] = self.append(&key, value);
+            self.unused += old.key_len + old.value_len;
+        }
+        self.compact_if_mostly_unused();
+    }
+
+    fn insert(&mut self, i: usize, key: &str, value: &str) {
+        let span = self.append(key, value);
+        self.spans.insert(i, span);
+    }
+
+    fn remove_range(&mut self, range: std::ops::Range<usize>) {
+        for span in self.spans.drain(range) {
+            self.unused += span.key_len + span.value_len;
+        }
+        self.compact_if_mostly_unused();
     }
 }
 
 /// A sorted, de-duplicated set of clean keys with their values.
 #[derive(Clone, Default)]
 pub struct Snapshot {
-    entries: Vec<Entry>,
+    entries: Pairs,
     /// Positions in `entries`, by key hash: `getv` is one hash lookup.
     index: hashbrown::HashTable<u32>,
     hasher: ahash::RandomState,
@@ -151,18 +275,17 @@ impl Snapshot {
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
+        K: AsRef<str>,
+        V: AsRef<str>,
     {
-        let entries: Vec<Entry> = pairs
-            .into_iter()
-            .map(|(k, v)| {
-                let (key, value): (String, String) = (k.into(), v.into());
-                Entry::new(&clean_cow(&key), &value)
-            })
-            .collect();
+        let pairs: Vec<(K, V)> = pairs.into_iter().collect();
+        let entries = Pairs::build(
+            pairs
+                .iter()
+                .map(|(k, v)| (clean_cow(k.as_ref()), Cow::Borrowed(v.as_ref()))),
+        );
         let mut snapshot = Snapshot {
-            entries: sorted_unique(entries),
+            entries,
             index: hashbrown::HashTable::new(),
             hasher: ahash::RandomState::new(),
         };
@@ -182,22 +305,19 @@ impl Snapshot {
 
     /// Every pair, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|e| (e.key(), e.value()))
+        self.entries.iter()
     }
 
     /// The value of a clean key.
     pub fn get(&self, key: &str) -> Option<&str> {
         let hash = self.hasher.hash_one(key);
         self.index
-            .find(hash, |&p| {
-                self.entries.get(p as usize).is_some_and(|e| e.key() == key)
-            })
-            .and_then(|&p| self.entries.get(p as usize))
-            .map(Entry::value)
+            .find(hash, |&p| self.entries.key_at(p as usize) == Some(key))
+            .map(|&p| self.entries.value(p as usize))
     }
 
     fn lower_bound(&self, key: &str) -> usize {
-        self.entries.partition_point(|e| e.key() < key)
+        self.entries.lower_bound(key)
     }
 
     /// The index range of the keys strictly below directory `dir`.
@@ -236,7 +356,7 @@ impl Snapshot {
         let mut seek = String::new();
         let mut i = range.start;
         while i < range.end {
-            let key = self.entries[i].key();
+            let key = self.entries.key(i);
             let rest = &key[prefix_len..];
             match rest.find('/') {
                 Some(slash) => {
@@ -253,14 +373,12 @@ impl Snapshot {
                     let mut steps = 0;
                     while next < range.end
                         && steps < 8
-                        && self.entries[next].key().starts_with(subtree)
+                        && self.entries.key(next).starts_with(subtree)
                     {
                         next += 1;
                         steps += 1;
                     }
-                    if steps == 8
-                        && next < range.end
-                        && self.entries[next].key().starts_with(subtree)
+                    if steps == 8 && next < range.end && self.entries.key(next).starts_with(subtree)
                     {
                         seek.clear();
                         seek.push_str(&key[..prefix_len + slash]);
@@ -284,18 +402,15 @@ impl Snapshot {
 
     /// The pairs strictly below `dir`, in key order.
     fn pairs_below(&self, dir: &str) -> impl Iterator<Item = (&str, &str)> {
-        self.entries[self.below(dir)]
-            .iter()
-            .map(|e| (e.key(), e.value()))
+        self.below(dir)
+            .map(|i| (self.entries.key(i), self.entries.value(i)))
     }
 
     /// The position of a clean key, through the hash index.
     fn position(&self, key: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(key);
         self.index
-            .find(hash, |&p| {
-                self.entries.get(p as usize).is_some_and(|e| e.key() == key)
-            })
+            .find(hash, |&p| self.entries.key_at(p as usize) == Some(key))
             .map(|&p| p as usize)
     }
 
@@ -306,13 +421,13 @@ impl Snapshot {
         let hasher = &self.hasher;
         self.index.clear();
         self.index.reserve(entries.len(), |&p| {
-            hasher.hash_one(entries.get(p as usize).map_or("", Entry::key))
+            hasher.hash_one(entries.key_at(p as usize).unwrap_or(""))
         });
-        for (position, entry) in entries.iter().enumerate() {
+        for (position, (key, _)) in entries.iter().enumerate() {
             let position = u32::try_from(position).unwrap_or(u32::MAX);
             self.index
-                .insert_unique(hasher.hash_one(entry.key()), position, |&p| {
-                    hasher.hash_one(entries.get(p as usize).map_or("", Entry::key))
+                .insert_unique(hasher.hash_one(key), position, |&p| {
+                    hasher.hash_one(entries.key_at(p as usize).unwrap_or(""))
                 });
         }
     }
@@ -322,11 +437,10 @@ impl Snapshot {
     pub fn insert(&mut self, key: &str, value: &str) -> bool {
         let key = clean_cow(key);
         if let Some(position) = self.position(&key) {
-            let entry = &mut self.entries[position];
-            if entry.value() == value {
+            if self.entries.value(position) == value {
                 return false;
             }
-            *entry = Entry::new(&key, value);
+            self.entries.set_value(position, value);
             return true;
         }
         let position = self.lower_bound(&key);
@@ -336,13 +450,13 @@ impl Snapshot {
                 *p += 1;
             }
         }
-        self.entries.insert(position, Entry::new(&key, value));
+        self.entries.insert(position, &key, value);
         let entries = &self.entries;
         let hasher = &self.hasher;
         self.index.insert_unique(
             hasher.hash_one(key.as_ref()),
             u32::try_from(position).unwrap_or(u32::MAX),
-            |&p| hasher.hash_one(entries.get(p as usize).map_or("", Entry::key)),
+            |&p| hasher.hash_one(entries.key_at(p as usize).unwrap_or("")),
         );
         true
     }
@@ -354,7 +468,7 @@ impl Snapshot {
         let Some(position) = self.position(&key) else {
             return false;
         };
-        self.entries.remove(position);
+        self.entries.remove_range(position..position + 1);
         let hash = self.hasher.hash_one(key.as_ref());
         if let Ok(entry) = self.index.find_entry(hash, |&p| p as usize == position) {
             entry.remove();
@@ -383,9 +497,9 @@ impl Snapshot {
         };
         // The key sorts before its subtree: removing the subtree first leaves
         // its position as it is.
-        self.entries.drain(below);
+        self.entries.remove_range(below);
         if let Some(position) = exact {
-            self.entries.remove(position);
+            self.entries.remove_range(position..position + 1);
         }
         self.reindex();
         true
@@ -395,31 +509,18 @@ impl Snapshot {
     /// that subtree); pairs outside `root` are ignored.
     pub fn replace_tree(&mut self, root: &str, pairs: Vec<(String, String)>) {
         let root = clean_key(root);
-        let mut kept: Vec<Entry> = std::mem::take(&mut self.entries)
-            .into_iter()
-            .filter(|e| !is_within(e.key(), &root))
-            .collect();
-        kept.extend(pairs.into_iter().filter_map(|(k, v)| {
-            let key = clean_cow(&k);
-            is_within(&key, &root).then(|| Entry::new(&key, &v))
-        }));
-        self.entries = sorted_unique(kept);
+        let old = std::mem::take(&mut self.entries);
+        let kept = old
+            .iter()
+            .filter(|(k, _)| !is_within(k, &root))
+            .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)));
+        let read = pairs
+            .iter()
+            .map(|(k, v)| (clean_cow(k), Cow::Borrowed(v.as_str())))
+            .filter(|(k, _)| is_within(k, &root));
+        self.entries = Pairs::build(kept.chain(read));
         self.reindex();
     }
-}
-
-/// Sorts entries by key; for a key given twice the later entry wins (the sort
-/// is stable, so input order decides among equal keys).
-fn sorted_unique(mut entries: Vec<Entry>) -> Vec<Entry> {
-    entries.sort_by(|a, b| a.key().cmp(b.key()));
-    let mut deduped: Vec<Entry> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match deduped.last_mut() {
-            Some(last) if last.key() == entry.key() => *last = entry,
-            _ => deduped.push(entry),
-        }
-    }
-    deduped
 }
 
 /// Sorts children by name and merges a name seen both as a leaf and as a
@@ -818,7 +919,9 @@ mod tests {
                 model.retain(|k, _| !is_within(k, &key));
                 assert_eq!(changed, model.len() != before, "step {step}: remove {key}");
             } else {
-                let value = (next() % 3).to_string();
+                // Values of varied lengths: some fit in place, some are
+                // appended, and the buffer gets compacted along the way.
+                let value = "v".repeat((next() % 48) as usize);
                 let changed = s.insert(&key, &value);
                 let old = model.insert(key.clone(), value.clone());
                 assert_eq!(
