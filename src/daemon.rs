@@ -160,6 +160,7 @@ pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
         backoff: BACKOFF_START,
     };
     daemon.log_mode();
+    daemon.prepare_watch();
     daemon.run_due().await;
     daemon.sync_watchers();
 
@@ -168,6 +169,13 @@ pub async fn run(engine: Engine, settings: Settings, flags: Flags) -> u8 {
         tokio::select! {
             Some(notice) = notices.recv() => {
                 daemon.on_notice(notice);
+                // Let the other watches woken by the same change (one file
+                // edit wakes every prefix's watch) report it too, so one
+                // pass, and one read, serves them all.
+                tokio::task::yield_now().await;
+                while let Ok(notice) = notices.try_recv() {
+                    daemon.on_notice(notice);
+                }
                 // A change that is due now renders now, not at the timer's
                 // next tick (a millisecond on an isolated change).
                 if daemon.next_wake().is_some_and(|wake| wake <= Instant::now()) {
@@ -218,6 +226,16 @@ impl Daemon {
                 interval = self.settings.interval.as_secs(),
                 "polling"
             );
+        }
+    }
+
+    /// Starts the backend's change notification before the first read of a
+    /// watching daemon; a failure is reported by the watches themselves.
+    fn prepare_watch(&self) {
+        if self.watching() {
+            if let Err(e) = self.engine.backend().prepare_watch() {
+                tracing::debug!(error = %e, "cannot start change notification yet");
+            }
         }
     }
 
@@ -387,32 +405,40 @@ impl Daemon {
         self.schedule_tick();
     }
 
-    /// A pass over `due` from the kept data, reading first every watched
-    /// prefix they need whose data is not current. Each prefix is read on its
-    /// own, so its index is exactly the one its changes follow.
+    /// A pass over `due` from the kept data, reading first (in one read)
+    /// every watched prefix they need whose data is not current. Each prefix
+    /// is recorded at the index it was read at, which its changes follow.
     async fn pass_from_kept(&mut self, due: &[usize]) -> PassReport {
+        let due_roots: Vec<String> = self
+            .engine
+            .resources()
+            .enumerate()
+            .filter(|(i, _)| due.contains(i))
+            .flat_map(|(_, r)| r.roots())
+            .collect();
         let needed: Vec<String> = self
             .engine
             .roots()
             .iter()
             .filter(|root| !self.fresh.contains(*root))
             .filter(|root| {
-                due.iter()
-                    .filter_map(|&i| self.engine.resources().nth(i))
-                    .flat_map(|r| r.roots())
-                    .any(|k| is_within(&k, root) || is_within(root, &k))
+                due_roots
+                    .iter()
+                    .any(|k| is_within(k, root) || is_within(root, k))
             })
             .cloned()
             .collect();
         let mut restart = false;
-        for root in needed {
-            let fetched = match self.engine.read(std::slice::from_ref(&root)).await {
+        if !needed.is_empty() {
+            let fetched = match self.engine.read(&needed).await {
                 Ok(fetched) => fetched,
                 Err(e) => return self.engine.failed_read_report(due, e),
             };
-            Arc::make_mut(&mut self.kept).replace_tree(&root, fetched.pairs);
-            self.fresh.insert(root.clone());
-            restart |= self.note_read(&root, fetched.index);
+            Arc::make_mut(&mut self.kept).replace_trees(&needed, &fetched.pairs);
+            for (i, root) in needed.iter().enumerate() {
+                self.fresh.insert(root.clone());
+                restart |= self.note_read(root, fetched.index_of(i));
+            }
         }
         if restart {
             self.sync_watchers();
@@ -595,6 +621,7 @@ impl Daemon {
         self.next_tick = None;
         self.mark_all();
         self.log_mode();
+        self.prepare_watch();
         self.run_due().await;
         self.sync_watchers();
     }

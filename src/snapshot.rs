@@ -505,19 +505,20 @@ impl Snapshot {
         true
     }
 
-    /// Replaces everything at or below `root` with `pairs` (a fresh read of
-    /// that subtree); pairs outside `root` are ignored.
-    pub fn replace_tree(&mut self, root: &str, pairs: Vec<(String, String)>) {
-        let root = clean_key(root);
+    /// Replaces everything at or below any of `roots` with `pairs` (a fresh
+    /// read of those subtrees); pairs outside the roots are ignored.
+    pub fn replace_trees(&mut self, roots: &[String], pairs: &[(String, String)]) {
+        let roots: Vec<String> = roots.iter().map(|r| clean_key(r)).collect();
+        let within = |key: &str| roots.iter().any(|r| is_within(key, r));
         let old = std::mem::take(&mut self.entries);
         let kept = old
             .iter()
-            .filter(|(k, _)| !is_within(k, &root))
+            .filter(|(k, _)| !within(k))
             .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)));
         let read = pairs
             .iter()
             .map(|(k, v)| (clean_cow(k), Cow::Borrowed(v.as_str())))
-            .filter(|(k, _)| is_within(k, &root));
+            .filter(|(k, _)| within(k));
         self.entries = Pairs::build(kept.chain(read));
         self.reindex();
     }
@@ -873,12 +874,12 @@ mod tests {
     }
 
     #[test]
-    fn replace_tree_swaps_one_subtree_only() {
+    fn replace_trees_swaps_those_subtrees_only() {
         let mut s =
             Snapshot::from_pairs([("/a", "0"), ("/a/old", "1"), ("/ab", "2"), ("/b/x", "3")]);
-        s.replace_tree(
-            "/a",
-            vec![
+        s.replace_trees(
+            &["/a".to_string()],
+            &[
                 ("/a/new".to_string(), "4".to_string()),
                 ("/b/outside".to_string(), "ignored".to_string()),
             ],

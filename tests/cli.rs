@@ -981,3 +981,43 @@ fn identical_templates_share_a_render_but_keep_their_own_errors() {
         assert!(line.contains(&format!("{name}.tmpl:1:")), "{line}");
     }
 }
+
+/// With -watch, an edit to the data file is one read for every prefix that
+/// needs it, not one read per prefix (each read parses every file).
+#[test]
+fn daemon_watch_reads_all_changed_prefixes_of_a_file_at_once() {
+    use common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, args};
+    let s = Scenario::new();
+    s.template("a.tmpl", "{{ getv(key=\"/a/x\") }}\n");
+    s.template("b.tmpl", "{{ getv(key=\"/b/x\") }}\n");
+    s.resource("a", "a.txt", &["/a"], "");
+    s.resource("b", "b.txt", &["/b"], "");
+    let data = s.write("data.yaml", "a: {x: '1'}\nb: {x: '1'}\n");
+    let file = data.display().to_string();
+    let confd = Confd::spawn(
+        &s,
+        &args(
+            &s,
+            "file",
+            &[] as &[&str],
+            &["-file", &file, "-watch", "-log-level", "debug"],
+        ),
+    );
+    confd.expect_file(&s.out("a.txt"), "1\n", START_LIMIT);
+    confd.expect_file(&s.out("b.txt"), "1\n", START_LIMIT);
+    let reads = confd.lines_with("read snapshot");
+    fs::write(&data, "a: {x: '2'}\nb: {x: '2'}\n").expect("edit");
+    confd.expect_file(&s.out("a.txt"), "2\n", CHANGE_LIMIT);
+    confd.expect_file(&s.out("b.txt"), "2\n", CHANGE_LIMIT);
+    // One edit may come as more than one notification (a write in several
+    // steps), but each read covers both prefixes.
+    let after = confd.lines_with("read snapshot");
+    assert!(after > reads, "{}", confd.stderr());
+    let stderr = confd.stderr();
+    let single_prefix_reads = stderr
+        .lines()
+        .skip_while(|l| !l.contains("read snapshot"))
+        .filter(|l| l.contains("read snapshot") && !l.contains("prefixes=/a,/b"))
+        .count();
+    assert_eq!(single_prefix_reads, 0, "{stderr}");
+}

@@ -302,6 +302,7 @@ impl Backend for ConsulBackend {
         // X-Consul-Index is per prefix; the pass claims the lowest, as a
         // higher one could hide a change made between two of its GETs.
         let mut index = u64::MAX;
+        let mut root_indexes = Vec::with_capacity(roots.len());
         for root in roots {
             let answer = self
                 .api
@@ -310,10 +311,12 @@ impl Backend for ConsulBackend {
                 .map_err(|e| e.reading(root))?;
             self.parse_entries(root, &answer, &mut pairs)?;
             index = index.min(answer.index);
+            root_indexes.push(answer.index);
         }
         Ok(Fetched {
             pairs,
             index: if index == u64::MAX { 0 } else { index },
+            root_indexes,
         })
     }
 

@@ -55,7 +55,11 @@ impl Backend for EnvBackend {
                 within_roots(&key, roots).then_some((key, value))
             })
             .collect();
-        Ok(Fetched { pairs, index: 0 })
+        Ok(Fetched {
+            pairs,
+            index: 0,
+            root_indexes: Vec::new(),
+        })
     }
 }
 

@@ -246,16 +246,19 @@ impl Backend for EtcdBackend {
         // oldest read, so it claims the lowest index (a higher one could hide
         // a change made to an earlier prefix between the GETs).
         let mut index = u64::MAX;
+        let mut root_indexes = Vec::with_capacity(roots.len());
         for root in roots {
             let read = self
                 .read_root(root, &mut pairs)
                 .await
                 .map_err(|e| e.reading(root))?;
             index = index.min(read);
+            root_indexes.push(read);
         }
         Ok(Fetched {
             pairs,
             index: if index == u64::MAX { 0 } else { index },
+            root_indexes,
         })
     }
 }

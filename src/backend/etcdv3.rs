@@ -507,6 +507,7 @@ impl Backend for EtcdV3Backend {
         Ok(Fetched {
             pairs,
             index: revision,
+            root_indexes: Vec::new(),
         })
     }
 }

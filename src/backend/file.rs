@@ -213,6 +213,10 @@ impl Backend for FileBackend {
         true
     }
 
+    fn prepare_watch(&self) -> Result<(), BackendError> {
+        self.ensure_watcher()
+    }
+
     async fn watch(&self, _root: &str, index: u64) -> Result<WatchEvent, BackendError> {
         self.ensure_watcher()?;
         let mut generation = self.generation.subscribe();
@@ -238,7 +242,11 @@ impl Backend for FileBackend {
                 within_roots(&key, roots).then_some((key, v))
             }));
         }
-        Ok(Fetched { pairs, index })
+        Ok(Fetched {
+            pairs,
+            index,
+            root_indexes: Vec::new(),
+        })
     }
 }
 

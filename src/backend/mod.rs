@@ -62,8 +62,20 @@ impl BackendError {
 pub struct Fetched {
     /// Clean absolute keys with their values.
     pub pairs: Vec<(String, String)>,
-    /// The store's index when read.
+    /// The store's index when read (the lowest, when the roots were read
+    /// one by one at different indexes).
     pub index: u64,
+    /// The index each root was read at, in the order the roots were asked
+    /// for, from backends that read roots one by one (etcd v2, Consul);
+    /// empty when every root was read at `index`.
+    pub root_indexes: Vec<u64>,
+}
+
+impl Fetched {
+    /// The index the `i`th root asked for was read at.
+    pub fn index_of(&self, i: usize) -> u64 {
+        self.root_indexes.get(i).copied().unwrap_or(self.index)
+    }
 }
 
 /// One key change a watch reported.
@@ -135,6 +147,13 @@ pub trait Backend: Send + Sync {
     /// notification are polled every `-interval`.
     fn can_watch(&self) -> bool {
         false
+    }
+
+    /// Starts change notification ahead of the daemon's first read, for
+    /// backends whose notification only covers what happens after it starts
+    /// (inotify), so a change made during or just after that read is seen.
+    fn prepare_watch(&self) -> Result<(), BackendError> {
+        Ok(())
     }
 
     /// Waits for the first change at or below `root` after `index` (the index
