@@ -1,8 +1,8 @@
 //! Bringing one destination file in line with its rendered content, safely:
-//! compare content (confd's md5 check), mode and owner with what is there; stage the new content next
-//! to dest (same file system, so the rename is atomic) with mode 0600; let
-//! check_cmd judge the staged file; apply owner and mode; fsync; rename over
-//! dest; fsync the directory. Any failure leaves dest exactly as it was and
+//! compare content (confd's md5 check), mode and owner with what is there;
+//! stage the new content next to dest (same file system, so the rename is
+//! atomic) with mode 0600; let check_cmd judge the staged file; apply owner
+//! and mode; fsync; rename over dest; fsync the directory. Any failure leaves dest exactly as it was and
 //! removes the stage file (unless asked to keep it).
 //!
 //! Reloading is not done here: the engine runs each distinct reload command

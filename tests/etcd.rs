@@ -632,6 +632,10 @@ fn watch_picks_up_puts_and_deletes(api: Api) {
     assert!(wait_until(CHANGE_LIMIT, || line_count(&reloads) == 3));
     assert_no_read_since(&confd, reads);
 
+    // A write that leaves a value as it was renders nothing.
+    api.put(&etcd, "/app/b", "2");
+    confd.expect_log("resources=0", CHANGE_LIMIT);
+
     // Changes elsewhere, including a sibling that shares the prefix's bytes,
     // cause neither a read nor a reload.
     api.put(&etcd, "/other/x", "1");
