@@ -27,7 +27,7 @@ pub fn run(args: &CheckArgs) -> u8 {
 pub fn problems(args: &CheckArgs) -> Vec<String> {
     let prefix = args.prefix.as_deref().unwrap_or("");
     let (resources, errors) = resource::load_all(&args.confdir, prefix);
-    let mut problems: Vec<String> = errors.into_iter().map(|e| e.0).collect();
+    let mut problems: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
 
     let fixtures = match load_fixtures(&args.files) {
         Ok(f) => f,

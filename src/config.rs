@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::backend::BackendKind;
+use crate::backend::http::ClientAuth;
 use crate::cli::Flags;
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 
 /// confd.toml read when `-config-file` is not given; its absence is fine.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/confd/confd.toml";
@@ -38,25 +39,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// Credentials and TLS material for networked backends.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientAuth {
-    /// Basic auth user.
-    pub username: Option<String>,
-    /// Basic auth password.
-    pub password: Option<String>,
-    /// Whether to send basic auth.
-    pub basic_auth: bool,
-    /// Consul ACL token.
-    pub auth_token: Option<String>,
-    /// TLS client certificate.
-    pub client_cert: Option<PathBuf>,
-    /// TLS client key.
-    pub client_key: Option<PathBuf>,
-    /// CA bundle to trust.
-    pub client_ca_keys: Option<PathBuf>,
 }
 
 /// Everything a run needs to know, resolved and validated.
@@ -165,14 +147,13 @@ fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
             return Ok(FileSettings::default());
         }
         Err(e) => {
-            return Err(ConfigError(format!(
-                "{}: cannot read config file: {}",
-                path.display(),
-                crate::error::io_reason(&e)
-            )));
+            return Err(ConfigError::file(
+                &path,
+                format!("cannot read config file: {}", crate::error::io_reason(&e)),
+            ));
         }
     };
-    toml::from_str(&text).map_err(|e| ConfigError(crate::error::toml_message(&path, &text, &e)))
+    toml::from_str(&text).map_err(|e| ConfigError::toml(&path, &text, &e))
 }
 
 /// Resolves flag > environment > confd.toml > default and validates the result.
@@ -186,7 +167,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         .unwrap_or_else(|| BackendKind::Etcd.name().to_string());
     let backend: BackendKind = backend_name
         .parse()
-        .map_err(|e: String| ConfigError(format!("-backend: {e}")))?;
+        .map_err(|e: String| ConfigError::setting("-backend", e))?;
 
     let log_level = match flags.log_level.clone().or(file.log_level).as_deref() {
         None | Some("info") => LogLevel::Info,
@@ -194,39 +175,44 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         Some("warning" | "warn") => LogLevel::Warning,
         Some("error" | "fatal" | "panic") => LogLevel::Error,
         Some(other) => {
-            return Err(ConfigError(format!(
-                "-log-level {other:?}: use debug, info, warning or error"
-            )));
+            return Err(ConfigError::setting(
+                "-log-level",
+                format!("{other:?}: use debug, info, warning or error"),
+            ));
         }
     };
     let log_format = match flags.log_format.clone().or(file.log_format).as_deref() {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
-            return Err(ConfigError(format!(
-                "-log-format {other:?}: use text or json"
-            )));
+            return Err(ConfigError::setting(
+                "-log-format",
+                format!("{other:?}: use text or json"),
+            ));
         }
     };
     let interval_secs = flags.interval.or(file.interval);
     let interval = match interval_secs {
         Some(0) => {
-            return Err(ConfigError(
-                "-interval must be at least 1 second".to_string(),
+            return Err(ConfigError::setting(
+                "-interval",
+                "must be at least 1 second",
             ));
         }
         Some(secs) => Duration::from_secs(secs),
         None => DEFAULT_INTERVAL,
     };
     let wait = match flags.wait.clone().or(file.wait) {
-        Some(text) => {
-            Some(parse_wait(&text).map_err(|e| ConfigError(format!("-wait {text:?}: {e}")))?)
-        }
+        Some(text) => Some(
+            parse_wait(&text)
+                .map_err(|e| ConfigError::setting("-wait", format!("{text:?}: {e}")))?,
+        ),
         None => None,
     };
     let wait_keys = match flags.wait_keys.clone().or(file.wait_keys) {
         Some(text) => Some(
-            parse_duration(&text).map_err(|e| ConfigError(format!("-wait-keys {text:?}: {e}")))?,
+            parse_duration(&text)
+                .map_err(|e| ConfigError::setting("-wait-keys", format!("{text:?}: {e}")))?,
         ),
         None => None,
     };
@@ -314,15 +300,19 @@ fn reject_flags_the_backend_does_not_use(
     ];
     if !backend.is_networked() {
         if let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given) {
-            return Err(ConfigError(format!(
-                "{flag} is for the etcd, etcdv3 and consul backends; the {backend} backend does not use it"
-            )));
+            return Err(ConfigError::setting(
+                *flag,
+                format!(
+                    "only the etcd, etcdv3 and consul backends use this flag, not the {backend} backend"
+                ),
+            ));
         }
     }
     if backend != BackendKind::File && !flags.files.is_empty() {
-        return Err(ConfigError(format!(
-            "-file is for the file backend; the {backend} backend does not use it"
-        )));
+        return Err(ConfigError::setting(
+            "-file",
+            format!("only the file backend uses this flag, not the {backend} backend"),
+        ));
     }
     Ok(())
 }

@@ -1,7 +1,81 @@
-//! Small helpers that turn library errors into the one-line, file-naming
-//! messages users see (`path:line:col: message`).
+//! Configuration errors, and the helpers that turn library errors into the
+//! one-line, file-naming messages users see (`path:line:col: message`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem (exit status 2: nothing was attempted). It names
+/// where the problem is: the flag or setting, or the file with the line and
+/// column when known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag, its `CONFD_*` variable or its confd.toml setting has a value
+    /// that cannot work.
+    #[error("{flag}: {message}")]
+    Setting {
+        /// The flag as users write it (`-interval`).
+        flag: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A file (confd.toml, a resource, a template folder, a data or PEM
+    /// file) is missing or invalid.
+    #[error("{}{}: {message}", path.display(), position(*at))]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line and column, when the problem is at one place.
+        at: Option<(usize, usize)>,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn position(at: Option<(usize, usize)>) -> String {
+    at.map(|(line, col)| format!(":{line}:{col}"))
+        .unwrap_or_default()
+}
+
+impl ConfigError {
+    /// A bad flag or setting.
+    pub fn setting(flag: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Setting {
+            flag: flag.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A problem with a whole file.
+    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        ConfigError::File {
+            path: path.into(),
+            at: None,
+            message: message.into(),
+        }
+    }
+
+    /// A problem at a line and column of a file.
+    pub fn at(path: impl Into<PathBuf>, at: (usize, usize), message: impl Into<String>) -> Self {
+        ConfigError::File {
+            path: path.into(),
+            at: Some(at),
+            message: message.into(),
+        }
+    }
+
+    /// A TOML parse error, at its position when the parser gives one.
+    pub fn toml(path: &Path, source: &str, error: &toml::de::Error) -> Self {
+        let message = error
+            .message()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        ConfigError::File {
+            path: path.to_path_buf(),
+            at: error.span().map(|span| line_col(source, span.start)),
+            message,
+        }
+    }
+}
 
 /// An I/O error as a short phrase ("permission denied", "no such file or
 /// directory"), without Rust's "(os error N)" suffix.
@@ -15,22 +89,6 @@ pub fn io_reason(error: &std::io::Error) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => text.to_string(),
-    }
-}
-
-/// A TOML parse error as `path:line:col: message`, on one line.
-pub fn toml_message(path: &Path, source: &str, error: &toml::de::Error) -> String {
-    let message = error
-        .message()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    match error.span() {
-        Some(span) => {
-            let (line, col) = line_col(source, span.start);
-            format!("{}:{line}:{col}: {message}", path.display())
-        }
-        None => format!("{}: {message}", path.display()),
     }
 }
 

@@ -8,16 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::error::{line_col, toml_message};
+use crate::error::{ConfigError, line_col};
 use crate::snapshot::{clean_key, join_keys};
 
 /// How long check and reload commands may run unless a resource says otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A configuration problem, already phrased as `path[:line:col]: message`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
 
 /// One template resource: what to render, where to, and what to run.
 #[derive(Debug, Clone)]
@@ -102,10 +97,10 @@ pub fn load_all(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<Conf
     if !conf_d.is_dir() {
         return (
             Vec::new(),
-            vec![ConfigError(format!(
-                "{}: no such directory (set -confdir to the folder holding conf.d/ and templates/)",
-                conf_d.display()
-            ))],
+            vec![ConfigError::file(
+                &conf_d,
+                "no such directory (set -confdir to the folder holding conf.d/ and templates/)",
+            )],
         );
     }
     let mut files: Vec<PathBuf> = Vec::new();
@@ -119,7 +114,7 @@ pub fn load_all(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<Conf
                 files.push(e.into_path())
             }
             Ok(_) => {}
-            Err(e) => errors.push(ConfigError(format!("{}: {e}", conf_d.display()))),
+            Err(e) => errors.push(ConfigError::file(&conf_d, e.to_string())),
         }
     }
     let templates = confdir.join("templates");
@@ -135,11 +130,7 @@ pub fn load_all(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<Conf
                 Ok(resource) => resources.push(resource),
                 Err(e) => errors.push(e),
             },
-            Err(e) => errors.push(ConfigError(format!(
-                "{}: {}",
-                file.display(),
-                crate::error::io_reason(&e)
-            ))),
+            Err(e) => errors.push(ConfigError::file(&file, crate::error::io_reason(&e))),
         }
     }
     (resources, errors)
@@ -154,131 +145,128 @@ pub fn parse(
     global_prefix: &str,
 ) -> Result<Resource, ConfigError> {
     let parsed: ResourceFile =
-        toml::from_str(text).map_err(|e| ConfigError(toml_message(file, text, &e)))?;
+        toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;
     let table_span = parsed.template.span();
     let raw = parsed.template.into_inner();
-    let at = |span: std::ops::Range<usize>| {
-        let (line, col) = line_col(text, span.start);
-        format!("{}:{line}:{col}", file.display())
+    let at = |span: std::ops::Range<usize>, message: String| {
+        ConfigError::at(file, line_col(text, span.start), message)
     };
     let missing = |field: &str| {
-        ConfigError(format!(
-            "{}: [template] is missing `{field}`",
-            at(table_span.clone())
-        ))
+        at(
+            table_span.clone(),
+            format!("[template] is missing `{field}`"),
+        )
     };
 
     let src = raw.src.ok_or_else(|| missing("src"))?;
     if src.get_ref().trim().is_empty() {
-        return Err(ConfigError(format!("{}: `src` is empty", at(src.span()))));
+        return Err(at(src.span(), "`src` is empty".to_string()));
     }
     let dest = raw.dest.ok_or_else(|| missing("dest"))?;
     if dest.get_ref().trim().is_empty() {
-        return Err(ConfigError(format!("{}: `dest` is empty", at(dest.span()))));
+        return Err(at(dest.span(), "`dest` is empty".to_string()));
     }
     let keys = raw.keys.ok_or_else(|| missing("keys"))?;
     if keys.get_ref().is_empty() {
-        return Err(ConfigError(format!(
-            "{}: `keys` must list at least one key",
-            at(keys.span())
-        )));
+        return Err(at(
+            keys.span(),
+            "`keys` must list at least one key".to_string(),
+        ));
     }
 
     let mode = match raw.mode {
         Some(mode) => Some(parse_mode(mode.get_ref()).ok_or_else(|| {
-            ConfigError(format!(
-                "{}: mode {:?} is not an octal file mode such as \"0644\"",
-                at(mode.span()),
-                mode.get_ref()
-            ))
+            at(
+                mode.span(),
+                format!(
+                    "mode {:?} is not an octal file mode such as \"0644\"",
+                    mode.get_ref()
+                ),
+            )
         })?),
         None => None,
     };
     let uid = match (raw.owner, raw.uid) {
         (Some(_), Some(uid)) => {
-            return Err(ConfigError(format!(
-                "{}: give `owner` or `uid`, not both",
-                at(uid.span())
-            )));
+            return Err(at(
+                uid.span(),
+                "give `owner` or `uid`, not both".to_string(),
+            ));
         }
         (Some(owner), None) => Some(resolve_user(owner.get_ref()).map_err(|reason| {
-            ConfigError(format!(
-                "{}: owner {:?}: {reason}",
-                at(owner.span()),
-                owner.get_ref()
-            ))
+            at(
+                owner.span(),
+                format!("owner {:?}: {reason}", owner.get_ref()),
+            )
         })?),
-        (None, Some(uid)) => Some(id_in_range(*uid.get_ref()).ok_or_else(|| {
-            ConfigError(format!(
-                "{}: uid {} is out of range",
-                at(uid.span()),
-                uid.get_ref()
-            ))
-        })?),
+        (None, Some(uid)) => Some(
+            id_in_range(*uid.get_ref())
+                .ok_or_else(|| at(uid.span(), format!("uid {} is out of range", uid.get_ref())))?,
+        ),
         (None, None) => None,
     };
     let gid = match (raw.group, raw.gid) {
         (Some(_), Some(gid)) => {
-            return Err(ConfigError(format!(
-                "{}: give `group` or `gid`, not both",
-                at(gid.span())
-            )));
+            return Err(at(
+                gid.span(),
+                "give `group` or `gid`, not both".to_string(),
+            ));
         }
         (Some(group), None) => Some(resolve_group(group.get_ref()).map_err(|reason| {
-            ConfigError(format!(
-                "{}: group {:?}: {reason}",
-                at(group.span()),
-                group.get_ref()
-            ))
+            at(
+                group.span(),
+                format!("group {:?}: {reason}", group.get_ref()),
+            )
         })?),
-        (None, Some(gid)) => Some(id_in_range(*gid.get_ref()).ok_or_else(|| {
-            ConfigError(format!(
-                "{}: gid {} is out of range",
-                at(gid.span()),
-                gid.get_ref()
-            ))
-        })?),
+        (None, Some(gid)) => Some(
+            id_in_range(*gid.get_ref())
+                .ok_or_else(|| at(gid.span(), format!("gid {} is out of range", gid.get_ref())))?,
+        ),
         (None, None) => None,
     };
     let min_keys_position = raw
         .min_keys
         .as_ref()
         .map(|n| line_col(text, n.span().start));
-    let min_keys =
-        match raw.min_keys {
-            Some(n) => Some(usize::try_from(*n.get_ref()).map_err(|_| {
-                ConfigError(format!("{}: min_keys must be 0 or more", at(n.span())))
-            })?),
-            None => None,
-        };
+    let min_keys = match raw.min_keys {
+        Some(n) => Some(
+            usize::try_from(*n.get_ref())
+                .map_err(|_| at(n.span(), "min_keys must be 0 or more".to_string()))?,
+        ),
+        None => None,
+    };
     let max_shrink = match raw.max_shrink {
         Some(text_value) => Some(parse_percent(text_value.get_ref()).ok_or_else(|| {
-            ConfigError(format!(
-                "{}: max_shrink {:?} is not a percentage such as \"50%\"",
-                at(text_value.span()),
-                text_value.get_ref()
-            ))
+            at(
+                text_value.span(),
+                format!(
+                    "max_shrink {:?} is not a percentage such as \"50%\"",
+                    text_value.get_ref()
+                ),
+            )
         })?),
         None => None,
     };
     let command_timeout = match raw.command_timeout {
         Some(t) => humantime::parse_duration(t.get_ref()).map_err(|e| {
-            ConfigError(format!(
-                "{}: command_timeout {:?}: {e} (write e.g. \"30s\")",
-                at(t.span()),
-                t.get_ref()
-            ))
+            at(
+                t.span(),
+                format!(
+                    "command_timeout {:?}: {e} (write e.g. \"30s\")",
+                    t.get_ref()
+                ),
+            )
         })?,
         None => DEFAULT_COMMAND_TIMEOUT,
     };
 
-    let wait =
-        match raw.wait {
-            Some(w) => Some(crate::config::parse_wait(w.get_ref()).map_err(|e| {
-                ConfigError(format!("{}: wait {:?}: {e}", at(w.span()), w.get_ref()))
-            })?),
-            None => None,
-        };
+    let wait = match raw.wait {
+        Some(w) => Some(
+            crate::config::parse_wait(w.get_ref())
+                .map_err(|e| at(w.span(), format!("wait {:?}: {e}", w.get_ref())))?,
+        ),
+        None => None,
+    };
 
     let prefix = join_keys(global_prefix, raw.prefix.as_deref().unwrap_or(""));
     Ok(Resource {
@@ -361,7 +349,7 @@ mod tests {
     fn error(text: &str) -> String {
         match parse_text(text) {
             Ok(r) => panic!("parsed {r:?}"),
-            Err(e) => e.0,
+            Err(e) => e.to_string(),
         }
     }
 

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendError;
 use crate::backend::consul::{ApiAnswer, Blocking, ConsulApi, ConsulConfig};
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 
 /// One `service(...)` call's arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,7 +140,7 @@ impl ServiceClient {
         let auth = if consul_backend {
             settings.auth.clone()
         } else {
-            crate::config::ClientAuth::default()
+            crate::backend::http::ClientAuth::default()
         };
         ServiceClient::new(&ConsulConfig {
             http: crate::backend::http::HttpConfig {

@@ -1,4 +1,4 @@
-//! The in-tree Consul API test server (`tests/common/consul.rs`) as a program,
+//! The in-tree Consul API test server (`tests/it/common/consul.rs`) as a program,
 //! for `examples/haproxy-consul/run.sh` and for trying confd's consul backend
 //! and `service(...)` by hand. It is not Consul: it speaks the parts of
 //! Consul's HTTP API that confd uses (KV with blocking queries, ACL token,
@@ -32,7 +32,7 @@
 //!
 //! End of input (or SIGTERM) stops the server.
 
-#[path = "../../tests/common/consul.rs"]
+#[path = "../../tests/it/common/consul.rs"]
 mod consul;
 
 use std::io::{BufRead, Write};

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # service(...) end to end with real traffic: the in-tree Consul API test server
-# (NOT Consul: the Rust server in tests/common/consul.rs, built as the cargo
+# (NOT Consul: the Rust server in tests/it/common/consul.rs, built as the cargo
 # example `consul-test-server`) -> confd -watch -> HAProxy -> HTTP servers.
 # Starts the test server, four small HTTP servers, HAProxy in master-worker
 # mode and confd -watch with ./confd, all on free 127.0.0.1 ports in a

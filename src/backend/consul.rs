@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
 use super::{Backend, BackendError, Fetched, WatchEvent};
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 use crate::snapshot::{clean_key, is_within};
 
 /// Where `-backend consul` connects when no `-node` is given.

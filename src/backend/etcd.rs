@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 
 /// Where `-backend etcd` connects when no `-node` is given.
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:2379";

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 use crate::snapshot::is_within;
 
 /// Keys asked for per range request; larger ranges are paged.

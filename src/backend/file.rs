@@ -19,7 +19,7 @@ use notify::Watcher as _;
 use tokio::sync::watch;
 
 use super::{Backend, BackendError, Fetched, WatchEvent, within_roots};
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 
 /// What the file backend reads.
 #[derive(Debug, Clone)]
@@ -47,8 +47,9 @@ impl FileBackend {
     /// Checks that at least one path was given.
     pub fn new(config: FileConfig) -> Result<Self, ConfigError> {
         if config.paths.is_empty() {
-            return Err(ConfigError(
-                "-backend file needs at least one -file PATH (YAML or JSON)".to_string(),
+            return Err(ConfigError::setting(
+                "-backend file",
+                "needs at least one -file PATH (YAML or JSON)",
             ));
         }
         Ok(FileBackend {

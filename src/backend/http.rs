@@ -3,19 +3,38 @@
 //! across `-node` addresses in the order given, remembering the last node that
 //! answered so a dead first node costs one failed connect, not one per request.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response, Url};
 
 use super::BackendError;
-use crate::config::ClientAuth;
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 
 /// Time allowed to open a connection to one node before trying the next.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for an ordinary (non-watch) request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Credentials and TLS material for networked backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// Basic auth user.
+    pub username: Option<String>,
+    /// Basic auth password.
+    pub password: Option<String>,
+    /// Whether to send basic auth.
+    pub basic_auth: bool,
+    /// Consul ACL token.
+    pub auth_token: Option<String>,
+    /// TLS client certificate.
+    pub client_cert: Option<PathBuf>,
+    /// TLS client key.
+    pub client_key: Option<PathBuf>,
+    /// CA bundle to trust.
+    pub client_ca_keys: Option<PathBuf>,
+}
 
 /// Where and how a networked backend connects.
 #[derive(Debug, Clone)]
@@ -56,11 +75,10 @@ pub fn node_url(address: &str, scheme: &str) -> Result<Url, String> {
 
 fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|e| {
-        ConfigError(format!(
-            "{flag} {}: {}",
-            path.display(),
-            crate::error::io_reason(&e)
-        ))
+        ConfigError::setting(
+            flag,
+            format!("{}: {}", path.display(), crate::error::io_reason(&e)),
+        )
     })
 }
 
@@ -74,7 +92,7 @@ impl NodeClient {
         let nodes = config
             .nodes
             .iter()
-            .map(|n| node_url(n, &config.scheme).map_err(|e| ConfigError(format!("-node {e}"))))
+            .map(|n| node_url(n, &config.scheme).map_err(|e| ConfigError::setting("-node", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut builder = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -84,8 +102,9 @@ impl NodeClient {
         if let Some(ca) = &auth.client_ca_keys {
             // The backend's own CA, as confd uses it: trust exactly these roots.
             let pem = read_pem("-client-ca-keys", ca)?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ConfigError(format!("-client-ca-keys {}: {e}", ca.display())))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ConfigError::setting("-client-ca-keys", format!("{}: {e}", ca.display()))
+            })?;
             builder = builder.tls_certs_only(certificates);
         } else if nodes.iter().all(|n| n.scheme() == "http") {
             // No TLS at all: skip loading the system's root store (tens of ms).
@@ -97,29 +116,30 @@ impl NodeClient {
                 pem.push(b'\n');
                 pem.extend(read_pem("-client-key", key)?);
                 let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    ConfigError(format!(
-                        "-client-cert {} / -client-key {}: {e}",
-                        cert.display(),
-                        key.display()
-                    ))
+                    ConfigError::setting(
+                        "-client-cert/-client-key",
+                        format!("{} / {}: {e}", cert.display(), key.display()),
+                    )
                 })?;
                 builder = builder.identity(identity);
             }
             (Some(_), None) => {
-                return Err(ConfigError(
-                    "-client-cert needs -client-key as well".to_string(),
+                return Err(ConfigError::setting(
+                    "-client-cert",
+                    "needs -client-key as well",
                 ));
             }
             (None, Some(_)) => {
-                return Err(ConfigError(
-                    "-client-key needs -client-cert as well".to_string(),
+                return Err(ConfigError::setting(
+                    "-client-key",
+                    "needs -client-cert as well",
                 ));
             }
             (None, None) => {}
         }
-        let client = builder
-            .build()
-            .map_err(|e| ConfigError(format!("cannot set up the HTTP client: {e}")))?;
+        let client = builder.build().map_err(|e| {
+            ConfigError::setting("-node", format!("cannot set up the HTTP client: {e}"))
+        })?;
         let basic_auth = match (&auth.username, &auth.password) {
             (Some(user), password) if auth.basic_auth || password.is_some() => {
                 Some((user.clone(), password.clone().unwrap_or_default()))
@@ -127,8 +147,9 @@ impl NodeClient {
             _ => None,
         };
         if auth.basic_auth && auth.username.is_none() {
-            return Err(ConfigError(
-                "-basic-auth needs -username (and -password)".to_string(),
+            return Err(ConfigError::setting(
+                "-basic-auth",
+                "needs -username (and -password)",
             ));
         }
         Ok(NodeClient {

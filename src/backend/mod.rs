@@ -27,7 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::Settings;
-use crate::resource::ConfigError;
+use crate::error::ConfigError;
 
 /// A failed read, with what was being read from where.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -274,11 +274,12 @@ fn http_config(settings: &Settings) -> Result<http::HttpConfig, ConfigError> {
     };
     let nodes = if let Some(record) = srv_record {
         let found = crate::dns::lookup_srv_record(&record)
-            .map_err(|e| ConfigError(format!("-srv-record/-srv-domain: {e}")))?;
+            .map_err(|e| ConfigError::setting("-srv-record/-srv-domain", e.to_string()))?;
         if found.is_empty() {
-            return Err(ConfigError(format!(
-                "-srv-record/-srv-domain: {record} has no SRV records"
-            )));
+            return Err(ConfigError::setting(
+                "-srv-record/-srv-domain",
+                format!("{record} has no SRV records"),
+            ));
         }
         found
             .into_iter()

@@ -3,8 +3,6 @@
 //! so the tests run in parallel; every confd is spawned behind a guard that
 //! kills it when the test ends, pass or fail, and every wait is bounded.
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,9 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::confd::{CHANGE_LIMIT, Confd, RUN_LIMIT, START_LIMIT, args};
-use common::etcd::{Etcd, EtcdOptions, basic_auth_header, http_with_headers, make_tls_files};
-use common::{Run, Scenario, free_port, read, wait_until};
+use crate::common::confd::{CHANGE_LIMIT, Confd, RUN_LIMIT, START_LIMIT, args};
+use crate::common::etcd::{
+    Etcd, EtcdOptions, basic_auth_header, http_with_headers, make_tls_files,
+};
+use crate::common::{Run, Scenario, free_port, read, wait_until};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -63,7 +63,7 @@ impl Api {
 
 /// Runs a one-shot confd to completion, bounded by [`RUN_LIMIT`].
 fn onetime(s: &Scenario, api: Api, nodes: &[&str], extra: &[&str]) -> Run {
-    common::confd::onetime(s, api.backend(), nodes, extra)
+    crate::common::confd::onetime(s, api.backend(), nodes, extra)
 }
 
 /// Starts `confd -watch` against `node`.
@@ -1091,7 +1091,8 @@ fn wait_keys_without_the_keys_fails_at_the_deadline() {
 
 /// The value of an unlabelled gauge in etcd's `/metrics`.
 fn etcd_metric(etcd: &Etcd, name: &str) -> Option<f64> {
-    let (_, text) = common::etcd::http(etcd.client_port(), "GET", "/metrics", None, "").ok()?;
+    let (_, text) =
+        crate::common::etcd::http(etcd.client_port(), "GET", "/metrics", None, "").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())

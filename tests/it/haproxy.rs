@@ -12,18 +12,16 @@
 //! ports; every wait is bounded, and everything is stopped on drop, also when
 //! a test fails.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::confd::{Confd, STOP_LIMIT};
-use common::etcd::Etcd;
-use common::free_port;
-use common::haproxy::{Hammer, Haproxy, Upstream, batch, wait_for_batch};
+use crate::common::confd::{Confd, STOP_LIMIT};
+use crate::common::etcd::Etcd;
+use crate::common::free_port;
+use crate::common::haproxy::{Hammer, Haproxy, Upstream, batch, wait_for_batch};
 
 /// How long a change in etcd may take to show in the traffic (watch, render,
 /// check, rename, reload).
@@ -70,7 +68,7 @@ impl Stack {
     }
 
     fn spawn_confd(&self) -> Confd {
-        let mut command = Command::new(common::confd_bin());
+        let mut command = Command::new(crate::common::confd_bin());
         command
             .args(["-backend", "etcd", "-node", &self.etcd.url(), "-confdir"])
             .arg(confdir())
@@ -147,7 +145,7 @@ impl Stack {
     /// Polls the confd log until it contains `needle`; panics past
     /// [`CHANGE_LIMIT`].
     fn wait_for_log(&self, needle: &str) -> String {
-        let found = common::wait_until(CHANGE_LIMIT, || self.confd_log().contains(needle));
+        let found = crate::common::wait_until(CHANGE_LIMIT, || self.confd_log().contains(needle));
         assert!(
             found,
             "confd did not log {needle:?} within {CHANGE_LIMIT:?}\n{}",
@@ -173,7 +171,7 @@ impl Drop for Stack {
 
 /// The example confdir the tests run.
 fn confdir() -> PathBuf {
-    common::repo_root().join("examples/haproxy-etcd/confd")
+    crate::common::repo_root().join("examples/haproxy-etcd/confd")
 }
 
 fn seen(batch: &[String]) -> BTreeSet<String> {

@@ -3,13 +3,11 @@
 //! backend, every bad input (one-line message, destination untouched, no
 //! stage file left), `confd check`, and the polling daemon.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
-use common::{Scenario, repo_root, wait_until};
+use crate::common::{Scenario, repo_root, wait_until};
 
 // ---------------------------------------------------------------------------
 // confd's classic integration cases (integration/confdir in the Go confd),
@@ -137,7 +135,7 @@ fn quick_start_renders_the_sample_haproxy_config() {
     let work = tempfile::tempdir().expect("tempdir");
     fs::create_dir(work.path().join("out")).expect("out");
     let root = repo_root();
-    let run = std::process::Command::new(common::confd_bin())
+    let run = std::process::Command::new(crate::common::confd_bin())
         .args(["-onetime", "-backend", "file", "-file"])
         .arg(root.join("confd/services.yaml"))
         .arg("-confdir")
@@ -297,12 +295,15 @@ fn network_flags_are_rejected_for_local_backends() {
         run.expect_code(2);
         assert!(
             run.line_with(args[0])
-                .contains("env backend does not use it")
+                .contains("not the env backend")
         );
     }
     let run = s.onetime_env(&["-file", "x.yaml"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("-file is for the file backend"));
+    assert!(
+        run.stderr
+            .contains("-file: only the file backend uses this flag")
+    );
     let run = s.run(&["-onetime", "-backend", "file", "-confdir", &s.confdir()]);
     run.expect_code(2);
     assert!(run.stderr.contains("needs at least one -file"));
@@ -486,7 +487,7 @@ fn wait_keys_retries_until_the_data_appears() {
     let mut child = s.command(&args).spawn().expect("spawn");
     std::thread::sleep(Duration::from_millis(600));
     fs::write(&data, "greeting: late\n").expect("write data");
-    let Some(status) = common::wait_for_exit(&mut child, Duration::from_secs(20)) else {
+    let Some(status) = crate::common::wait_for_exit(&mut child, Duration::from_secs(20)) else {
         panic!("confd -wait-keys did not finish");
     };
     assert!(status.success());
@@ -526,7 +527,7 @@ fn wait_keys_gives_up_at_the_deadline() {
 
 const GOOD: &str = "the last good file\n";
 
-fn broken(setup: impl FnOnce(&Scenario)) -> (Scenario, common::Run) {
+fn broken(setup: impl FnOnce(&Scenario)) -> (Scenario, crate::common::Run) {
     let s = hello_scenario();
     fs::write(s.out("hello.txt"), GOOD).expect("seed dest");
     setup(&s);
@@ -902,8 +903,8 @@ fn daemon_polls_picks_up_changes_and_stops_on_sigterm() {
     let first = wait_until(Duration::from_secs(10), || read("one\n"));
     fs::write(&data, "greeting: two\n").expect("update data");
     let second = first && wait_until(Duration::from_secs(10), || read("two\n"));
-    common::send_signal(&child, "TERM");
-    let status = common::wait_for_exit(&mut child, Duration::from_secs(10));
+    crate::common::send_signal(&child, "TERM");
+    let status = crate::common::wait_for_exit(&mut child, Duration::from_secs(10));
     assert!(first, "first render never happened");
     assert!(second, "change never picked up");
     assert_eq!(
@@ -943,8 +944,8 @@ fn daemon_watch_mode_follows_file_edits_at_once() {
     let replacement = s.write("data.yaml.new", "greeting: three\n");
     fs::rename(&replacement, &data).expect("rename");
     let third = second && wait_until(Duration::from_secs(5), || read("three\n"));
-    common::send_signal(&child, "TERM");
-    let status = common::wait_for_exit(&mut child, Duration::from_secs(10));
+    crate::common::send_signal(&child, "TERM");
+    let status = crate::common::wait_for_exit(&mut child, Duration::from_secs(10));
     assert!(
         first && second && third,
         "edits not followed: {first} {second} {third}"
@@ -986,7 +987,7 @@ fn identical_templates_share_a_render_but_keep_their_own_errors() {
 /// needs it, not one read per prefix (each read parses every file).
 #[test]
 fn daemon_watch_reads_all_changed_prefixes_of_a_file_at_once() {
-    use common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, args};
+    use crate::common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, args};
     let s = Scenario::new();
     s.template("a.tmpl", "{{ getv(key=\"/a/x\") }}\n");
     s.template("b.tmpl", "{{ getv(key=\"/b/x\") }}\n");

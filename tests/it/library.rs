@@ -557,11 +557,11 @@ fn every_folder_is_tested() {
     assert_eq!(
         folders("templates", ""),
         TEMPLATES,
-        "templates/ and TEMPLATES in tests/library.rs differ: add a test for the new folder"
+        "templates/ and TEMPLATES in tests/it/library.rs differ: add a test for the new folder"
     );
     assert_eq!(
         folders("examples", "run.sh"),
         EXAMPLES,
-        "examples/*/run.sh and EXAMPLES in tests/library.rs differ: add a test for the new example"
+        "examples/*/run.sh and EXAMPLES in tests/it/library.rs differ: add a test for the new example"
     );
 }

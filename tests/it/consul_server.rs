@@ -1,12 +1,10 @@
-//! The in-tree test Consul (tests/common/consul.rs) checked against Consul's
+//! The in-tree test Consul (tests/it/common/consul.rs) checked against Consul's
 //! HTTP API documentation with a small std HTTP client: KV reads (single,
 //! `?recurse`, `?keys` with `separator`, `?raw`, 404, folder null, base64),
 //! read headers, blocking queries (answer at a change, at the wait with the
 //! same index, index going backwards), ACL tokens, datacenters, health of
 //! services (`?passing`, `?tag=`, blocking on a check flip), concurrent held
 //! requests and keep-alive. Every wait is bounded; every test takes < 5 s.
-
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
-use common::consul::{
+use crate::common::consul::{
     CheckStatus, ConsulOptions, ConsulServer, DEFAULT_WAIT, MAX_WAIT, ServiceInstance,
     effective_wait, parse_go_duration,
 };
@@ -176,7 +174,7 @@ fn delete(server: &ConsulServer, target: &str) -> Reply {
 /// Polls until `server` holds `n` blocking requests (at most 2 s).
 fn wait_held(server: &ConsulServer, n: u64) {
     assert!(
-        common::wait_until(Duration::from_secs(2), || server.held_requests() >= n),
+        crate::common::wait_until(Duration::from_secs(2), || server.held_requests() >= n),
         "expected {n} held requests, have {}",
         server.held_requests()
     );
@@ -1063,7 +1061,7 @@ fn a_client_that_hangs_up_is_no_longer_held() {
         wait_held(&server, 1);
     }
     assert!(
-        common::wait_until(Duration::from_secs(2), || server.held_requests() == 0),
+        crate::common::wait_until(Duration::from_secs(2), || server.held_requests() == 0),
         "the held request ends when its client leaves"
     );
 }

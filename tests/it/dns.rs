@@ -2,13 +2,11 @@
 //! discovery with `-srv-record` / `-srv-domain`, against a fake DNS server on
 //! 127.0.0.1 (selected with CONFD_DNS_SERVER).
 
-mod common;
-
 use std::fs;
 
-use common::Scenario;
-use common::dns::FakeDns;
-use common::etcd::Etcd;
+use crate::common::Scenario;
+use crate::common::dns::FakeDns;
+use crate::common::etcd::Etcd;
 
 #[test]
 fn lookup_srv_renders_records_in_a_stable_order() {
@@ -45,7 +43,7 @@ fn srv_record_finds_the_etcd_nodes() {
     etcd.put_v2("/app/value", "found-by-srv");
     let port = etcd.client_port();
     // A dead node first: confd fails over to the live one.
-    let dead = common::free_port();
+    let dead = crate::common::free_port();
     let dns = FakeDns::start(vec![(0, 0, dead, "127.0.0.1"), (1, 0, port, "127.0.0.1")]);
     let mut s = etcd_scenario();
     s.set_env("CONFD_DNS_SERVER", &dns.address());

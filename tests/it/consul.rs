@@ -1,5 +1,5 @@
 //! The consul backend and the `service(...)` helper end to end, against the
-//! in-tree Consul API test server (`tests/common/consul.rs`; Consul itself is
+//! in-tree Consul API test server (`tests/it/common/consul.rs`; Consul itself is
 //! not part of the test suite). Every test starts its own server on a free
 //! 127.0.0.1 port, so the tests run in parallel; every confd (and HAProxy) is
 //! spawned behind a guard that stops it when the test ends, pass or fail, and
@@ -18,10 +18,8 @@
 //!    `examples/haproxy-consul/confd`.
 //!
 //! `#[ignore]`d: one slow test (65 s, it waits out a blocking query):
-//! `cargo test --test consul -- --ignored`. Tests named after a bug pin the
+//! `cargo test --test it consul:: -- --ignored`. Tests named after a bug pin the
 //! regression (their doc comments say what used to go wrong).
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -30,10 +28,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, STOP_LIMIT, args};
-use common::consul::{CheckStatus, ConsulOptions, ConsulServer, ServiceInstance};
-use common::haproxy::{Hammer, Haproxy, Upstream, batch, wait_for_batch};
-use common::{Run, Scenario, free_port, poll_file, read, wait_until};
+use crate::common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, STOP_LIMIT, args};
+use crate::common::consul::{CheckStatus, ConsulOptions, ConsulServer, ServiceInstance};
+use crate::common::haproxy::{Hammer, Haproxy, Upstream, batch, wait_for_batch};
+use crate::common::{Run, Scenario, free_port, poll_file, read, wait_until};
 
 /// How long a change may take to show in HAProxy's traffic (watch, render,
 /// check, rename, reload).
@@ -52,7 +50,7 @@ fn onetime(s: &Scenario, server: &ConsulServer, extra: &[&str]) -> Run {
 }
 
 fn onetime_nodes(s: &Scenario, nodes: &[String], extra: &[&str]) -> Run {
-    common::confd::onetime(s, "consul", nodes, extra)
+    crate::common::confd::onetime(s, "consul", nodes, extra)
 }
 
 /// Starts `confd -watch -log-level debug -backend consul -node <server>`.
@@ -1276,8 +1274,8 @@ fn service_with_the_env_backend_and_an_acl_token() {
 }
 
 /// `-auth-token` and `-datacenter` are refused with any backend but etcd,
-/// etcdv3 and consul ("-auth-token is for the etcd, etcdv3 and consul
-/// backends; the env backend does not use it", exit 2), although
+/// etcdv3 and consul ("-auth-token: only the etcd, etcdv3 and consul backends
+/// use this flag, not the env backend", exit 2), although
 /// `service(...)` (any backend, `-consul-addr`) sends both to Consul: with an
 /// ACL-protected Consul, only CONSUL_HTTP_TOKEN works.
 #[test]
@@ -1443,8 +1441,8 @@ impl Stack {
             ));
             stack.upstreams.push(upstream);
         }
-        let confdir = common::repo_root().join("examples/haproxy-consul/confd");
-        let mut command = common::confd_command(
+        let confdir = crate::common::repo_root().join("examples/haproxy-consul/confd");
+        let mut command = crate::common::confd_command(
             stack.dir.path(),
             [
                 "-backend",
