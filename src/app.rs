@@ -60,7 +60,7 @@ fn run_sync(flags: cli::Flags) -> u8 {
     if resources.is_empty() {
         tracing::warn!(confdir = %settings.confdir.display(), "no template resources found in conf.d");
     }
-    let backend = match backend::build(&settings) {
+    let backend = match settings.backend_config().and_then(|c| backend::build(&c)) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("confd: {e}");
@@ -72,7 +72,7 @@ fn run_sync(flags: cli::Flags) -> u8 {
         sync_only: settings.sync_only,
         keep_stage_file: settings.keep_stage_file,
     };
-    let services = match crate::services::ServiceClient::for_settings(&settings) {
+    let services = match crate::services::ServiceClient::new(&settings.services_config()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("confd: {e}");

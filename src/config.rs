@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::backend::BackendKind;
-use crate::backend::http::ClientAuth;
+use crate::backend::consul::ConsulConfig;
+use crate::backend::file::FileConfig;
+use crate::backend::http::{ClientAuth, HttpConfig};
+use crate::backend::{BackendConfig, BackendKind};
 use crate::cli::Flags;
 use crate::error::ConfigError;
 
@@ -340,6 +342,89 @@ impl Settings {
             &other.srv_record,
             &other.datacenter,
         )
+    }
+
+    /// The backend's typed settings. With `-srv-record` / `-srv-domain` the
+    /// nodes are looked up in DNS now (`_<backend>._tcp.<domain>` as confd
+    /// builds it), each becoming `-scheme://target:port`.
+    pub fn backend_config(&self) -> Result<BackendConfig, ConfigError> {
+        Ok(match self.backend {
+            BackendKind::Etcd => BackendConfig::Etcd(self.http_config()?),
+            BackendKind::EtcdV3 => BackendConfig::EtcdV3(self.http_config()?),
+            BackendKind::Consul => BackendConfig::Consul(ConsulConfig {
+                http: self.http_config()?,
+                token: self.auth.auth_token.clone(),
+                datacenter: self.datacenter.clone(),
+            }),
+            BackendKind::Env => BackendConfig::Env,
+            BackendKind::File => BackendConfig::File(FileConfig {
+                paths: self.files.clone(),
+            }),
+        })
+    }
+
+    /// The Consul agent `service(...)` asks: `-consul-addr`, or the consul
+    /// backend's own nodes and credentials, or 127.0.0.1:8500.
+    pub fn services_config(&self) -> ConsulConfig {
+        let consul_backend = self.backend == BackendKind::Consul;
+        let nodes = match (&self.consul_addr, consul_backend) {
+            (Some(addr), _) => vec![addr.clone()],
+            (None, true) if !self.nodes.is_empty() => self.nodes.clone(),
+            _ => vec![crate::backend::consul::DEFAULT_NODE.to_string()],
+        };
+        // Credentials and TLS files given for another backend are not Consul's.
+        let auth = if consul_backend {
+            self.auth.clone()
+        } else {
+            ClientAuth::default()
+        };
+        ConsulConfig {
+            http: HttpConfig {
+                backend: "consul",
+                nodes,
+                scheme: self.scheme.clone(),
+                auth,
+            },
+            token: self.auth.auth_token.clone(),
+            datacenter: self.datacenter.clone(),
+        }
+    }
+
+    /// The connection settings of a networked backend: `-node`s, or nodes
+    /// found through DNS SRV, or the backend's usual address.
+    fn http_config(&self) -> Result<HttpConfig, ConfigError> {
+        let srv_record = match (&self.srv_record, &self.srv_domain) {
+            (Some(record), _) => Some(record.clone()),
+            (None, Some(domain)) => Some(format!("_{}._tcp.{domain}", self.backend.name())),
+            (None, None) => None,
+        };
+        let nodes = if let Some(record) = srv_record {
+            let found = crate::dns::lookup_srv_record(&record)
+                .map_err(|e| ConfigError::setting("-srv-record/-srv-domain", e.to_string()))?;
+            if found.is_empty() {
+                return Err(ConfigError::setting(
+                    "-srv-record/-srv-domain",
+                    format!("{record} has no SRV records"),
+                ));
+            }
+            found
+                .into_iter()
+                .map(|r| format!("{}://{}:{}", self.scheme, r.target, r.port))
+                .collect()
+        } else if self.nodes.is_empty() {
+            self.backend
+                .default_node()
+                .map(|n| vec![n.to_string()])
+                .unwrap_or_default()
+        } else {
+            self.nodes.clone()
+        };
+        Ok(HttpConfig {
+            backend: self.backend.name(),
+            nodes,
+            scheme: self.scheme.clone(),
+            auth: self.auth.clone(),
+        })
     }
 }
 

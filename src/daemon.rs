@@ -594,7 +594,7 @@ impl Daemon {
             tracing::error!(error = %e, "resource skipped");
         }
         if !settings.same_backend(&self.settings) {
-            match backend::build(&settings) {
+            match settings.backend_config().and_then(|c| backend::build(&c)) {
                 Ok(new_backend) => {
                     for (_, watcher) in self.watchers.drain() {
                         watcher.task.abort();

@@ -125,35 +125,6 @@ pub struct ServiceClient {
 }
 
 impl ServiceClient {
-    /// The client `service(...)` uses for these settings: `-consul-addr`, or
-    /// the consul backend's own nodes and credentials, or 127.0.0.1:8500.
-    pub fn for_settings(settings: &crate::config::Settings) -> Result<ServiceClient, ConfigError> {
-        use crate::backend::BackendKind;
-        use crate::backend::consul::DEFAULT_NODE;
-        let consul_backend = settings.backend == BackendKind::Consul;
-        let nodes = match (&settings.consul_addr, consul_backend) {
-            (Some(addr), _) => vec![addr.clone()],
-            (None, true) if !settings.nodes.is_empty() => settings.nodes.clone(),
-            _ => vec![DEFAULT_NODE.to_string()],
-        };
-        // Credentials and TLS files given for another backend are not Consul's.
-        let auth = if consul_backend {
-            settings.auth.clone()
-        } else {
-            crate::backend::http::ClientAuth::default()
-        };
-        ServiceClient::new(&ConsulConfig {
-            http: crate::backend::http::HttpConfig {
-                backend: "consul",
-                nodes,
-                scheme: settings.scheme.clone(),
-                auth,
-            },
-            token: settings.auth.auth_token.clone(),
-            datacenter: settings.datacenter.clone(),
-        })
-    }
-
     /// Prepares the client (nothing is sent yet).
     pub fn new(config: &ConsulConfig) -> Result<ServiceClient, ConfigError> {
         Ok(ServiceClient {

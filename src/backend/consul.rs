@@ -36,7 +36,7 @@ const TIGHT_LOOP: Duration = Duration::from_millis(50);
 const TIGHT_LOOP_PAUSE: Duration = Duration::from_secs(1);
 
 /// Consul-specific settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsulConfig {
     /// Nodes, TLS and basic auth.
     pub http: HttpConfig,

@@ -22,7 +22,7 @@ use super::{Backend, BackendError, Fetched, WatchEvent, within_roots};
 use crate::error::ConfigError;
 
 /// What the file backend reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileConfig {
     /// Files or directories, in the order given.
     pub paths: Vec<PathBuf>,

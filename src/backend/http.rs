@@ -37,7 +37,7 @@ pub struct ClientAuth {
 }
 
 /// Where and how a networked backend connects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// The backend's name, for messages.
     pub backend: &'static str,

@@ -6,9 +6,15 @@
 //!
 //! 1. Write `backend/<name>.rs` with a typed config struct and a type that
 //!    implements [`Backend`]: `read` returns every key under the given roots,
-//!    as clean absolute keys (`/a/b`).
-//! 2. Add a variant to [`BackendKind`] (its name, and whether it is built).
-//! 3. Add one arm to [`build`].
+//!    as clean absolute keys (`/a/b`), with the index the store was read at.
+//! 2. Name it: a variant of [`BackendKind`] (its `-backend` name, whether it
+//!    uses the network flags, its default node).
+//! 3. Configure it: a variant of [`BackendConfig`] holding the typed config,
+//!    one arm in `Settings::backend_config` (crate::config) that fills it from
+//!    the flags, and one arm in [`build`].
+//! 4. Test it: unit tests beside the code for parsing the server's answers;
+//!    end-to-end tests in `tests/it/` against the real server, started by a
+//!    helper in `tests/it/common/` on a free 127.0.0.1 port.
 //!
 //! Change notification (`-watch`) is a separate, optional capability that
 //! backends with a native one override; polling is the default.
@@ -26,7 +32,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::Settings;
 use crate::error::ConfigError;
 
 /// A failed read, with what was being read from where.
@@ -242,63 +247,44 @@ impl FromStr for BackendKind {
     }
 }
 
-/// Builds the backend the settings name.
-pub fn build(settings: &Settings) -> Result<Arc<dyn Backend>, ConfigError> {
-    match settings.backend {
-        BackendKind::Env => Ok(Arc::new(env::EnvBackend::new())),
-        BackendKind::File => Ok(Arc::new(file::FileBackend::new(file::FileConfig {
-            paths: settings.files.clone(),
-        })?)),
-        BackendKind::Etcd => Ok(Arc::new(etcd::EtcdBackend::new(&http_config(settings)?)?)),
-        BackendKind::EtcdV3 => Ok(Arc::new(etcdv3::EtcdV3Backend::new(&http_config(
-            settings,
-        )?)?)),
-        BackendKind::Consul => Ok(Arc::new(consul::ConsulBackend::new(
-            &consul::ConsulConfig {
-                http: http_config(settings)?,
-                token: settings.auth.auth_token.clone(),
-                datacenter: settings.datacenter.clone(),
-            },
-        )?)),
+/// A backend's typed settings: which backend, and everything it needs to
+/// connect. Built from the run's settings by `Settings::backend_config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// etcd's v2 keys API.
+    Etcd(http::HttpConfig),
+    /// etcd's v3 JSON gateway.
+    EtcdV3(http::HttpConfig),
+    /// Consul's KV store.
+    Consul(consul::ConsulConfig),
+    /// The process environment.
+    Env,
+    /// YAML or JSON files.
+    File(file::FileConfig),
+}
+
+impl BackendConfig {
+    /// Which backend this configures.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendConfig::Etcd(_) => BackendKind::Etcd,
+            BackendConfig::EtcdV3(_) => BackendKind::EtcdV3,
+            BackendConfig::Consul(_) => BackendKind::Consul,
+            BackendConfig::Env => BackendKind::Env,
+            BackendConfig::File(_) => BackendKind::File,
+        }
     }
 }
 
-/// The connection settings of a networked backend: `-node`s, or nodes found
-/// through DNS SRV (`-srv-record`, or `-srv-domain D` meaning
-/// `_<backend>._tcp.D` as confd builds it), or the backend's usual address.
-fn http_config(settings: &Settings) -> Result<http::HttpConfig, ConfigError> {
-    let srv_record = match (&settings.srv_record, &settings.srv_domain) {
-        (Some(record), _) => Some(record.clone()),
-        (None, Some(domain)) => Some(format!("_{}._tcp.{domain}", settings.backend.name())),
-        (None, None) => None,
-    };
-    let nodes = if let Some(record) = srv_record {
-        let found = crate::dns::lookup_srv_record(&record)
-            .map_err(|e| ConfigError::setting("-srv-record/-srv-domain", e.to_string()))?;
-        if found.is_empty() {
-            return Err(ConfigError::setting(
-                "-srv-record/-srv-domain",
-                format!("{record} has no SRV records"),
-            ));
-        }
-        found
-            .into_iter()
-            .map(|r| format!("{}://{}:{}", settings.scheme, r.target, r.port))
-            .collect()
-    } else if settings.nodes.is_empty() {
-        settings
-            .backend
-            .default_node()
-            .map(|n| vec![n.to_string()])
-            .unwrap_or_default()
-    } else {
-        settings.nodes.clone()
-    };
-    Ok(http::HttpConfig {
-        backend: settings.backend.name(),
-        nodes,
-        scheme: settings.scheme.clone(),
-        auth: settings.auth.clone(),
+/// Builds the configured backend. Nothing is sent yet: a backend that is
+/// down shows at the first read, not here.
+pub fn build(config: &BackendConfig) -> Result<Arc<dyn Backend>, ConfigError> {
+    Ok(match config {
+        BackendConfig::Etcd(http) => Arc::new(etcd::EtcdBackend::new(http)?),
+        BackendConfig::EtcdV3(http) => Arc::new(etcdv3::EtcdV3Backend::new(http)?),
+        BackendConfig::Consul(consul) => Arc::new(consul::ConsulBackend::new(consul)?),
+        BackendConfig::Env => Arc::new(env::EnvBackend::new()),
+        BackendConfig::File(files) => Arc::new(file::FileBackend::new(files.clone())?),
     })
 }
 

@@ -293,10 +293,7 @@ fn network_flags_are_rejected_for_local_backends() {
     ] {
         let run = s.onetime_env(&args);
         run.expect_code(2);
-        assert!(
-            run.line_with(args[0])
-                .contains("not the env backend")
-        );
+        assert!(run.line_with(args[0]).contains("not the env backend"));
     }
     let run = s.onetime_env(&["-file", "x.yaml"]);
     run.expect_code(2);
