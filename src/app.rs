@@ -1,23 +1,27 @@
-//! Wires the stages together for one invocation and maps the result to the
-//! exit status: 0 every resource in sync, 1 a resource failed, 2 bad usage or
-//! bad configuration (nothing was attempted).
+//! The entry point of one invocation: parses the command line, runs the
+//! chosen mode (one-shot, daemon, `check`) and maps the result to the exit
+//! status: 0 every resource in sync, 1 a resource failed, 2 bad usage or bad
+//! configuration (nothing was attempted).
 
 use std::ffi::OsString;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
 use crate::cli::{self, Command};
-use crate::config::{self, Settings};
-use crate::engine::{Engine, Outcome, PassReport};
-use crate::sync::SyncOptions;
-use crate::{backend, check, daemon, logging, resource};
+use crate::setup::{self, Setup};
+use crate::{check, daemon, logging};
 
 /// Every resource is in sync.
 pub const EXIT_OK: u8 = 0;
-/// At least one resource failed.
+/// At least one resource failed (or a one-shot run was interrupted).
 pub const EXIT_FAILED: u8 = 1;
 /// Bad usage or configuration; nothing was attempted.
 pub const EXIT_CONFIG: u8 = 2;
 
+/// First pause between two `-wait-keys` attempts.
+const WAIT_KEYS_FIRST_DELAY: Duration = Duration::from_millis(200);
 /// Longest pause between two `-wait-keys` attempts.
 const WAIT_KEYS_MAX_DELAY: Duration = Duration::from_secs(5);
 
@@ -41,46 +45,6 @@ where
 }
 
 fn run_sync(flags: cli::Flags) -> u8 {
-    let settings = match config::resolve(flags.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("confd: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    logging::init(settings.log_level, settings.log_format);
-
-    let (resources, errors) = resource::load_all(&settings.confdir, &settings.prefix);
-    if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("confd: {e}");
-        }
-        return EXIT_CONFIG;
-    }
-    if resources.is_empty() {
-        tracing::warn!(confdir = %settings.confdir.display(), "no template resources found in conf.d");
-    }
-    let backend = match settings.backend_config().and_then(|c| backend::build(&c)) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("confd: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let options = SyncOptions {
-        noop: settings.noop,
-        sync_only: settings.sync_only,
-        keep_stage_file: settings.keep_stage_file,
-    };
-    let services = match crate::services::ServiceClient::new(&settings.services_config()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("confd: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let mut engine = Engine::new(resources, backend, options).with_services(services);
-
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,45 +55,89 @@ fn run_sync(flags: cli::Flags) -> u8 {
             return EXIT_FAILED;
         }
     };
+    // Settings first, so the rest is logged at the configured level.
+    let settings = match crate::config::resolve(flags.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("confd: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    logging::apply(settings.log_level, settings.log_format);
+    let setup = {
+        // Building a backend client needs the runtime (it may spawn).
+        let _entered = runtime.enter();
+        match setup::build(&flags, None) {
+            Ok(setup) => setup,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("confd: {e}");
+                }
+                return EXIT_CONFIG;
+            }
+        }
+    };
     runtime.block_on(async {
-        if settings.onetime {
-            run_onetime(&mut engine, &settings).await
+        if setup.settings.onetime {
+            run_onetime(setup).await
         } else {
-            daemon::run(engine, settings, flags).await
+            let rebuild: daemon::Rebuild =
+                Box::new(|previous: &Setup| setup::build(&previous.flags, Some(previous)));
+            daemon::run_with_signals(setup, rebuild).await
         }
     })
 }
 
-/// Prints `-noop` diffs to stdout, where users (and `| less`) expect them.
-pub(crate) fn print_diffs(report: &PassReport) {
-    for (_, outcome) in &report.outcomes {
-        if let Outcome::WouldUpdate(diff) = outcome {
-            print!("{diff}");
-        }
-    }
-}
-
 /// One pass; with `-wait-keys`, passes that failed only for want of data are
-/// retried with growing pauses until the deadline.
-async fn run_onetime(engine: &mut Engine, settings: &Settings) -> u8 {
-    let deadline = settings.wait_keys.map(|d| Instant::now() + d);
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let report = engine.run_pass().await;
-        print_diffs(&report);
-        if report.all_ok() {
-            return EXIT_OK;
+/// retried with growing pauses until the deadline. SIGTERM or SIGINT stops
+/// it at once: the pass is dropped, which removes its stage file and kills
+/// the check or reload command running (with its process group).
+async fn run_onetime(mut setup: Setup) -> u8 {
+    let mut controls = match daemon::signals() {
+        Ok(controls) => controls,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return EXIT_FAILED;
         }
-        let remaining = deadline.and_then(|d| d.checked_duration_since(Instant::now()));
-        let only_data_missing = report.failures().all(|(_, f)| f.data_related);
-        match remaining {
-            Some(remaining) if only_data_missing && !remaining.is_zero() => {
-                let pause = delay.min(remaining);
-                tracing::info!(retry_in = ?pause, "waiting for keys (-wait-keys)");
-                tokio::time::sleep(pause).await;
-                delay = (delay * 2).min(WAIT_KEYS_MAX_DELAY);
+    };
+    let wait_keys = setup.settings.wait_keys;
+    let work = async {
+        let deadline = wait_keys.map(|d| Instant::now() + d);
+        let mut backoff = Backoff::new(WAIT_KEYS_FIRST_DELAY, WAIT_KEYS_MAX_DELAY);
+        loop {
+            let report = setup.engine.run_pass().await;
+            for diff in report.diffs() {
+                print!("{diff}");
             }
-            _ => return EXIT_FAILED,
+            if report.all_ok() {
+                return EXIT_OK;
+            }
+            let remaining = deadline.and_then(|d| d.checked_duration_since(Instant::now()));
+            let only_data_missing = report.failures().all(|(_, f)| f.data_related);
+            match remaining {
+                Some(remaining) if only_data_missing && !remaining.is_zero() => {
+                    let pause = backoff.next_within(remaining);
+                    tracing::info!(retry_in = ?pause, "waiting for keys (-wait-keys)");
+                    tokio::time::sleep(pause).await;
+                }
+                _ => return EXIT_FAILED,
+            }
+        }
+    };
+    // SIGHUP means nothing to a one-shot run; only a stop interrupts it.
+    let stop = async {
+        while let Some(control) = controls.recv().await {
+            if control == daemon::Control::Stop {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        status = work => status,
+        () = stop => {
+            tracing::error!("interrupted: stopping without finishing the pass; destinations are left as they were");
+            EXIT_FAILED
         }
     }
 }

@@ -56,6 +56,17 @@ fn output_suffix(output: &str) -> String {
     }
 }
 
+/// Kills a command's process group when dropped while armed.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// Runs `command` with `/bin/sh -c`, returns its combined output on success.
 pub async fn run_shell(command: &str, limit: Duration) -> Result<String, CommandError> {
     let mut child = Command::new("/bin/sh")
@@ -71,6 +82,9 @@ pub async fn run_shell(command: &str, limit: Duration) -> Result<String, Command
             command: command.to_string(),
             reason: crate::error::io_reason(&e),
         })?;
+    // Until the command has ended, dropping this call (a stop signal during
+    // a one-shot run) kills the command's whole group, not only the shell.
+    let mut group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let collect = async move {
@@ -103,6 +117,7 @@ pub async fn run_shell(command: &str, limit: Duration) -> Result<String, Command
         Ok(status) => status,
         Err(_) => child.wait().await,
     };
+    group.0 = None;
     let output = match tokio::time::timeout(PIPE_DRAIN_LIMIT, collector).await {
         Ok(Ok(text)) => text,
         _ => String::new(),
@@ -221,5 +236,35 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// A stop signal during a one-shot run drops the command's future: the
+    /// command and what it started must die with it, not linger.
+    #[tokio::test(flavor = "current_thread")]
+    async fn dropping_the_call_kills_the_whole_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let command = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let call = run_shell(&command, Duration::from_secs(60));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), call)
+                .await
+                .is_err(),
+            "the command should still be running"
+        );
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        };
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the background sleep outlived the dropped call");
     }
 }

@@ -6,16 +6,18 @@
 //!
 //! - [`cli`] and [`config`]: flags, `CONFD_*` variables and confd.toml → [`config::Settings`];
 //! - [`resource`]: `conf.d/*.toml` → [`resource::Resource`]s;
+//! - [`setup`]: everything a run needs, built in one place (startup and SIGHUP);
 //! - [`backend`]: where data comes from, one file per backend behind one trait;
 //! - [`snapshot`]: the sorted key space of a pass and each resource's view of it;
-//! - [`template`]: Tera with confd's helpers; [`services`]: Consul's health-checked catalog for them;
-//! - [`sync`]: stage, compare, check, swap;
-//! - [`engine`]: one pass over every resource, reloads included;
-//! - [`daemon`]: scheduling passes; [`check`]: linting for CI;
-//! - [`app`]: wires the stages together and maps the result to an exit status.
+//! - [`template`]: Tera with confd's helpers; [`services`] and [`dns`]: what helpers ask;
+//! - [`engine`]: one pass — render (with guards), sync, reload;
+//! - [`sync`]: stage, compare, check, swap; [`command`]: check and reload commands;
+//! - [`daemon`]: when passes run — the schedule, the kept data, the watch workers, the loop;
+//! - [`check`]: linting for CI; [`app`]: the entry point and exit statuses.
 
 pub mod app;
 pub mod backend;
+pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod command;
@@ -27,6 +29,7 @@ pub mod error;
 pub mod logging;
 pub mod resource;
 pub mod services;
+pub mod setup;
 pub mod snapshot;
 pub mod sync;
 pub mod template;

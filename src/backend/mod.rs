@@ -25,6 +25,8 @@ pub mod etcd;
 pub mod etcdv3;
 pub mod file;
 pub mod http;
+#[cfg(test)]
+pub mod memory;
 
 use std::fmt;
 use std::str::FromStr;

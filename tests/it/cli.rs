@@ -1019,3 +1019,111 @@ fn daemon_watch_reads_all_changed_prefixes_of_a_file_at_once() {
         .count();
     assert_eq!(single_prefix_reads, 0, "{stderr}");
 }
+
+// ---------------------------------------------------------------------------
+// SIGHUP applies every setting a restart would.
+
+/// Before the one setup path, a SIGHUP re-read the resources but kept the
+/// sync switches (and the log level) of the start.
+#[test]
+fn sighup_applies_sync_only_and_the_log_level_from_confd_toml() {
+    use crate::common::confd::{CHANGE_LIMIT, Confd, START_LIMIT};
+    let s = Scenario::new();
+    s.template("hello.tmpl", "{{ getv(key=\"/greeting\") }}\n");
+    // The check always fails: nothing is written until -sync-only skips it.
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        "check_cmd = \"false\"\n",
+    );
+    let data = s.write("data.yaml", "greeting: one\n");
+    let config = s.write("confd.toml", "log-level = \"info\"\n");
+    let confd = Confd::spawn(
+        &s,
+        &[
+            "-backend".to_string(),
+            "file".to_string(),
+            "-file".to_string(),
+            data.display().to_string(),
+            "-confdir".to_string(),
+            s.confdir(),
+            "-config-file".to_string(),
+            config.display().to_string(),
+            "-watch".to_string(),
+        ],
+    );
+    confd.expect_log("check_cmd rejected", START_LIMIT);
+    assert!(!s.out("hello.txt").exists());
+    assert_eq!(confd.lines_with("DEBUG"), 0);
+
+    s.write("confd.toml", "log-level = \"debug\"\nsync_only = true\n");
+    confd.signal("HUP");
+    confd.expect_file(&s.out("hello.txt"), "one\n", CHANGE_LIMIT);
+    confd.expect_log("DEBUG", CHANGE_LIMIT);
+}
+
+// ---------------------------------------------------------------------------
+// -onetime interrupted.
+
+/// SIGTERM while a check_cmd runs used to leave the stage file behind and
+/// the command running: the run must stop at once, kill the command's whole
+/// process group, remove its stage file and exit non-zero.
+#[test]
+fn onetime_interrupted_during_check_cmd_kills_it_and_removes_the_stage_file() {
+    use crate::common::confd::{Confd, STOP_LIMIT};
+    let s = Scenario::new();
+    s.template("hello.tmpl", "{{ getv(key=\"/greeting\") }}\n");
+    let marker = s.path().join("check-started");
+    let pid_file = s.path().join("sleep.pid");
+    s.resource(
+        "hello",
+        "hello.txt",
+        &["/greeting"],
+        &format!(
+            "check_cmd = \"touch {}; sleep 60 & echo $! > {}; wait\"\n",
+            marker.display(),
+            pid_file.display()
+        ),
+    );
+    let data = s.write("data.yaml", "greeting: one\n");
+    let confd = Confd::spawn(
+        &s,
+        &[
+            "-onetime".to_string(),
+            "-backend".to_string(),
+            "file".to_string(),
+            "-file".to_string(),
+            data.display().to_string(),
+            "-confdir".to_string(),
+            s.confdir(),
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || pid_file.exists()
+            && fs::read_to_string(&pid_file)
+                .is_ok_and(|p| !p.trim().is_empty())),
+        "check_cmd never started\n{}",
+        confd.stderr()
+    );
+    assert!(
+        !s.out_entries().is_empty(),
+        "a stage file exists while the check runs"
+    );
+    confd.signal("TERM");
+    let run = confd.finish(STOP_LIMIT);
+    assert_ne!(run.code, 0, "an interrupted run is not a success");
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    assert!(
+        s.out_entries().is_empty(),
+        "left behind: {:?}",
+        s.out_entries()
+    );
+    let pid = fs::read_to_string(&pid_file).expect("pid");
+    let stat = format!("/proc/{}/stat", pid.trim());
+    assert!(
+        wait_until(Duration::from_secs(5), || fs::read_to_string(&stat)
+            .map_or(true, |s| s.contains(") Z "))),
+        "the check command's child still runs"
+    );
+}
