@@ -1,7 +1,7 @@
 //! One pass over resources: read the backend once for the union of their
-//! subtrees (or take the daemon's kept data), then [`render`] (guards
+//! subtrees (or take the daemon's kept data), then render (guards
 //! included), [`sync`](crate::sync) each file, and finally run each distinct
-//! [`reload`] command once. Independent of which backend supplies the data
+//! reload command once. Independent of which backend supplies the data
 //! and of how passes are scheduled (one-shot or daemon).
 
 mod catalog;
