@@ -83,7 +83,13 @@ fn run_sync(flags: cli::Flags) -> u8 {
         } else {
             let rebuild: daemon::Rebuild =
                 Box::new(|previous: &Setup| setup::build(&previous.flags, Some(previous)));
-            daemon::run_with_signals(setup, rebuild).await
+            match daemon::run_with_signals(setup, rebuild).await {
+                Ok(()) => EXIT_OK,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install signal handlers");
+                    EXIT_FAILED
+                }
+            }
         }
     })
 }

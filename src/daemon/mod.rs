@@ -27,7 +27,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::app::{EXIT_FAILED, EXIT_OK};
 use crate::engine::PassReport;
 use crate::setup::Setup;
 use crate::snapshot::is_within;
@@ -82,13 +81,14 @@ struct Daemon {
     observer: Option<mpsc::UnboundedSender<PassReport>>,
 }
 
-/// Runs the daemon until a [`Control::Stop`]; returns the exit status.
+/// Runs the daemon until a [`Control::Stop`] (or until every control
+/// sender is gone).
 pub async fn run(
     setup: Setup,
     rebuild: Rebuild,
     mut controls: mpsc::UnboundedReceiver<Control>,
     observer: Option<mpsc::UnboundedSender<PassReport>>,
-) -> u8 {
+) {
     let (sender, mut notices) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
         schedule: schedule_for(&setup, Instant::now()),
@@ -220,10 +220,9 @@ impl Daemon {
         }
     }
 
-    fn stop(mut self) -> u8 {
+    fn stop(mut self) {
         self.workers.stop_all();
         tracing::info!("stopping");
-        EXIT_OK
     }
 
     /// The resources that read `key`, or (with `tree`) anything at or below it.
@@ -442,13 +441,9 @@ fn release_free_memory() {
     }
 }
 
-/// Runs the daemon with the process's signals as controls.
-pub async fn run_with_signals(setup: Setup, rebuild: Rebuild) -> u8 {
-    match signals() {
-        Ok(controls) => run(setup, rebuild, controls, None).await,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            EXIT_FAILED
-        }
-    }
+/// Runs the daemon with the process's signals as controls; fails only when
+/// the signal handlers cannot be installed.
+pub async fn run_with_signals(setup: Setup, rebuild: Rebuild) -> std::io::Result<()> {
+    run(setup, rebuild, signals()?, None).await;
+    Ok(())
 }

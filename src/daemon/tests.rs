@@ -110,7 +110,7 @@ fn build(
 
 /// Starts a watching daemon with one resource (`first`, plus `extra` in its
 /// TOML) after writing `/app/a = 1`, and waits for its first pass.
-async fn start(extra: &str, wait: Option<&'static str>) -> (Harness, tokio::task::JoinHandle<u8>) {
+async fn start(extra: &str, wait: Option<&'static str>) -> (Harness, tokio::task::JoinHandle<()>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = confdir(dir.path());
     std::fs::create_dir_all(conf.join("conf.d")).expect("conf.d");
@@ -183,7 +183,7 @@ fn a_change_renders_at_once_from_the_watch_without_a_read() {
             "the change came from the watch event"
         );
         h.controls.send(Control::Stop).expect("send");
-        assert_eq!(daemon.await.expect("daemon"), 0);
+        assert!(daemon.await.is_ok());
     });
 }
 
@@ -362,11 +362,11 @@ fn sighup_applies_new_resources_and_keeps_the_running_ones_on_bad_config() {
 }
 
 #[test]
-fn stop_ends_the_daemon_with_status_0() {
+fn stop_ends_the_daemon() {
     paused(async {
         let (h, daemon) = start("", None).await;
         h.controls.send(Control::Stop).expect("send");
         let status = tokio::time::timeout(Duration::from_secs(5), daemon).await;
-        assert!(matches!(status, Ok(Ok(0))), "{status:?}");
+        assert!(matches!(status, Ok(Ok(()))), "{status:?}");
     });
 }
