@@ -118,13 +118,15 @@ pub struct Flags {
     #[arg(long, env = "CONFD_USERNAME")]
     pub username: Option<String>,
     /// HTTP basic auth password (etcd, consul).
-    #[arg(long, env = "CONFD_PASSWORD")]
+    // A secret: --help names the variable but never shows its value.
+    #[arg(long, env = "CONFD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Use HTTP basic auth (etcd, consul).
     #[arg(long = "basic-auth", env = "CONFD_BASIC_AUTH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub basic_auth: Option<bool>,
     /// Consul ACL token (also CONSUL_HTTP_TOKEN).
-    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN")]
+    // A secret: --help names the variable but never shows its value.
+    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
     /// TLS client certificate (PEM).
     #[arg(long = "client-cert", env = "CONFD_CLIENT_CERT", value_name = "FILE")]
@@ -293,6 +295,18 @@ mod tests {
                 assert_eq!(args.files, vec![PathBuf::from("f.yaml")]);
             }
             None => panic!("no subcommand"),
+        }
+    }
+
+    #[test]
+    fn help_hides_the_values_of_secret_variables() {
+        let command = Cli::command();
+        for name in ["password", "auth_token"] {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == name)
+                .unwrap_or_else(|| panic!("no argument {name}"));
+            assert!(arg.is_hide_env_values_set(), "{name}");
         }
     }
 

@@ -1044,7 +1044,10 @@ fn idle_file_watch_daemon_reads_nothing_until_an_edit() {
     let outcomes = confd.lines_with("outcome=");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        (confd.lines_with("read snapshot"), confd.lines_with("outcome=")),
+        (
+            confd.lines_with("read snapshot"),
+            confd.lines_with("outcome=")
+        ),
         (reads, outcomes),
         "the idle daemon kept reading\n{}",
         confd.stderr()
