@@ -13,6 +13,9 @@ use crate::snapshot::{clean_key, join_keys};
 
 /// How long check and reload commands may run unless a resource says otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest `command_timeout`: a day. A check or reload that may take longer
+/// is a typo, and it holds up every other resource of the pass meanwhile.
+pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// One template resource: what to render, where to, and what to run.
 #[derive(Debug, Clone)]
@@ -248,15 +251,7 @@ pub fn parse(
         None => None,
     };
     let command_timeout = match raw.command_timeout {
-        Some(t) => humantime::parse_duration(t.get_ref()).map_err(|e| {
-            at(
-                t.span(),
-                format!(
-                    "command_timeout {:?}: {e} (write e.g. \"30s\")",
-                    t.get_ref()
-                ),
-            )
-        })?,
+        Some(t) => parse_command_timeout(t.get_ref()).map_err(|e| at(t.span(), e))?,
         None => DEFAULT_COMMAND_TIMEOUT,
     };
 
@@ -287,6 +282,20 @@ pub fn parse(
         command_timeout,
         wait,
     })
+}
+
+/// A command's time limit: more than zero (zero would kill every command at
+/// once) and at most [`MAX_COMMAND_TIMEOUT`].
+fn parse_command_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("command_timeout {text:?}: {e} (write e.g. \"30s\")"))?;
+    if timeout.is_zero() {
+        return Err(format!(
+            "command_timeout {text:?} must be longer than 0 (write e.g. \"30s\")"
+        ));
+    }
+    crate::config::at_most(timeout, MAX_COMMAND_TIMEOUT, "a day (24h)")
+        .map_err(|e| format!("command_timeout {text:?} is {e}"))
 }
 
 /// Parses a file mode as octal, with or without a leading 0 or `0o`
@@ -417,6 +426,35 @@ mod tests {
         assert!(e.contains("command_timeout"), "{e}");
         let e = error(&format!("{MINIMAL}wait = \"5s:1s\"\n"));
         assert!(e.contains("wait") && e.contains("MAX"), "{e}");
+    }
+
+    #[test]
+    fn command_timeout_is_more_than_zero_and_at_most_a_day() {
+        for (value, reason) in [
+            ("0s", "longer than 0"),
+            ("0", "longer than 0"),
+            ("24h 1s", "longer than a day"),
+            ("18446744073709551615s", ""),
+        ] {
+            let e = error(&format!("{MINIMAL}command_timeout = {value:?}\n"));
+            assert!(
+                e.starts_with("conf.d/t.toml:5:19: command_timeout") && e.contains(reason),
+                "{value}: {e}"
+            );
+        }
+        let r = parse_text(&format!("{MINIMAL}command_timeout = \"24h\"\n")).expect("valid");
+        assert_eq!(r.command_timeout, MAX_COMMAND_TIMEOUT);
+    }
+
+    #[test]
+    fn wait_is_at_most_a_year() {
+        for value in ["18446744073709551615s", "1s:400d", "366d"] {
+            let e = error(&format!("{MINIMAL}wait = {value:?}\n"));
+            assert!(
+                e.starts_with("conf.d/t.toml:5:8: wait") && e.contains("longer than a year"),
+                "{value}: {e}"
+            );
+        }
     }
 
     #[test]

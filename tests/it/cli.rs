@@ -1148,7 +1148,7 @@ fn huge_durations_are_usage_errors_naming_the_flag() {
     let huge_s = "18446744073709551615s";
     for (args, flag) in [
         (vec!["-interval", huge], "-interval"),
-        (vec!["-interval", "31536001"], "-interval"),
+        (vec!["-interval", "31557601"], "-interval"),
         (vec!["-onetime", "-wait-keys", huge_s], "-wait-keys"),
         (vec!["-onetime", "-wait-keys", huge], "-wait-keys"),
         (vec!["-wait", huge_s], "-wait"),
