@@ -28,6 +28,8 @@ pub struct Resource {
     pub src: PathBuf,
     /// The file kept in sync.
     pub dest: PathBuf,
+    /// Line and column of `dest` in the file, for errors about it.
+    pub dest_position: (usize, usize),
     /// The subtrees the template may read, relative to `prefix`.
     pub keys: Vec<String>,
     /// Global prefix joined with the resource's own prefix.
@@ -93,9 +95,82 @@ struct RawResource {
 }
 
 /// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
-/// path). Returns the resources that loaded and every problem found, so that
-/// `confd check` can report all of them at once.
+/// path) and refuses a resource whose dest another one already writes (see
+/// [`shared_dests`]). Returns the resources that loaded and every problem
+/// found.
 pub fn load_all(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<ConfigError>) {
+    let (mut resources, mut errors) = load_each(confdir, global_prefix);
+    let shared = shared_dests(&resources);
+    let refused: Vec<usize> = shared.iter().map(|(i, _)| *i).collect();
+    errors.extend(shared.into_iter().map(|(_, e)| e));
+    let mut position = 0;
+    resources.retain(|_| {
+        let keep = !refused.contains(&position);
+        position += 1;
+        keep
+    });
+    (resources, errors)
+}
+
+/// Two resources writing one file would overwrite each other's content at
+/// every pass. Returns, for each resource whose dest an earlier one (in path
+/// order) already writes, its index and an error naming both resource files
+/// and the dest. Dests are compared as files: `/etc/x`, `/etc//x` and
+/// `/etc/./x` are one file, and so are two spellings through a symlinked
+/// folder.
+pub fn shared_dests(resources: &[Resource]) -> Vec<(usize, ConfigError)> {
+    let mut writers: std::collections::HashMap<PathBuf, usize> = Default::default();
+    let mut shared = Vec::new();
+    for (i, r) in resources.iter().enumerate() {
+        match writers.entry(same_file(&r.dest)) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                let first = &resources[*first.get()];
+                let also = if first.dest.as_os_str() == r.dest.as_os_str() {
+                    String::new()
+                } else {
+                    format!(" as {:?}", first.dest.display().to_string())
+                };
+                shared.push((
+                    i,
+                    ConfigError::at(
+                        &r.file,
+                        r.dest_position,
+                        format!(
+                            "dest {:?} is already written by {}{also}; two resources must not write one file",
+                            r.dest.display().to_string(),
+                            first.file.display(),
+                        ),
+                    ),
+                ));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+    }
+    shared
+}
+
+/// The file `dest` names, spelled one way: absolute, without `.`, repeated
+/// or trailing slashes, its folder resolved through symlinks when it exists.
+/// `..` is left to that resolution: lexically it would be wrong after a
+/// symlinked folder.
+fn same_file(dest: &Path) -> PathBuf {
+    let absolute = std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf());
+    let cleaned: PathBuf = absolute.components().collect();
+    match (cleaned.parent(), cleaned.file_name()) {
+        (Some(folder), Some(name)) => match std::fs::canonicalize(folder) {
+            Ok(real) => real.join(name),
+            Err(_) => cleaned,
+        },
+        _ => cleaned,
+    }
+}
+
+/// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
+/// path), each on its own. Returns the resources that loaded and every
+/// problem found, so that `confd check` can report all of them at once.
+pub fn load_each(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<ConfigError>) {
     let conf_d = confdir.join("conf.d");
     if !conf_d.is_dir() {
         return (
@@ -263,12 +338,14 @@ pub fn parse(
         None => None,
     };
 
+    let dest_position = line_col(text, dest.span().start);
     let prefix = join_keys(global_prefix, raw.prefix.as_deref().unwrap_or(""));
     Ok(Resource {
         name: name.to_string(),
         file: file.to_path_buf(),
         src: template_dir.join(src.get_ref()),
         dest: PathBuf::from(dest.into_inner()),
+        dest_position,
         keys: keys.into_inner().iter().map(|k| clean_key(k)).collect(),
         prefix,
         mode,
@@ -463,6 +540,48 @@ mod tests {
         assert_eq!((r.uid, r.gid), (Some(0), Some(0)));
         let r = parse_text(&format!("{MINIMAL}max_shrink = \"50%\"\n")).expect("valid");
         assert_eq!(r.max_shrink, Some(0.5));
+    }
+
+    fn with_dest(name: &str, dest: &str) -> Resource {
+        let text = format!("[template]\nsrc = \"a.tmpl\"\ndest = {dest:?}\nkeys = [\"/a\"]\n");
+        let file = format!("conf.d/{name}");
+        parse(name, Path::new(&file), &text, Path::new("/c/templates"), "").expect("valid")
+    }
+
+    #[test]
+    fn two_resources_writing_one_file_are_refused_naming_both() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let root = folder.path().display().to_string();
+        std::fs::create_dir(folder.path().join("real")).expect("mkdir");
+        std::os::unix::fs::symlink(folder.path().join("real"), folder.path().join("link"))
+            .expect("symlink");
+        for (first, second) in [
+            ("/etc/x", "/etc/x"),
+            ("/etc/x", "/etc//x"),
+            ("/etc/x", "/etc/./x"),
+            ("/etc/x", "//etc/x/"),
+            (&format!("{root}/real/x") as &str, &format!("{root}/link/x")),
+            (&format!("{root}/real/x"), &format!("{root}/real/../real/x")),
+        ] {
+            let resources = vec![
+                with_dest("a.toml", first),
+                with_dest("b.toml", "/elsewhere"),
+                with_dest("c.toml", second),
+            ];
+            let shared = shared_dests(&resources);
+            assert_eq!(shared.len(), 1, "{first} {second}");
+            let (index, error) = &shared[0];
+            assert_eq!(*index, 2);
+            let text = error.to_string();
+            assert!(
+                text.starts_with("conf.d/c.toml:3:8: ")
+                    && text.contains("conf.d/a.toml")
+                    && text.contains(&format!("{second:?}")),
+                "{text}"
+            );
+        }
+        let distinct = vec![with_dest("a.toml", "/etc/x"), with_dest("b.toml", "/etc/y")];
+        assert!(shared_dests(&distinct).is_empty());
     }
 
     #[test]

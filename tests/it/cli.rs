@@ -1203,15 +1203,15 @@ fn resource_wait_and_command_timeout_are_bounded() {
 
 #[test]
 fn two_resources_with_one_dest_are_refused() {
-    let (s, _) = broken(|_| {});
-    s.template("other.tmpl", "other\n");
-    // The same file, spelled differently.
-    let dest = format!("{}/out//./hello.txt", s.confdir());
-    s.write(
-        "conf.d/other.toml",
-        &format!("[template]\nsrc = \"other.tmpl\"\ndest = {dest:?}\nkeys = [\"/greeting\"]\n"),
-    );
-    let run = s.onetime_env(&[]);
+    let (s, run) = broken(|s| {
+        s.template("other.tmpl", "other\n");
+        // The same file, spelled differently.
+        let dest = format!("{}/out//./hello.txt", s.confdir());
+        s.write(
+            "conf.d/other.toml",
+            &format!("[template]\nsrc = \"other.tmpl\"\ndest = {dest:?}\nkeys = [\"/greeting\"]\n"),
+        );
+    });
     run.expect_code(2);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     let line = run.line_with("hello.txt");
