@@ -260,7 +260,7 @@ where
             },
         };
         let flag = OsString::from(format!("--{long}"));
-        if !long.contains('=') && scope.take_next.iter().any(|n| *n == long) {
+        if !long.contains('=') && scope.take_next.contains(&long) {
             waiting_for_value = Some(flag);
         } else {
             out.push(flag);
