@@ -26,8 +26,15 @@ pub fn run(args: &CheckArgs) -> u8 {
 /// Every problem found, one line each.
 pub fn problems(args: &CheckArgs) -> Vec<String> {
     let prefix = args.prefix.as_deref().unwrap_or("");
-    let (resources, errors) = resource::load_all(&args.confdir, prefix);
+    // Every resource, even one sharing its dest with another, so that its
+    // template is checked too; the shared dest is a problem of its own.
+    let (resources, errors) = resource::load_each(&args.confdir, prefix);
     let mut problems: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
+    problems.extend(
+        resource::shared_dests(&resources)
+            .into_iter()
+            .map(|(_, e)| e.to_string()),
+    );
 
     let fixtures = match load_fixtures(&args.files) {
         Ok(f) => f,

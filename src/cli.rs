@@ -15,7 +15,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
     name = "confd",
     version,
     about = "Keeps configuration files in step with a key/value store and reloads their owners",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    // As with Go's flag package, a flag given twice takes its last value
+    // (wrapper scripts append flags); repeatable flags (-node, -file) still
+    // accumulate.
+    args_override_self = true
 )]
 pub struct Cli {
     /// `check`: lint resources and templates for CI.
@@ -118,13 +122,15 @@ pub struct Flags {
     #[arg(long, env = "CONFD_USERNAME")]
     pub username: Option<String>,
     /// HTTP basic auth password (etcd, consul).
-    #[arg(long, env = "CONFD_PASSWORD")]
+    // A secret: --help names the variable but never shows its value.
+    #[arg(long, env = "CONFD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Use HTTP basic auth (etcd, consul).
     #[arg(long = "basic-auth", env = "CONFD_BASIC_AUTH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub basic_auth: Option<bool>,
     /// Consul ACL token (also CONSUL_HTTP_TOKEN).
-    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN")]
+    // A secret: --help names the variable but never shows its value.
+    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
     /// TLS client certificate (PEM).
     #[arg(long = "client-cert", env = "CONFD_CLIENT_CERT", value_name = "FILE")]
@@ -157,40 +163,60 @@ pub struct Flags {
     pub datacenter: Option<String>,
 }
 
+/// The long flags of one command (the top level or a subcommand).
+struct FlagNames {
+    /// Every long name, plus `help` and `version`.
+    all: Vec<String>,
+    /// Flags whose value may follow as the next word (`-node x`).
+    take_next: Vec<String>,
+}
+
+impl FlagNames {
+    fn of(command: &clap::Command) -> FlagNames {
+        let mut names = FlagNames {
+            all: vec!["help".into(), "version".into()],
+            take_next: Vec::new(),
+        };
+        for arg in command.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                names.all.push(long.to_string());
+                if arg.get_action().takes_values() && !arg.is_require_equals_set() {
+                    names.take_next.push(long.to_string());
+                }
+            }
+        }
+        names
+    }
+}
+
 /// Rewrites Go-style `-flag` / `-flag=value` into `--flag` / `--flag=value`
-/// for every long flag the command knows (and `-help`, `-version`), so clap
-/// can parse both styles. Values and unknown words are left alone.
-pub fn normalize_go_flags<I, T>(args: I) -> Vec<OsString>
+/// for every long flag the command (or the subcommand in use) knows, and
+/// `-help`, `-version`, so clap can parse both styles. A flag's value given
+/// as the next word is joined to it (`--node=x`): as with Go's flag package,
+/// that word is the value even when it starts with '-'. A single-dash word
+/// that names no flag is an error naming the whole word (`-bogus`), where
+/// clap would read it as short flags and name only its first letter.
+pub fn normalize_go_flags<I, T>(args: I) -> Result<Vec<OsString>, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    let command = Cli::command();
-    let mut long_names: Vec<String> = vec!["help".into(), "version".into()];
-    // Flags whose value may follow as the next word (`-node x`): that word is
-    // a value even when it starts with '-'.
-    let mut take_next: Vec<String> = Vec::new();
-    let mut collect = |cmd: &clap::Command| {
-        for arg in cmd.get_arguments() {
-            if let Some(long) = arg.get_long() {
-                long_names.push(long.to_string());
-                if arg.get_action().takes_values() && !arg.is_require_equals_set() {
-                    take_next.push(long.to_string());
-                }
-            }
-        }
-    };
-    collect(&command);
-    for sub in command.get_subcommands() {
-        collect(sub);
-    }
+    let mut command = Cli::command();
+    let mut scope = FlagNames::of(&command);
+    let mut subcommand: Option<String> = None;
 
-    let mut out = Vec::new();
+    let mut out: Vec<OsString> = Vec::new();
     let mut after_separator = false;
-    let mut is_value = false;
+    let mut waiting_for_value: Option<OsString> = None;
     for (position, arg) in args.into_iter().enumerate() {
         let arg: OsString = arg.into();
-        if position == 0 || after_separator || std::mem::take(&mut is_value) {
+        if let Some(mut flag) = waiting_for_value.take() {
+            flag.push("=");
+            flag.push(&arg);
+            out.push(flag);
+            continue;
+        }
+        if position == 0 || after_separator {
             out.push(arg);
             continue;
         }
@@ -199,28 +225,69 @@ where
             out.push(arg);
             continue;
         }
-        let rewritten = arg.to_str().and_then(|text| {
-            let body = text.strip_prefix('-')?;
-            if body.starts_with('-') {
-                return None;
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if subcommand.is_none() && !text.starts_with('-') {
+            if let Some(sub) = command.find_subcommand(text) {
+                scope = FlagNames::of(sub);
+                subcommand = Some(text.to_string());
             }
-            let name = body.split('=').next().unwrap_or(body);
-            long_names
-                .iter()
-                .any(|n| n == name)
-                .then(|| OsString::from(format!("-{text}")))
-        });
-        let flag = rewritten
-            .as_ref()
-            .unwrap_or(&arg)
-            .to_str()
-            .unwrap_or_default();
-        if let Some(name) = flag.strip_prefix("--") {
-            is_value = !name.contains('=') && take_next.iter().any(|n| n == name);
+            out.push(arg);
+            continue;
         }
-        out.push(rewritten.unwrap_or(arg));
+        let long = match text.strip_prefix("--") {
+            Some(long) => long.to_string(),
+            None => match text.strip_prefix('-') {
+                Some(body) => {
+                    let name = body.split('=').next().unwrap_or(body);
+                    if !scope.all.iter().any(|n| n == name) {
+                        // `-h`, `-V` and `-` are clap's to judge; a longer
+                        // word is a Go-style flag that does not exist.
+                        if name.chars().count() > 1 {
+                            return Err(unknown_flag(&mut command, subcommand.as_deref(), name));
+                        }
+                        out.push(arg);
+                        continue;
+                    }
+                    body.to_string()
+                }
+                None => {
+                    out.push(arg);
+                    continue;
+                }
+            },
+        };
+        let flag = OsString::from(format!("--{long}"));
+        if !long.contains('=') && scope.take_next.contains(&long) {
+            waiting_for_value = Some(flag);
+        } else {
+            out.push(flag);
+        }
     }
-    out
+    // A flag at the very end without its value: clap says it needs one.
+    out.extend(waiting_for_value);
+    Ok(out)
+}
+
+/// clap's "unexpected argument" error, naming the whole Go-style flag.
+fn unknown_flag(command: &mut clap::Command, subcommand: Option<&str>, name: &str) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    // Built, so a subcommand's usage line reads `confd check …`.
+    command.build();
+    let command = match subcommand.and_then(|sub| command.find_subcommand_mut(sub)) {
+        Some(sub) => sub,
+        None => command,
+    };
+    let usage = command.render_usage();
+    let mut error = clap::Error::new(ErrorKind::UnknownArgument).with_cmd(command);
+    error.insert(
+        ContextKind::InvalidArg,
+        ContextValue::String(format!("-{name}")),
+    );
+    error.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+    error
 }
 
 /// Parses process arguments in either style.
@@ -229,7 +296,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    Cli::try_parse_from(normalize_go_flags(args))
+    Cli::try_parse_from(normalize_go_flags(args)?)
 }
 
 #[cfg(test)]
@@ -297,7 +364,113 @@ mod tests {
     }
 
     #[test]
-    fn unknown_flag_is_a_usage_error() {
-        assert!(parse(["confd", "-nosuchflag"]).is_err());
+    fn help_hides_the_values_of_secret_variables() {
+        let command = Cli::command();
+        for name in ["password", "auth_token"] {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == name)
+                .unwrap_or_else(|| panic!("no argument {name}"));
+            assert!(arg.is_hide_env_values_set(), "{name}");
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        let mut all = vec!["confd"];
+        all.extend_from_slice(args);
+        match parse(all) {
+            Ok(cli) => panic!("parsed {cli:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn unknown_flag_is_a_usage_error_naming_the_whole_flag() {
+        for (args, named) in [
+            (&["-nosuchflag"][..], "'-nosuchflag'"),
+            (&["-nosuchflag=1"][..], "'-nosuchflag'"),
+            (&["--nosuchflag"][..], "'--nosuchflag'"),
+            (&["-onetime", "-bogus"][..], "'-bogus'"),
+            (&["check", "-bogus"][..], "'-bogus'"),
+            // A flag of the normal run is unknown to `check`.
+            (&["check", "-onetime"][..], "'-onetime'"),
+        ] {
+            let e = error(args);
+            assert!(
+                e.contains(&format!("unexpected argument {named}")),
+                "{args:?}: {e}"
+            );
+        }
+        let e = parse(["confd", "-bogus"]).expect_err("unknown");
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(e.use_stderr());
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let go = flags(&[
+            "-log-level",
+            "info",
+            "-log-level",
+            "debug",
+            "-interval",
+            "5",
+            "-interval=7",
+            "-onetime",
+            "-onetime=false",
+            "-prefix",
+            "/a",
+            "-prefix",
+            "/b",
+        ]);
+        let gnu = flags(&[
+            "--log-level=info",
+            "--log-level",
+            "debug",
+            "--interval=5",
+            "--interval",
+            "7",
+            "--onetime",
+            "--onetime=false",
+            "--prefix=/a",
+            "--prefix=/b",
+        ]);
+        for f in [go, gnu] {
+            assert_eq!(f.log_level.as_deref(), Some("debug"));
+            assert_eq!(f.interval, Some(7));
+            assert_eq!(f.onetime, Some(false));
+            assert_eq!(f.prefix.as_deref(), Some("/b"));
+        }
+        let cli = parse(["confd", "check", "-confdir", "/a", "--confdir=/b"]).expect("parses");
+        match cli.command {
+            Some(Command::Check(args)) => assert_eq!(args.confdir, PathBuf::from("/b")),
+            None => panic!("no subcommand"),
+        }
+    }
+
+    #[test]
+    fn repeatable_flags_accumulate() {
+        let f = flags(&["-node", "a", "--node=b,c", "-node=d"]);
+        assert_eq!(f.nodes, vec!["a", "b", "c", "d"]);
+        let f = flags(&["-file", "x.yaml", "--file", "y.yaml"]);
+        assert_eq!(
+            f.files,
+            vec![PathBuf::from("x.yaml"), PathBuf::from("y.yaml")]
+        );
+    }
+
+    #[test]
+    fn the_word_after_a_flag_is_its_value_even_with_a_dash() {
+        // Go's flag package takes the next word whatever it looks like.
+        assert_eq!(
+            flags(&["-backend", "-bogus"]).backend.as_deref(),
+            Some("-bogus")
+        );
+        assert_eq!(
+            flags(&["--username", "--x"]).username.as_deref(),
+            Some("--x")
+        );
+        assert_eq!(flags(&["-prefix", ""]).prefix.as_deref(), Some(""));
+        assert!(error(&["-backend"]).contains("--backend"));
     }
 }

@@ -20,6 +20,13 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/confd/confd.toml";
 pub const DEFAULT_CONFDIR: &str = "/etc/confd";
 /// Polling period when `-interval` is not given.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
+/// Longest `-interval`, `-wait` (MIN and MAX), `-wait-keys` and resource
+/// `wait`: a year as humantime counts it (`1y`, 365.25 days). Anything longer
+/// is a typo, and the daemon's deadlines (now + duration) must stay
+/// representable: `Instant` panics on overflow.
+pub const MAX_WAIT: Duration = Duration::from_secs(31_557_600);
+/// [`MAX_WAIT`] as users write it, for messages and the README.
+pub const MAX_WAIT_TEXT: &str = "a year (1y = 31557600 seconds)";
 
 /// How much to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +208,12 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
                 "must be at least 1 second",
             ));
         }
+        Some(secs) if secs > MAX_WAIT.as_secs() => {
+            return Err(ConfigError::setting(
+                "-interval",
+                format!("{secs} seconds is longer than {MAX_WAIT_TEXT}"),
+            ));
+        }
         Some(secs) => Duration::from_secs(secs),
         None => DEFAULT_INTERVAL,
     };
@@ -214,7 +227,11 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
     let wait_keys = match flags.wait_keys.clone().or(file.wait_keys) {
         Some(text) => Some(
             parse_duration(&text)
-                .map_err(|e| ConfigError::setting("-wait-keys", format!("{text:?}: {e}")))?,
+                .map_err(|e| format!("{text:?}: {e}"))
+                .and_then(|d| {
+                    at_most(d, MAX_WAIT, MAX_WAIT_TEXT).map_err(|e| format!("{text:?} is {e}"))
+                })
+                .map_err(|e| ConfigError::setting("-wait-keys", e))?,
         ),
         None => None,
     };
@@ -437,14 +454,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. \"30s\" or \"500ms\")"))
 }
 
+/// `duration` when it is at most `limit`; otherwise "longer than
+/// `limit_text`", for the caller to say what is.
+pub fn at_most(duration: Duration, limit: Duration, limit_text: &str) -> Result<Duration, String> {
+    if duration > limit {
+        return Err(format!("longer than {limit_text}"));
+    }
+    Ok(duration)
+}
+
 /// Parses `MIN:MAX` (or `MIN` alone, meaning MAX = 4 × MIN, as
-/// consul-template does).
+/// consul-template does, capped at [`MAX_WAIT`]). Both are at most
+/// [`MAX_WAIT`].
 pub fn parse_wait(text: &str) -> Result<(Duration, Duration), String> {
+    let bounded = |part: &str, name: &str| {
+        let duration = parse_duration(part)?;
+        at_most(duration, MAX_WAIT, MAX_WAIT_TEXT).map_err(|e| format!("{name} is {e}"))
+    };
     let (min, max) = match text.split_once(':') {
-        Some((min, max)) => (parse_duration(min)?, parse_duration(max)?),
+        Some((min, max)) => (bounded(min, "MIN")?, bounded(max, "MAX")?),
         None => {
-            let min = parse_duration(text)?;
-            (min, min * 4)
+            let min = bounded(text, "MIN")?;
+            (min, min.saturating_mul(4).min(MAX_WAIT))
         }
     };
     if max < min {
@@ -470,5 +501,68 @@ mod tests {
         assert!(parse_wait("10s:2s").is_err());
         assert!(parse_wait("soon").is_err());
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn waits_are_at_most_a_year() {
+        assert_eq!(parse_wait("1y:1y"), Ok((MAX_WAIT, MAX_WAIT)));
+        // MIN alone: the implied MAX (4 × MIN) is capped, not refused.
+        assert_eq!(
+            parse_wait("100d"),
+            Ok((Duration::from_secs(100 * 86_400), MAX_WAIT))
+        );
+        for text in [
+            "18446744073709551615",
+            "18446744073709551615s",
+            "1s:18446744073709551615s",
+            "366d",
+            "1s:366d",
+            "366d:400d",
+        ] {
+            let e = parse_wait(text).expect_err(text);
+            assert!(e.contains("longer than a year"), "{text}: {e}");
+        }
+    }
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["confd", "-backend", "env"];
+        all.extend_from_slice(args);
+        match crate::cli::parse(all) {
+            Ok(cli) => Flags {
+                // No confd.toml of the machine running the tests.
+                config_file: Some(PathBuf::from("/dev/null")),
+                ..cli.flags
+            },
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn resolve_error(args: &[&str]) -> String {
+        match resolve(flags(args)) {
+            Ok(s) => panic!("resolved {s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_errors_naming_the_flag() {
+        let huge = "18446744073709551615";
+        for (args, flag) in [
+            (vec!["-interval", huge], "-interval: "),
+            (vec!["-interval", "31557601"], "-interval: "),
+            (vec!["-wait-keys", huge], "-wait-keys: "),
+            (vec!["-wait-keys", "18446744073709551615s"], "-wait-keys: "),
+            (vec!["-wait", "18446744073709551615s"], "-wait: "),
+            (vec!["-wait", "0s:400d"], "-wait: "),
+        ] {
+            let e = resolve_error(&args);
+            assert!(
+                e.starts_with(flag) && e.contains("longer than a year"),
+                "{args:?}: {e}"
+            );
+            assert!(!e.contains('\n'));
+        }
+        let s = resolve(flags(&["-interval", "31557600", "-wait-keys", "1y"])).expect("valid");
+        assert_eq!((s.interval, s.wait_keys), (MAX_WAIT, Some(MAX_WAIT)));
     }
 }

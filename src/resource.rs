@@ -13,6 +13,9 @@ use crate::snapshot::{clean_key, join_keys};
 
 /// How long check and reload commands may run unless a resource says otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest `command_timeout`: a day. A check or reload that may take longer
+/// is a typo, and it holds up every other resource of the pass meanwhile.
+pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// One template resource: what to render, where to, and what to run.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct Resource {
     pub src: PathBuf,
     /// The file kept in sync.
     pub dest: PathBuf,
+    /// Line and column of `dest` in the file, for errors about it.
+    pub dest_position: (usize, usize),
     /// The subtrees the template may read, relative to `prefix`.
     pub keys: Vec<String>,
     /// Global prefix joined with the resource's own prefix.
@@ -90,9 +95,82 @@ struct RawResource {
 }
 
 /// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
-/// path). Returns the resources that loaded and every problem found, so that
-/// `confd check` can report all of them at once.
+/// path) and refuses a resource whose dest another one already writes (see
+/// [`shared_dests`]). Returns the resources that loaded and every problem
+/// found.
 pub fn load_all(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<ConfigError>) {
+    let (mut resources, mut errors) = load_each(confdir, global_prefix);
+    let shared = shared_dests(&resources);
+    let refused: Vec<usize> = shared.iter().map(|(i, _)| *i).collect();
+    errors.extend(shared.into_iter().map(|(_, e)| e));
+    let mut position = 0;
+    resources.retain(|_| {
+        let keep = !refused.contains(&position);
+        position += 1;
+        keep
+    });
+    (resources, errors)
+}
+
+/// Two resources writing one file would overwrite each other's content at
+/// every pass. Returns, for each resource whose dest an earlier one (in path
+/// order) already writes, its index and an error naming both resource files
+/// and the dest. Dests are compared as files: `/etc/x`, `/etc//x` and
+/// `/etc/./x` are one file, and so are two spellings through a symlinked
+/// folder.
+pub fn shared_dests(resources: &[Resource]) -> Vec<(usize, ConfigError)> {
+    let mut writers: std::collections::HashMap<PathBuf, usize> = Default::default();
+    let mut shared = Vec::new();
+    for (i, r) in resources.iter().enumerate() {
+        match writers.entry(same_file(&r.dest)) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                let first = &resources[*first.get()];
+                let also = if first.dest.as_os_str() == r.dest.as_os_str() {
+                    String::new()
+                } else {
+                    format!(" as {:?}", first.dest.display().to_string())
+                };
+                shared.push((
+                    i,
+                    ConfigError::at(
+                        &r.file,
+                        r.dest_position,
+                        format!(
+                            "dest {:?} is already written by {}{also}; two resources must not write one file",
+                            r.dest.display().to_string(),
+                            first.file.display(),
+                        ),
+                    ),
+                ));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+    }
+    shared
+}
+
+/// The file `dest` names, spelled one way: absolute, without `.`, repeated
+/// or trailing slashes, its folder resolved through symlinks when it exists.
+/// `..` is left to that resolution: lexically it would be wrong after a
+/// symlinked folder.
+fn same_file(dest: &Path) -> PathBuf {
+    let absolute = std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf());
+    let cleaned: PathBuf = absolute.components().collect();
+    match (cleaned.parent(), cleaned.file_name()) {
+        (Some(folder), Some(name)) => match std::fs::canonicalize(folder) {
+            Ok(real) => real.join(name),
+            Err(_) => cleaned,
+        },
+        _ => cleaned,
+    }
+}
+
+/// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
+/// path), each on its own. Returns the resources that loaded and every
+/// problem found, so that `confd check` can report all of them at once.
+pub fn load_each(confdir: &Path, global_prefix: &str) -> (Vec<Resource>, Vec<ConfigError>) {
     let conf_d = confdir.join("conf.d");
     if !conf_d.is_dir() {
         return (
@@ -248,15 +326,7 @@ pub fn parse(
         None => None,
     };
     let command_timeout = match raw.command_timeout {
-        Some(t) => humantime::parse_duration(t.get_ref()).map_err(|e| {
-            at(
-                t.span(),
-                format!(
-                    "command_timeout {:?}: {e} (write e.g. \"30s\")",
-                    t.get_ref()
-                ),
-            )
-        })?,
+        Some(t) => parse_command_timeout(t.get_ref()).map_err(|e| at(t.span(), e))?,
         None => DEFAULT_COMMAND_TIMEOUT,
     };
 
@@ -268,12 +338,14 @@ pub fn parse(
         None => None,
     };
 
+    let dest_position = line_col(text, dest.span().start);
     let prefix = join_keys(global_prefix, raw.prefix.as_deref().unwrap_or(""));
     Ok(Resource {
         name: name.to_string(),
         file: file.to_path_buf(),
         src: template_dir.join(src.get_ref()),
         dest: PathBuf::from(dest.into_inner()),
+        dest_position,
         keys: keys.into_inner().iter().map(|k| clean_key(k)).collect(),
         prefix,
         mode,
@@ -287,6 +359,20 @@ pub fn parse(
         command_timeout,
         wait,
     })
+}
+
+/// A command's time limit: more than zero (zero would kill every command at
+/// once) and at most [`MAX_COMMAND_TIMEOUT`].
+fn parse_command_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("command_timeout {text:?}: {e} (write e.g. \"30s\")"))?;
+    if timeout.is_zero() {
+        return Err(format!(
+            "command_timeout {text:?} must be longer than 0 (write e.g. \"30s\")"
+        ));
+    }
+    crate::config::at_most(timeout, MAX_COMMAND_TIMEOUT, "a day (24h)")
+        .map_err(|e| format!("command_timeout {text:?} is {e}"))
 }
 
 /// Parses a file mode as octal, with or without a leading 0 or `0o`
@@ -420,11 +506,82 @@ mod tests {
     }
 
     #[test]
+    fn command_timeout_is_more_than_zero_and_at_most_a_day() {
+        for (value, reason) in [
+            ("0s", "longer than 0"),
+            ("0", "longer than 0"),
+            ("24h 1s", "longer than a day"),
+            ("18446744073709551615s", ""),
+        ] {
+            let e = error(&format!("{MINIMAL}command_timeout = {value:?}\n"));
+            assert!(
+                e.starts_with("conf.d/t.toml:5:19: command_timeout") && e.contains(reason),
+                "{value}: {e}"
+            );
+        }
+        let r = parse_text(&format!("{MINIMAL}command_timeout = \"24h\"\n")).expect("valid");
+        assert_eq!(r.command_timeout, MAX_COMMAND_TIMEOUT);
+    }
+
+    #[test]
+    fn wait_is_at_most_a_year() {
+        for value in ["18446744073709551615s", "1s:400d", "366d"] {
+            let e = error(&format!("{MINIMAL}wait = {value:?}\n"));
+            assert!(
+                e.starts_with("conf.d/t.toml:5:8: wait") && e.contains("longer than a year"),
+                "{value}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn owner_and_group_resolve_by_name_or_number() {
         let r = parse_text(&format!("{MINIMAL}owner = \"root\"\ngroup = \"0\"\n")).expect("valid");
         assert_eq!((r.uid, r.gid), (Some(0), Some(0)));
         let r = parse_text(&format!("{MINIMAL}max_shrink = \"50%\"\n")).expect("valid");
         assert_eq!(r.max_shrink, Some(0.5));
+    }
+
+    fn with_dest(name: &str, dest: &str) -> Resource {
+        let text = format!("[template]\nsrc = \"a.tmpl\"\ndest = {dest:?}\nkeys = [\"/a\"]\n");
+        let file = format!("conf.d/{name}");
+        parse(name, Path::new(&file), &text, Path::new("/c/templates"), "").expect("valid")
+    }
+
+    #[test]
+    fn two_resources_writing_one_file_are_refused_naming_both() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let root = folder.path().display().to_string();
+        std::fs::create_dir(folder.path().join("real")).expect("mkdir");
+        std::os::unix::fs::symlink(folder.path().join("real"), folder.path().join("link"))
+            .expect("symlink");
+        for (first, second) in [
+            ("/etc/x", "/etc/x"),
+            ("/etc/x", "/etc//x"),
+            ("/etc/x", "/etc/./x"),
+            ("/etc/x", "//etc/x/"),
+            (&format!("{root}/real/x") as &str, &format!("{root}/link/x")),
+            (&format!("{root}/real/x"), &format!("{root}/real/../real/x")),
+        ] {
+            let resources = vec![
+                with_dest("a.toml", first),
+                with_dest("b.toml", "/elsewhere"),
+                with_dest("c.toml", second),
+            ];
+            let shared = shared_dests(&resources);
+            assert_eq!(shared.len(), 1, "{first} {second}");
+            let (index, error) = &shared[0];
+            assert_eq!(*index, 2);
+            let text = error.to_string();
+            assert!(
+                text.starts_with("conf.d/c.toml:3:8: ")
+                    && text.contains("conf.d/a.toml")
+                    && text.contains(&format!("{second:?}")),
+                "{text}"
+            );
+        }
+        let distinct = vec![with_dest("a.toml", "/etc/x"), with_dest("b.toml", "/etc/y")];
+        assert!(shared_dests(&distinct).is_empty());
     }
 
     #[test]

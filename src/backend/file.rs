@@ -7,9 +7,12 @@
 //! With `-watch`, one file-system watcher (inotify, through `notify`) covers
 //! every input: it watches the folders holding the files (editors replace
 //! files by renaming over them) and the given folders recursively, and bumps a
-//! generation counter on every event touching an input. The counter is the
-//! backend's index: a watch returns as soon as it moves past the index of the
-//! last read, so no edit made during a render is lost.
+//! generation counter on every change touching an input: a modification, a
+//! creation, a rename or a deletion. Opening, reading and closing a file
+//! without writing are not changes: the backend's own reads cause them, and
+//! counting them would make an idle daemon read its files again forever. The
+//! counter is the backend's index: a watch returns as soon as it moves past
+//! the index of the last read, so no edit made during a render is lost.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -79,10 +82,12 @@ impl FileBackend {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let touches_input = match &event {
-                    Ok(event) => event
-                        .paths
-                        .iter()
-                        .any(|changed| relevant.iter().any(|input| changed.starts_with(input))),
+                    Ok(event) => {
+                        is_change(&event.kind)
+                            && event.paths.iter().any(|changed| {
+                                relevant.iter().any(|input| changed.starts_with(input))
+                            })
+                    }
                     // An overflow or watcher error: assume something changed.
                     Err(_) => true,
                 };
@@ -140,6 +145,23 @@ impl FileBackend {
             }
         }
         Ok(files)
+    }
+}
+
+/// Whether a file-system event can change what a read returns. Opening,
+/// reading and closing without writing cannot (and the backend's own reads
+/// cause them); a close after writing ends a modification, so it counts.
+/// Unknown kinds count, since missing an edit is worse than one extra read.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Remove(_)
+        | EventKind::Any
+        | EventKind::Other => true,
     }
 }
 
@@ -282,6 +304,34 @@ mod tests {
         );
         let e = parse_file(Path::new("x.json"), "{\n\"a\": }").expect_err("broken");
         assert!(e.starts_with("line 2"), "{e}");
+    }
+
+    #[test]
+    fn only_changes_count_not_the_backends_own_reads() {
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind,
+            RemoveKind, RenameMode,
+        };
+        for own_read in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Any),
+        ] {
+            assert!(!is_change(&own_read), "{own_read:?}");
+        }
+        for change in [
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ] {
+            assert!(is_change(&change), "{change:?}");
+        }
     }
 
     #[test]

@@ -80,7 +80,18 @@ pub(crate) fn split(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<Vec<St
             .must_get::<&str>("pat")
             .map_err(|_| Error::message("split: missing separator, write split(on=\"…\")"))?,
     };
-    Ok(value.split(separator).map(str::to_string).collect())
+    Ok(go_split(value, separator))
+}
+
+/// Go's `strings.Split`: an empty separator splits after each UTF-8
+/// character (so `""` gives no parts), where Rust's `split("")` also yields
+/// an empty part at each end; an empty input with a separator is one empty
+/// part, as in Rust.
+fn go_split(value: &str, separator: &str) -> Vec<String> {
+    if separator.is_empty() {
+        return value.chars().map(String::from).collect();
+    }
+    value.split(separator).map(str::to_string).collect()
 }
 
 pub(crate) fn to_upper(value: StringInput, _: Kwargs, _: &State) -> Value {
@@ -410,6 +421,21 @@ mod tests {
         assert_eq!(path_dir("a"), ".");
         assert_eq!(path_dir("/a/b/"), "/a/b");
         assert_eq!(path_dir(""), ".");
+    }
+
+    #[test]
+    fn split_follows_go_strings_split() {
+        let split = |value: &str, separator: &str| go_split(value, separator);
+        assert_eq!(split("a,b,,c", ","), ["a", "b", "", "c"]);
+        assert_eq!(split(",a,", ","), ["", "a", ""]);
+        assert_eq!(split("abc", "::"), ["abc"]);
+        assert_eq!(split("a::b", "::"), ["a", "b"]);
+        // strings.Split("", ",") is [""]; strings.Split("", "") is [].
+        assert_eq!(split("", ","), [""]);
+        assert!(split("", "").is_empty());
+        // strings.Split("héllo", "") is one part per UTF-8 character.
+        assert_eq!(split("héllo", ""), ["h", "é", "l", "l", "o"]);
+        assert_eq!(split("日本", ""), ["日", "本"]);
     }
 
     #[test]

@@ -1127,3 +1127,278 @@ fn onetime_interrupted_during_check_cmd_kills_it_and_removes_the_stage_file() {
         "the check command's child still runs"
     );
 }
+
+/// An idle `-backend file -watch` daemon does nothing: its own reads of the
+/// data file (open, read, close) are not changes, only edits are.
+#[test]
+fn idle_file_watch_daemon_reads_nothing_until_an_edit() {
+    use crate::common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, args};
+    let s = hello_scenario();
+    let data = s.write("data.yaml", "greeting: one\n");
+    let file = data.display().to_string();
+    let confd = Confd::spawn(
+        &s,
+        &args(
+            &s,
+            "file",
+            &[] as &[&str],
+            &["-file", &file, "-watch", "-log-level", "debug"],
+        ),
+    );
+    confd.expect_file(&s.out("hello.txt"), "one\n", START_LIMIT);
+    // Notifications of the first pass, if any, arrive within milliseconds.
+    std::thread::sleep(Duration::from_millis(300));
+    let reads = confd.lines_with("read snapshot");
+    let outcomes = confd.lines_with("outcome=");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        (
+            confd.lines_with("read snapshot"),
+            confd.lines_with("outcome=")
+        ),
+        (reads, outcomes),
+        "the idle daemon kept reading\n{}",
+        confd.stderr()
+    );
+    fs::write(&data, "greeting: two\n").expect("edit");
+    confd.expect_file(&s.out("hello.txt"), "two\n", CHANGE_LIMIT);
+    assert!(confd.lines_with("read snapshot") > reads);
+}
+
+// ---------------------------------------------------------------------------
+// Command-line hygiene.
+
+#[test]
+fn help_never_prints_secret_environment_values() {
+    let mut s = Scenario::new();
+    s.set_env("CONFD_PASSWORD", "hunter2-password")
+        .set_env("CONFD_AUTH_TOKEN", "s3cr3t-token");
+    for flag in ["-help", "--help", "-h"] {
+        let run = s.run(&[flag]);
+        run.expect_code(0);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            !all.contains("hunter2-password") && !all.contains("s3cr3t-token"),
+            "{flag} printed a secret:\n{all}"
+        );
+        assert!(all.contains("CONFD_PASSWORD"), "{all}");
+    }
+}
+
+#[test]
+fn unknown_flag_is_named_whole() {
+    let s = hello_scenario();
+    for (args, named) in [
+        (vec!["-bogus"], "'-bogus'"),
+        (vec!["-bogus=1"], "'-bogus'"),
+        (vec!["--bogus"], "'--bogus'"),
+        (vec!["-onetime", "-bogus", "-backend", "env"], "'-bogus'"),
+        (vec!["check", "-bogus"], "'-bogus'"),
+        (vec!["check", "-onetime"], "'-onetime'"),
+    ] {
+        let run = s.run(&args);
+        run.expect_code(2);
+        assert!(
+            run.stderr.contains(named) && !run.stderr.contains("'-b'"),
+            "{args:?}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_repeated_flag_takes_its_last_value() {
+    let s = hello_scenario();
+    let confdir = s.confdir();
+    // Go style, as a wrapper script appends flags: debug wins over info.
+    let run = s.run(&[
+        "-onetime",
+        "-backend",
+        "file",
+        "-backend",
+        "env",
+        "-confdir",
+        "/nonexistent",
+        "-confdir",
+        &confdir,
+        "-log-level",
+        "info",
+        "-log-level",
+        "debug",
+    ]);
+    run.expect_code(0);
+    run.line_with("read snapshot");
+    assert_eq!(read_out(&s, "hello.txt"), "hello\n");
+    // GNU style, and a boolean given twice: info wins over debug.
+    let run = s.run(&[
+        "--onetime=false",
+        "--onetime",
+        "--backend=env",
+        "--confdir",
+        &confdir,
+        "--log-level=debug",
+        "--log-level=info",
+    ]);
+    run.expect_code(0);
+    assert!(!run.stderr.contains("read snapshot"), "{}", run.stderr);
+}
+
+fn read_out(s: &Scenario, name: &str) -> String {
+    fs::read_to_string(s.out(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn huge_durations_are_usage_errors_naming_the_flag() {
+    use crate::common::confd::{Confd, RUN_LIMIT};
+    let s = hello_scenario();
+    let confdir = s.confdir();
+    let huge = "18446744073709551615";
+    let huge_s = "18446744073709551615s";
+    for (args, flag) in [
+        (vec!["-interval", huge], "-interval"),
+        (vec!["-interval", "31557601"], "-interval"),
+        (vec!["-onetime", "-wait-keys", huge_s], "-wait-keys"),
+        (vec!["-onetime", "-wait-keys", huge], "-wait-keys"),
+        (vec!["-wait", huge_s], "-wait"),
+        (vec!["-wait", &format!("1s:{huge_s}")], "-wait"),
+        (vec!["-wait", "366d:366d"], "-wait"),
+    ] {
+        let mut all = vec!["-backend", "env", "-confdir", confdir.as_str()];
+        all.extend_from_slice(&args);
+        let all: Vec<String> = all.iter().map(|a| a.to_string()).collect();
+        // Bounded: before the limits, some of these ran a daemon (or panicked).
+        let run = Confd::spawn(&s, &all).finish(RUN_LIMIT);
+        run.expect_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("{flag}:")),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // A long -wait MIN alone caps its implied MAX (4 × MIN) at the limit.
+    let run = s.onetime_env(&["-wait", "100d"]);
+    run.expect_code(0);
+}
+
+#[test]
+fn resource_wait_and_command_timeout_are_bounded() {
+    for (extra, what) in [
+        ("wait = \"18446744073709551615s\"\n", "wait"),
+        ("wait = \"1s:400d\"\n", "wait"),
+        ("command_timeout = \"0s\"\n", "command_timeout"),
+        ("command_timeout = \"25h\"\n", "command_timeout"),
+        (
+            "command_timeout = \"18446744073709551615s\"\n",
+            "command_timeout",
+        ),
+    ] {
+        let (s, run) = broken(|s| {
+            s.resource(
+                "hello",
+                "hello.txt",
+                &["/greeting"],
+                &format!("reload_cmd = \"true\"\n{extra}"),
+            );
+        });
+        run.expect_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{extra}: {}", run.stderr);
+        let line = run.line_with("hello.toml:6:");
+        assert!(line.contains(what), "{line}");
+        assert_untouched(&s);
+    }
+}
+
+#[test]
+fn two_resources_with_one_dest_are_refused() {
+    let (s, run) = broken(|s| {
+        s.template("other.tmpl", "other\n");
+        // The same file, spelled differently.
+        let dest = format!("{}/out//./hello.txt", s.confdir());
+        s.write(
+            "conf.d/other.toml",
+            &format!("[template]\nsrc = \"other.tmpl\"\ndest = {dest:?}\nkeys = [\"/greeting\"]\n"),
+        );
+    });
+    run.expect_code(2);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    let line = run.line_with("hello.txt");
+    assert!(
+        line.contains("conf.d/hello.toml") && line.contains("conf.d/other.toml"),
+        "{line}"
+    );
+    assert_untouched(&s);
+
+    let run = s.run(&["check", "-confdir", &s.confdir()]);
+    run.expect_code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stdout);
+    assert!(
+        lines[0].contains("hello.toml")
+            && lines[0].contains("other.toml")
+            && lines[0].contains("hello.txt"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn split_follows_go_strings_split() {
+    let mut s = Scenario::new();
+    s.set_env("WORD", "héllo");
+    s.template(
+        "split.tmpl",
+        "{{ getv(key=\"/word\") | split(on=\"\") | join(sep=\",\") }}|{{ \"\" | split(on=\"\") | length }}|{{ \"\" | split(on=\",\") | length }}|{{ \"a,b\" | split(pat=\",\") | join(sep=\"+\") }}\n",
+    );
+    s.resource("split", "split.txt", &["/word"], "");
+    s.onetime_env(&[]).expect_code(0);
+    assert_eq!(read_out(&s, "split.txt"), "h,é,l,l,o|0|1|a+b\n");
+}
+
+/// Text a command, a server or an error brings into a log line cannot start a
+/// line of its own or send terminal escapes: control characters are escaped
+/// in the text format, and JSON escapes them anyway.
+#[test]
+fn logged_text_cannot_forge_log_lines() {
+    for format in ["text", "json"] {
+        let s = hello_scenario();
+        // A reload command's output is logged as it printed it.
+        let script = s.write(
+            "reload.sh",
+            "printf 'first\\nERROR forged=1\\n\\033[31mred\\rX\\n'\n",
+        );
+        s.resource(
+            "hello",
+            "hello.txt",
+            &["/greeting"],
+            &format!("reload_cmd = \"sh {}\"\n", script.display()),
+        );
+        let run = s.onetime_env(&["-log-format", format]);
+        run.expect_code(0);
+        assert!(
+            !run.stderr.contains('\u{1b}') && !run.stderr.contains('\r'),
+            "{:?}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.lines().any(|l| l.starts_with("ERROR forged")),
+            "{}",
+            run.stderr
+        );
+        let line = run.line_with("reloaded");
+        if format == "text" {
+            assert!(
+                line.contains("output=first\\nERROR forged=1\\n\\u{1b}[31mred\\rX"),
+                "{line}"
+            );
+        } else {
+            for l in run.stderr.lines() {
+                let event: serde_json::Value = serde_json::from_str(l).expect("one JSON object");
+                assert!(event.is_object(), "{l}");
+            }
+            let event: serde_json::Value = serde_json::from_str(&line).expect("json");
+            let output = event["output"].as_str().expect("output field");
+            assert_eq!(output, "first\nERROR forged=1\n\u{1b}[31mred\rX");
+        }
+    }
+}
