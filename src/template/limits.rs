@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much text a render may produce unless its resource says otherwise
-/// (`max_output_size`). The same 100,000-key HAProxy render writes a few MiB,
-/// so 64 MiB leaves room for ten times that; the pass holds a few outputs at
-/// once, so the cap also bounds the memory a runaway template can take.
+/// (`max_output_size`). The same 100,000-key HAProxy render writes 2.7 MiB,
+/// so 64 MiB leaves room for over twenty times that; the pass holds a few
+/// outputs at once, so the cap also bounds the memory a runaway template can
+/// take.
 pub const DEFAULT_MAX_OUTPUT: usize = 64 * MIB;
 
 /// The shortest `render_timeout` a resource may set: below this even a
