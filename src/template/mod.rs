@@ -163,11 +163,12 @@ impl Template {
     }
 
     /// Like [`render_with`](Self::render_with), within `limits`, on the
-    /// calling thread: the render stops with [`TemplateError::Limit`] at its
-    /// first write or helper call past the deadline, or at the write that
-    /// would take the output past the cap. A loop that writes nothing and
-    /// calls no helper cannot be stopped this way; [`render_bounded`] is the
-    /// entry point that never waits for such a render.
+    /// calling thread: the render stops with [`TemplateError::Limit`] at the
+    /// write that would take the output past the cap, or soon after its
+    /// deadline, at a write or helper call (the clock is read at one of every
+    /// 64 of them). A loop that writes nothing and calls no helper cannot be
+    /// stopped this way; [`render_bounded`] is the entry point that never
+    /// waits for such a render.
     pub fn render_limited(
         &self,
         view: View,
