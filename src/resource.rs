@@ -10,6 +10,9 @@ use toml::Spanned;
 
 use crate::error::{ConfigError, line_col};
 use crate::snapshot::{clean_key, join_keys};
+use crate::template::{
+    MAX_OUTPUT_LIMIT, MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits, format_size, parse_size,
+};
 
 /// How long check and reload commands may run unless a resource says otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,6 +59,9 @@ pub struct Resource {
     /// Coalescing window for this resource (`wait = "MIN:MAX"`), overriding
     /// `-wait`.
     pub wait: Option<(Duration, Duration)>,
+    /// How long the render may run and how much it may write
+    /// (`render_timeout`, `max_output_size`; defaults 10 s and 64 MiB).
+    pub render_limits: RenderLimits,
 }
 
 impl Resource {
@@ -92,6 +98,8 @@ struct RawResource {
     max_shrink: Option<Spanned<String>>,
     command_timeout: Option<Spanned<String>>,
     wait: Option<Spanned<String>>,
+    render_timeout: Option<Spanned<String>>,
+    max_output_size: Option<Spanned<String>>,
 }
 
 /// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
@@ -339,6 +347,21 @@ pub fn parse(
     };
 
     let dest_position = line_col(text, dest.span().start);
+
+    let mut render_limits = RenderLimits::default();
+    if let Some(t) = raw.render_timeout {
+        render_limits.timeout = parse_render_timeout(t.get_ref())
+            .map_err(|e| at(t.span(), format!("render_timeout {:?}: {e}", t.get_ref())))?;
+    }
+    if let Some(size) = raw.max_output_size {
+        render_limits.max_output = parse_max_output(size.get_ref()).map_err(|e| {
+            at(
+                size.span(),
+                format!("max_output_size {:?}: {e}", size.get_ref()),
+            )
+        })?;
+    }
+
     let prefix = join_keys(global_prefix, raw.prefix.as_deref().unwrap_or(""));
     Ok(Resource {
         name: name.to_string(),
@@ -358,6 +381,7 @@ pub fn parse(
         max_shrink,
         command_timeout,
         wait,
+        render_limits,
     })
 }
 
@@ -373,6 +397,43 @@ fn parse_command_timeout(text: &str) -> Result<Duration, String> {
     }
     crate::config::at_most(timeout, MAX_COMMAND_TIMEOUT, "a day (24h)")
         .map_err(|e| format!("command_timeout {text:?} is {e}"))
+}
+
+/// `render_timeout`: a duration such as `"30s"` or `"500ms"`, from 1 ms to
+/// 1 hour (a render needing longer is a bug, and the daemon's pass waits for
+/// it).
+fn parse_render_timeout(text: &str) -> Result<Duration, String> {
+    let timeout =
+        humantime::parse_duration(text.trim()).map_err(|e| format!("{e} (write e.g. \"30s\")"))?;
+    if timeout.is_zero() {
+        return Err("must be more than zero (write e.g. \"30s\")".to_string());
+    }
+    if timeout < MIN_RENDER_TIMEOUT {
+        return Err(format!(
+            "must be {} or more",
+            humantime::format_duration(MIN_RENDER_TIMEOUT)
+        ));
+    }
+    if timeout > MAX_RENDER_TIMEOUT {
+        return Err(format!(
+            "must be {} or less",
+            humantime::format_duration(MAX_RENDER_TIMEOUT)
+        ));
+    }
+    Ok(timeout)
+}
+
+/// `max_output_size`: a size such as `"16MiB"`, from 1 byte to 1 GiB (the
+/// whole output is held in memory).
+fn parse_max_output(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    if size == 0 {
+        return Err("must be more than zero (write e.g. \"16MiB\")".to_string());
+    }
+    if size > MAX_OUTPUT_LIMIT {
+        return Err(format!("must be {} or less", format_size(MAX_OUTPUT_LIMIT)));
+    }
+    Ok(size)
 }
 
 /// Parses a file mode as octal, with or without a leading 0 or `0o`
@@ -450,6 +511,76 @@ mod tests {
         assert_eq!(r.roots(), vec!["/global/a"]);
         assert_eq!(r.mode, None);
         assert_eq!(r.command_timeout, DEFAULT_COMMAND_TIMEOUT);
+        assert_eq!(r.render_limits, RenderLimits::default());
+    }
+
+    #[test]
+    fn render_limits_are_read() {
+        let r = parse_text(&format!(
+            "{MINIMAL}render_timeout = \"30s\"\nmax_output_size = \"16MiB\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            r.render_limits,
+            RenderLimits {
+                timeout: Duration::from_secs(30),
+                max_output: 16 << 20,
+            }
+        );
+        let r = parse_text(&format!(
+            "{MINIMAL}render_timeout = \"1h\"\nmax_output_size = \"1 GiB\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(r.render_limits.timeout, Duration::from_secs(3600));
+        assert_eq!(r.render_limits.max_output, 1 << 30);
+        // One set alone keeps the other's default.
+        let r = parse_text(&format!("{MINIMAL}max_output_size = \"512 KB\"\n")).expect("valid");
+        assert_eq!(r.render_limits.max_output, 512_000);
+        assert_eq!(r.render_limits.timeout, RenderLimits::default().timeout);
+        let r = parse_text(&format!("{MINIMAL}render_timeout = \"250ms\"\n")).expect("valid");
+        assert_eq!(r.render_limits.timeout, Duration::from_millis(250));
+        assert_eq!(
+            r.render_limits.max_output,
+            RenderLimits::default().max_output
+        );
+    }
+
+    #[test]
+    fn bad_render_limits_are_pointed_at() {
+        let cases = [
+            (
+                "render_timeout = \"0s\"",
+                "render_timeout \"0s\": must be more than zero",
+            ),
+            ("render_timeout = \"soon\"", "render_timeout \"soon\": "),
+            ("render_timeout = \"30\"", "render_timeout \"30\": "),
+            ("render_timeout = \"100us\"", "must be 1ms or more"),
+            ("render_timeout = \"2h\"", "must be 1h or less"),
+            ("render_timeout = \"100years\"", "must be 1h or less"),
+            (
+                "max_output_size = \"0MiB\"",
+                "max_output_size \"0MiB\": must be more than zero",
+            ),
+            ("max_output_size = \"0\"", "must be more than zero"),
+            ("max_output_size = \"2GiB\"", "must be 1 GiB or less"),
+            ("max_output_size = \"16M\"", "ambiguous"),
+            ("max_output_size = \"lots\"", "not a size"),
+            ("max_output_size = \"1.5MiB\"", "unit"),
+            ("max_output_size = \"99999999999999999999999\"", "too large"),
+        ];
+        for (line, expected) in cases {
+            let e = error(&format!("{MINIMAL}{line}\n"));
+            let column = line.find('"').map_or(0, |i| i + 1);
+            assert!(
+                e.starts_with(&format!("conf.d/t.toml:5:{column}: ")),
+                "{line}: {e}"
+            );
+            assert!(e.contains(expected), "{line}: {e}");
+            assert!(!e.contains('\n'), "{line}: {e}");
+        }
+        // A number is not a size: sizes and durations are strings.
+        let e = error(&format!("{MINIMAL}max_output_size = 1024\n"));
+        assert!(e.starts_with("conf.d/t.toml:5:"), "{e}");
     }
 
     #[test]

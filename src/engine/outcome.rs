@@ -5,6 +5,7 @@
 
 use crate::backend::BackendError;
 use crate::sync::SyncError;
+use crate::template::TemplateError;
 
 /// What happened to one resource in a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,17 @@ impl Failure {
             step: Step::Render,
             message: message.into(),
             data_related: true,
+        }
+    }
+
+    /// A failed render, classified by its cause: a limit reached or a
+    /// template that does not load will not cure itself by waiting.
+    pub fn template(error: &TemplateError) -> Failure {
+        match error {
+            TemplateError::Render(_) => Failure::render(error.to_string()),
+            TemplateError::Read { .. }
+            | TemplateError::Compile(_)
+            | TemplateError::Limit { .. } => Failure::compile(error.to_string()),
         }
     }
 

@@ -4,8 +4,7 @@
 //! for services not fetched yet is rendered again once they are.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::catalog::FetchError;
 use super::outcome::Failure;
@@ -13,7 +12,7 @@ use super::{Engine, guard};
 use crate::resource::Resource;
 use crate::services::{ServiceData, ServiceQuery};
 use crate::snapshot::{Snapshot, View};
-use crate::template::{Rendered, Template, TemplateError};
+use crate::template::{RenderLimits, Rendered, Template, TemplateError, render_bounded};
 
 /// One resource's render, before writing.
 pub(super) struct RenderStep {
@@ -30,16 +29,19 @@ struct RenderJob {
     key: RenderKey,
     template: Template,
     view: View,
+    limits: RenderLimits,
 }
 
-/// What makes two renders equal: the template text, the prefix and the roots.
-type RenderKey = (u64, String, Vec<String>);
+/// What makes two renders equal: the template text, the prefix, the roots,
+/// and the limits it runs under (resources with other limits render alone).
+type RenderKey = (u64, String, Vec<String>, RenderLimits);
 
 fn render_key(template: &Template, resource: &Resource, view: &View) -> RenderKey {
     (
         template.fingerprint(),
         resource.prefix.clone(),
         view.roots().to_vec(),
+        resource.render_limits,
     )
 }
 
@@ -128,6 +130,7 @@ impl Engine {
                     key: key.clone(),
                     template: template.clone(),
                     view,
+                    limits: resource.render_limits,
                 });
             }
             // Replaced by the render below; stays a failure if it was lost.
@@ -164,18 +167,20 @@ impl Engine {
                 // needs, or so an error names its own template file.
                 (true, Some(template)) => {
                     let view = prepared.view(snapshot);
-                    match self.render_discovering_services(template, view).await {
+                    let limits = prepared.resource.render_limits;
+                    match self
+                        .render_discovering_services(template, view, limits)
+                        .await
+                    {
                         Ok((text, asked)) => {
-                            step.text = text
-                                .map(Arc::from)
-                                .map_err(|e| Failure::render(e.to_string()));
+                            step.text = text.map(Arc::from).map_err(|e| Failure::template(&e));
                             step.asked = asked;
                         }
                         Err(failure) => step.text = Err(failure),
                     }
                 }
                 _ => {
-                    step.text = render.text.map_err(|e| Failure::render(e.to_string()));
+                    step.text = render.text.map_err(|e| Failure::template(&e));
                     step.asked = render.asked;
                 }
             }
@@ -191,19 +196,14 @@ impl Engine {
         &self,
         template: &Template,
         view: View,
+        limits: RenderLimits,
     ) -> Result<(Result<String, TemplateError>, Vec<ServiceQuery>), Failure> {
         const ROUNDS: usize = 3;
         let mut round = 0;
         loop {
             let known = self.catalog.snapshot();
-            let job = RenderJob {
-                key: (0, String::new(), Vec::new()),
-                template: template.clone(),
-                view: view.clone(),
-            };
-            let Some((_, rendered)) = render_off_loop(vec![job], known.clone()).await.pop() else {
-                return Err(Failure::render("the render was lost"));
-            };
+            let rendered =
+                render_bounded(template.clone(), view.clone(), known.clone(), limits).await;
             let missing: Vec<ServiceQuery> = rendered
                 .services_asked
                 .iter()
@@ -247,61 +247,47 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Renders `jobs` on the blocking pool, never on the event loop's thread,
-/// so signals and watch events are taken while templates render.
+/// Renders `jobs` on render threads, one per core at a time, each within
+/// its limits; the event loop's thread only waits, so signals and watch
+/// events are taken while templates render.
 async fn render_off_loop(
     jobs: Vec<RenderJob>,
     services: Arc<ServiceData>,
 ) -> Vec<(RenderJob, Rendered)> {
-    if jobs.is_empty() {
-        return Vec::new();
-    }
-    let count = jobs.len();
-    let task = tokio::task::spawn_blocking(move || {
-        let rendered = render_parallel(&jobs, &services);
-        jobs.into_iter().zip(rendered).collect::<Vec<_>>()
-    });
-    match task.await {
-        Ok(done) => done,
-        Err(e) => {
-            tracing::error!(error = %e, renders = count, "a render thread failed");
-            Vec::new()
+    let mut done: Vec<Option<Rendered>> = Vec::new();
+    done.resize_with(jobs.len(), || None);
+    let mut running = tokio::task::JoinSet::new();
+    let mut next = 0;
+    while next < jobs.len() || !running.is_empty() {
+        while next < jobs.len() && running.len() < cores() {
+            let job = &jobs[next];
+            let render = render_bounded(
+                job.template.clone(),
+                job.view.clone(),
+                services.clone(),
+                job.limits,
+            );
+            let position = next;
+            running.spawn(async move { (position, render.await) });
+            next += 1;
+        }
+        match running.join_next().await {
+            Some(Ok((position, rendered))) => done[position] = Some(rendered),
+            Some(Err(e)) => tracing::error!(error = %e, "a render task failed"),
+            None => break,
         }
     }
-}
-
-/// Renders `jobs` on up to one thread per core (none when there is one job).
-fn render_parallel(jobs: &[RenderJob], services: &Arc<ServiceData>) -> Vec<Rendered> {
-    let threads = cores().min(jobs.len());
-    let render = |job: &RenderJob| job.template.render_with(job.view.clone(), services.clone());
-    if threads <= 1 {
-        return jobs.iter().map(render).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut slots: Vec<Mutex<Option<Rendered>>> = Vec::with_capacity(jobs.len());
-    slots.resize_with(jobs.len(), || Mutex::new(None));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let rendered = render(job);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(rendered);
-                    }
-                }
+    jobs.into_iter()
+        .zip(done)
+        .map(|(job, rendered)| {
+            let rendered = rendered.unwrap_or_else(|| Rendered {
+                text: Err(TemplateError::Render(format!(
+                    "{}: the render did not complete",
+                    job.template.name()
+                ))),
+                services_asked: Vec::new(),
             });
-        }
-    });
-    slots
-        .into_iter()
-        .zip(jobs)
-        .map(|(slot, job)| {
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| render(job))
+            (job, rendered)
         })
         .collect()
 }

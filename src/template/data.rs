@@ -7,13 +7,19 @@
 //! thread-local for exactly the duration of [`with_context`]: rendering is
 //! synchronous, so that is the render's thread, and one compiled template set
 //! serves every resource and every pass.
+//!
+//! The same context carries the render's [`Budget`] when it has limits: every
+//! helper (these and the ones in `funcs`) calls [`check_limits`] first, so a
+//! loop that calls any helper stops soon after its deadline or cancellation.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use tera::{Error, Kwargs, State, TeraResult, Value};
 
+use super::limits::Budget;
 use crate::services::{ServiceData, ServiceQuery};
 use crate::snapshot::{Pair, View};
 
@@ -22,17 +28,20 @@ pub(crate) struct RenderContext {
     view: View,
     services: Arc<ServiceData>,
     asked: Vec<ServiceQuery>,
+    budget: Option<Rc<Budget>>,
 }
 
 thread_local! {
     static CURRENT: RefCell<Option<RenderContext>> = const { RefCell::new(None) };
 }
 
-/// Runs `render` with `view` and `services` visible to the helpers; returns
-/// its result and the service queries the template made.
+/// Runs `render` with `view` and `services` visible to the helpers, and the
+/// helpers checking `budget` when there is one; returns its result and the
+/// service queries the template made.
 pub(crate) fn with_context<T>(
     view: View,
     services: Arc<ServiceData>,
+    budget: Option<Rc<Budget>>,
     render: impl FnOnce() -> T,
 ) -> (T, Vec<ServiceQuery>) {
     struct Clear;
@@ -46,6 +55,7 @@ pub(crate) fn with_context<T>(
             view,
             services,
             asked: Vec::new(),
+            budget,
         })
     });
     let clear = Clear;
@@ -60,7 +70,25 @@ pub(crate) fn with_context<T>(
     (result, asked)
 }
 
+/// Fails when the render in progress ran out of time or was cancelled; every
+/// helper calls it first. Outside a render, or in a render without limits,
+/// it always passes.
+pub(crate) fn check_limits() -> TeraResult<()> {
+    CURRENT.with(|cell| match cell.borrow().as_ref() {
+        Some(RenderContext {
+            budget: Some(budget),
+            ..
+        }) => budget
+            .check()
+            // The text is replaced by the limit's own message once Tera
+            // gives the render up: the budget remembers which limit it was.
+            .map_err(|limit| Error::message(limit.to_string())),
+        _ => Ok(()),
+    })
+}
+
 fn read_view<T>(read: impl FnOnce(&View) -> TeraResult<T>) -> TeraResult<T> {
+    check_limits()?;
     CURRENT.with(|cell| match cell.borrow().as_ref() {
         Some(context) => read(&context.view),
         None => Err(Error::message(
@@ -75,6 +103,7 @@ fn read_view<T>(read: impl FnOnce(&View) -> TeraResult<T>) -> TeraResult<T> {
 /// until fetched: the first render of a template asks, the engine fetches,
 /// and the template renders again.
 pub(crate) fn service(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     let query = ServiceQuery {
         name: kwargs.must_get::<&str>("name")?.to_string(),
         tag: kwargs.get::<&str>("tag")?.map(str::to_string),
@@ -206,6 +235,7 @@ pub(crate) fn lsdir(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 /// `getenv(key=NAME[, default=D])`: an environment variable; D (or "") when it
 /// is unset or empty, as confd does.
 pub(crate) fn getenv(kwargs: Kwargs, _: &State) -> TeraResult<String> {
+    check_limits()?;
     let name = kwargs.must_get::<&str>("key")?;
     let default = kwargs.get::<&str>("default")?.unwrap_or("");
     Ok(match std::env::var(name) {

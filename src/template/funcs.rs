@@ -1,7 +1,9 @@
 //! confd's template filters and functions beyond the data helpers, under the
 //! names confd users know (`base`, `split`, `json`, `atoi`, `seq`, `add`, …).
 //! Each fails with a message naming the helper and the bad input instead of
-//! printing confd's `<no value>`.
+//! printing confd's `<no value>`, and each first checks the render's limits
+//! (`data::check_limits`), which is what lets a loop calling them be stopped.
+//! `range` replaces Tera's own function of that name for the same reason.
 
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
@@ -9,8 +11,14 @@ use std::net::ToSocketAddrs;
 use base64::Engine as _;
 use tera::{Error, Kwargs, State, StringInput, TeraResult, Value};
 
+use super::data::check_limits;
+
 /// Longest list `seq` builds, so a typo cannot exhaust memory.
 const MAX_SEQ_LEN: i64 = 1_000_000;
+
+/// Longest list `range` builds: Tera's own limit, kept so that templates
+/// behave as Tera documents.
+const MAX_RANGE_LEN: i128 = 100_000;
 
 /// Go's `path.Base`: the last element; `"."` for an empty path, `"/"` for slashes only.
 pub(crate) fn path_base(path: &str) -> String {
@@ -64,16 +72,19 @@ fn go_clean(path: &str) -> String {
     }
 }
 
-pub(crate) fn base(value: &str, _: Kwargs, _: &State) -> String {
-    path_base(value)
+pub(crate) fn base(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    check_limits()?;
+    Ok(path_base(value))
 }
 
-pub(crate) fn dir(value: &str, _: Kwargs, _: &State) -> String {
-    path_dir(value)
+pub(crate) fn dir(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    check_limits()?;
+    Ok(path_dir(value))
 }
 
 /// `split(on=SEP)`; Tera's own spelling `split(pat=SEP)` keeps working.
 pub(crate) fn split(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
+    check_limits()?;
     let separator = match kwargs.get::<&str>("on")? {
         Some(sep) => sep,
         None => kwargs
@@ -94,29 +105,35 @@ fn go_split(value: &str, separator: &str) -> Vec<String> {
     value.split(separator).map(str::to_string).collect()
 }
 
-pub(crate) fn to_upper(value: StringInput, _: Kwargs, _: &State) -> Value {
-    value.inherit_safety(value.as_str().to_uppercase())
+pub(crate) fn to_upper(value: StringInput, _: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
+    Ok(value.inherit_safety(value.as_str().to_uppercase()))
 }
 
-pub(crate) fn to_lower(value: StringInput, _: Kwargs, _: &State) -> Value {
-    value.inherit_safety(value.as_str().to_lowercase())
+pub(crate) fn to_lower(value: StringInput, _: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
+    Ok(value.inherit_safety(value.as_str().to_lowercase()))
 }
 
 pub(crate) fn contains(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let needle = kwargs.must_get::<&str>("substr")?;
     Ok(value.contains(needle))
 }
 
 pub(crate) fn trim_suffix(value: &str, kwargs: Kwargs, _: &State) -> TeraResult<String> {
+    check_limits()?;
     let suffix = kwargs.must_get::<&str>("suffix")?;
     Ok(value.strip_suffix(suffix).unwrap_or(value).to_string())
 }
 
-pub(crate) fn base64_encode(value: &str, _: Kwargs, _: &State) -> String {
-    base64::engine::general_purpose::STANDARD.encode(value)
+pub(crate) fn base64_encode(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    check_limits()?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(value))
 }
 
 pub(crate) fn base64_decode(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    check_limits()?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .map_err(|e| Error::message(format!("base64Decode: {value:?} is not base64: {e}")))?;
@@ -131,11 +148,13 @@ fn parse_int(helper: &str, text: &str) -> TeraResult<i64> {
 }
 
 pub(crate) fn atoi(value: &str, _: Kwargs, _: &State) -> TeraResult<i64> {
+    check_limits()?;
     parse_int("atoi", value)
 }
 
 /// Go's `strconv.ParseBool`.
 pub(crate) fn parse_bool(value: &str, _: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     match value {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
@@ -178,6 +197,7 @@ fn parse_json(helper: &str, text: &str) -> TeraResult<serde_json::Value> {
 
 /// `json`: parses a JSON object.
 pub(crate) fn json(value: &str, _: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     match parse_json("json", value)? {
         object @ serde_json::Value::Object(_) => Ok(json_to_value(object)),
         _ => Err(Error::message(
@@ -188,6 +208,7 @@ pub(crate) fn json(value: &str, _: Kwargs, _: &State) -> TeraResult<Value> {
 
 /// `jsonArray`: parses a JSON array.
 pub(crate) fn json_array(value: &str, _: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     match parse_json("jsonArray", value)? {
         array @ serde_json::Value::Array(_) => Ok(json_to_value(array)),
         _ => Err(Error::message(
@@ -213,6 +234,7 @@ fn string_items(helper: &str, value: &Value) -> TeraResult<Vec<String>> {
 /// `sortByLength`: strings, shortest first; equal lengths sorted by text so
 /// the output never depends on input order.
 pub(crate) fn sort_by_length(value: Value, _: Kwargs, _: &State) -> TeraResult<Vec<String>> {
+    check_limits()?;
     let mut items = string_items("sortByLength", &value)?;
     items.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     Ok(items)
@@ -220,6 +242,7 @@ pub(crate) fn sort_by_length(value: Value, _: Kwargs, _: &State) -> TeraResult<V
 
 /// `sortKVByLength`: `{key, value}` pairs, shortest key first.
 pub(crate) fn sort_kv_by_length(value: Value, _: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     let items = value
         .as_array()
         .ok_or_else(|| Error::message("sortKVByLength: expected a list of {key, value} pairs"))?;
@@ -297,6 +320,7 @@ impl Arith {
     /// `add(a=X, b=Y)`.
     pub(crate) fn function(self) -> impl Fn(Kwargs, &State) -> TeraResult<i64> + Send + Sync {
         move |kwargs, _| {
+            check_limits()?;
             let a = int_value(self.name(), "a", kwarg(&kwargs, "a")?.as_ref())?;
             let b = int_value(self.name(), "b", kwarg(&kwargs, "b")?.as_ref())?;
             self.apply(a, b)
@@ -306,6 +330,7 @@ impl Arith {
     /// `X | add(b=Y)`.
     pub(crate) fn filter(self) -> impl Fn(Value, Kwargs, &State) -> TeraResult<i64> + Send + Sync {
         move |value, kwargs, _| {
+            check_limits()?;
             let a = int_value(self.name(), "value", Some(&value))?;
             let b = int_value(self.name(), "b", kwarg(&kwargs, "b")?.as_ref())?;
             self.apply(a, b)
@@ -315,6 +340,7 @@ impl Arith {
 
 /// `seq(first=A, last=B)`: the integers A..=B (empty when A > B, as confd).
 pub(crate) fn seq(kwargs: Kwargs, _: &State) -> TeraResult<Vec<i64>> {
+    check_limits()?;
     let first = int_value("seq", "first", kwarg(&kwargs, "first")?.as_ref())?;
     let last = int_value("seq", "last", kwarg(&kwargs, "last")?.as_ref())?;
     if last >= first && last.saturating_sub(first) >= MAX_SEQ_LEN {
@@ -328,6 +354,7 @@ pub(crate) fn seq(kwargs: Kwargs, _: &State) -> TeraResult<Vec<i64>> {
 /// `map(pairs=[k1, v1, k2, v2, …])` as confd's `map k1 v1 k2 v2`, or
 /// `map(k1=v1, k2=v2)` in Tera's keyword style. Keys are sorted.
 pub(crate) fn make_map(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     let mut map: BTreeMap<String, Value> = BTreeMap::new();
     if let Some(pairs) = kwargs.get::<Value>("pairs")? {
         let items = pairs
@@ -358,6 +385,7 @@ pub(crate) fn make_map(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 /// `lookupIP(name=H)`: every address H resolves to, sorted and de-duplicated
 /// so that DNS round-robin never changes the rendered file.
 pub(crate) fn lookup_ip(kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
+    check_limits()?;
     let name = kwargs.must_get::<&str>("name")?;
     let mut addresses: Vec<std::net::IpAddr> = match (name, 0u16).to_socket_addrs() {
         Ok(found) => found.map(|a| a.ip()).collect(),
@@ -374,6 +402,7 @@ pub(crate) fn lookup_ip(kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
 /// `{target, port, priority, weight}`, sorted so that DNS shuffling never
 /// changes the rendered file.
 pub(crate) fn lookup_srv(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     let service = kwargs.get::<&str>("service")?.unwrap_or("");
     let proto = kwargs.get::<&str>("proto")?.unwrap_or("");
     let name = kwargs.must_get::<&str>("name")?;
@@ -396,13 +425,56 @@ pub(crate) fn lookup_srv(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 
 /// `fileExists(path=P)`.
 pub(crate) fn file_exists(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let path = kwargs.must_get::<&str>("path")?;
     Ok(std::path::Path::new(path).exists())
 }
 
 /// `datetime()`: the current time, RFC 3339 in UTC.
-pub(crate) fn datetime(_: Kwargs, _: &State) -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+pub(crate) fn datetime(_: Kwargs, _: &State) -> TeraResult<String> {
+    check_limits()?;
+    Ok(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string())
+}
+
+/// `range(end=E[, start=S][, step_by=N])`: Tera's own function, with the
+/// same arguments, results and messages, plus the limit check. Nested loops
+/// over `range` are the usual shape of a runaway template, and this makes
+/// each pass of the outer loop a point where the render can be stopped.
+pub(crate) fn range(kwargs: Kwargs, _: &State) -> TeraResult<Vec<i128>> {
+    check_limits()?;
+    let start = kwargs.get::<i128>("start")?.unwrap_or_default();
+    let end = kwargs.must_get::<i128>("end")?;
+    let step_by = kwargs.get::<i128>("step_by")?.unwrap_or(1);
+    if start > end && step_by > 0 {
+        return Err(Error::message(
+            "Function `range` was called with a `start` argument greater than the `end` one",
+        ));
+    }
+    if step_by == 0 {
+        return Err(Error::message(
+            "Function `range` was called with a `step_by` argument of 0",
+        ));
+    }
+    let overflow =
+        || Error::message("Function `range` was called with arguments that overflow i128");
+    let len = if step_by > 0 {
+        let span = end.checked_sub(start).ok_or_else(overflow)?;
+        span.checked_add(step_by - 1).ok_or_else(overflow)? / step_by
+    } else if start <= end {
+        0
+    } else {
+        let step = step_by.checked_neg().ok_or_else(overflow)?;
+        let span = start.checked_sub(end).ok_or_else(overflow)?;
+        span.checked_add(step - 1).ok_or_else(overflow)? / step
+    };
+    if len > MAX_RANGE_LEN {
+        return Err(Error::message(format!(
+            "Function `range` would produce {len} elements, which exceeds the limit of {MAX_RANGE_LEN}"
+        )));
+    }
+    // `len` is at most MAX_RANGE_LEN here, and every element fits: the
+    // checked arithmetic above bounded the span.
+    Ok((0..len).map(|i| start + i * step_by).collect())
 }
 
 #[cfg(test)]

@@ -8,14 +8,32 @@
 //!
 //! Errors come out as one line, `file:line:col: message`, because they end up
 //! in logs and CI output where Tera's multi-line reports would be cut apart.
+//!
+//! A render can be bounded in time and output size ([`RenderLimits`]):
+//! [`Template::render_limited`] enforces both on the calling thread, and
+//! [`render_bounded`] runs the render on a thread of its own so that the
+//! caller (the daemon's event loop) never waits longer than the timeout.
 
+mod bounded;
 mod data;
 mod funcs;
+mod limits;
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use tera::{Context, ErrorKind, Tera};
+
+pub use bounded::{max_stuck, render_bounded};
+pub use limits::{
+    DEFAULT_MAX_OUTPUT, DEFAULT_RENDER_TIMEOUT, LimitExceeded, MAX_OUTPUT_LIMIT,
+    MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits, format_size, parse_size,
+};
+
+use limits::{Budget, LimitedOutput};
 
 use crate::services::{ServiceData, ServiceQuery};
 use crate::snapshot::View;
@@ -38,6 +56,16 @@ pub enum TemplateError {
     /// variable.
     #[error("{0}")]
     Render(String),
+    /// The render was stopped, or not started, because of a limit: its
+    /// `render_timeout` or `max_output_size`, or earlier renders stuck past
+    /// their timeouts.
+    #[error("{template}: {exceeded}")]
+    Limit {
+        /// The template's name (its path).
+        template: String,
+        /// Which limit, and its value.
+        exceeded: LimitExceeded,
+    },
 }
 
 /// One compiled template, ready to render against any view.
@@ -48,6 +76,9 @@ pub struct Template {
     /// Identifies the source text: two templates with the same fingerprint
     /// render the same output from the same view.
     fingerprint: u64,
+    /// The length of the source text, from which the output buffer's first
+    /// size is guessed (as Tera's own `render` does).
+    source_len: usize,
 }
 
 impl std::fmt::Debug for Template {
@@ -97,6 +128,7 @@ impl TemplateCompiler {
             name: name.to_string(),
             tera: Arc::new(tera),
             fingerprint,
+            source_len: source.len(),
         })
     }
 }
@@ -121,11 +153,61 @@ impl Template {
     /// which service queries the template made (known or not).
     pub fn render_with(&self, view: View, services: Arc<ServiceData>) -> Rendered {
         let context = Context::new();
-        let (result, services_asked) =
-            data::with_context(view, services, || self.tera.render(&self.name, &context));
+        let (result, services_asked) = data::with_context(view, services, None, || {
+            self.tera.render(&self.name, &context)
+        });
         Rendered {
             text: result.map_err(|e| TemplateError::Render(one_line(&e))),
             services_asked,
+        }
+    }
+
+    /// Like [`render_with`](Self::render_with), within `limits`, on the
+    /// calling thread: the render stops with [`TemplateError::Limit`] at the
+    /// write that would take the output past the cap, or soon after its
+    /// deadline, at a write or helper call (the clock is read at one of every
+    /// 64 of them). A loop that writes nothing and calls no helper cannot be
+    /// stopped this way; [`render_bounded`] is the entry point that never
+    /// waits for such a render.
+    pub fn render_limited(
+        &self,
+        view: View,
+        services: Arc<ServiceData>,
+        limits: RenderLimits,
+    ) -> Rendered {
+        let budget = Budget::new(limits, Instant::now(), Arc::new(AtomicBool::new(false)));
+        self.render_budgeted(view, services, budget)
+    }
+
+    /// Renders within `budget`: output through a [`LimitedOutput`], helpers
+    /// checking the same budget. A limit reported by the budget wins over
+    /// whatever error Tera made of it.
+    fn render_budgeted(&self, view: View, services: Arc<ServiceData>, budget: Budget) -> Rendered {
+        let budget = Rc::new(budget);
+        let capacity = self.source_len.saturating_mul(2).next_power_of_two();
+        let mut output = LimitedOutput::new(budget.clone(), capacity);
+        let context = Context::new();
+        let (result, services_asked) =
+            data::with_context(view, services, Some(budget.clone()), || {
+                self.tera.render_to(&self.name, &context, &mut output)
+            });
+        let text = match (budget.exceeded(), result) {
+            (Some(exceeded), _) => Err(self.limit_error(exceeded)),
+            (None, Err(e)) => Err(TemplateError::Render(one_line(&e))),
+            (None, Ok(())) => String::from_utf8(output.into_inner()).map_err(|_| {
+                TemplateError::Render(format!("{}: the rendered text is not UTF-8", self.name))
+            }),
+        };
+        Rendered {
+            text,
+            services_asked,
+        }
+    }
+
+    fn limit_error(&self, exceeded: LimitExceeded) -> TemplateError {
+        TemplateError::Limit {
+            template: self.name.clone(),
+            exceeded,
         }
     }
 }
@@ -172,6 +254,8 @@ fn register_helpers(tera: &mut Tera) {
     tera.register_function("lookupSRV", funcs::lookup_srv);
     tera.register_function("fileExists", funcs::file_exists);
     tera.register_function("datetime", funcs::datetime);
+    // In place of Tera's own `range`, so that loops over it can be stopped.
+    tera.register_function("range", funcs::range);
     for (name, op) in [
         ("add", funcs::Arith::Add),
         ("sub", funcs::Arith::Sub),
@@ -495,6 +579,29 @@ mod tests {
             ok("{{ lookupIP(name=\"127.0.0.1\") | join(sep=\",\") }}", &[]),
             "127.0.0.1"
         );
+    }
+
+    #[test]
+    fn range_behaves_as_teras_own() {
+        assert_eq!(ok("{{ range(end=3) | join(sep=\",\") }}", &[]), "0,1,2");
+        assert_eq!(
+            ok(
+                "{{ range(start=1, end=8, step_by=3) | join(sep=\",\") }}",
+                &[]
+            ),
+            "1,4,7"
+        );
+        assert_eq!(
+            ok(
+                "{{ range(start=5, end=0, step_by=-2) | join(sep=\",\") }}",
+                &[]
+            ),
+            "5,3,1"
+        );
+        assert_eq!(ok("{{ range(start=2, end=2) | length }}", &[]), "0");
+        assert!(err("{{ range(start=3, end=1) }}", &[]).contains("greater than"));
+        assert!(err("{{ range(end=3, step_by=0) }}", &[]).contains("step_by"));
+        assert!(err("{{ range(end=100001) }}", &[]).contains("exceeds the limit of 100000"));
     }
 
     #[test]

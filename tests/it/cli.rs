@@ -1402,3 +1402,64 @@ fn logged_text_cannot_forge_log_lines() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// A runaway template.
+
+/// Nested `range` loops used to block every other resource and SIGTERM:
+/// the render now runs off the event loop within `render_timeout`.
+#[test]
+fn a_runaway_template_fails_alone_and_never_blocks_sigterm() {
+    use crate::common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, STOP_LIMIT};
+    let s = Scenario::new();
+    s.template("hello.tmpl", "{{ getv(key=\"/greeting\") }}\n");
+    s.resource("hello", "hello.txt", &["/greeting"], "");
+    s.template(
+        "runaway.tmpl",
+        "{% for i in range(end=100000) %}{% for j in range(end=100000) %}x{% endfor %}{% endfor %}",
+    );
+    s.resource(
+        "runaway",
+        "runaway.txt",
+        &["/greeting"],
+        "render_timeout = \"500ms\"\n",
+    );
+    let data = s.write("data.yaml", "greeting: one\n");
+    let mut confd = Confd::spawn(
+        &s,
+        &[
+            "-backend".to_string(),
+            "file".to_string(),
+            "-file".to_string(),
+            data.display().to_string(),
+            "-confdir".to_string(),
+            s.confdir(),
+            "-watch".to_string(),
+        ],
+    );
+    confd.expect_file(&s.out("hello.txt"), "one\n", START_LIMIT);
+    confd.expect_log("render_timeout", START_LIMIT);
+    fs::write(&data, "greeting: two\n").expect("edit");
+    confd.expect_file(&s.out("hello.txt"), "two\n", CHANGE_LIMIT);
+    assert!(!s.out("runaway.txt").exists());
+    assert!(confd.running());
+    let stopped = Instant::now();
+    confd.signal("TERM");
+    let run = confd.finish(STOP_LIMIT);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(stopped.elapsed() < STOP_LIMIT);
+
+    // One-shot: the same template fails that resource with exit 1.
+    let run = s.run(&[
+        "-onetime",
+        "-backend",
+        "file",
+        "-file",
+        &data.display().to_string(),
+        "-confdir",
+        &s.confdir(),
+    ]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("render_timeout"), "{}", run.stderr);
+    assert!(!s.out("runaway.txt").exists());
+}
