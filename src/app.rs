@@ -77,7 +77,7 @@ fn run_sync(flags: cli::Flags) -> u8 {
             }
         }
     };
-    runtime.block_on(async {
+    let status = runtime.block_on(async {
         if setup.settings.onetime {
             run_onetime(setup).await
         } else {
@@ -91,7 +91,11 @@ fn run_sync(flags: cli::Flags) -> u8 {
                 }
             }
         }
-    })
+    });
+    // Do not wait for what is still running in the background (a render
+    // stuck past its timeout, the wait for it): the work is over.
+    runtime.shutdown_background();
+    status
 }
 
 /// One pass; with `-wait-keys`, passes that failed only for want of data are

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use std::sync::mpsc::{self, RecvTimeoutError};
 
 use super::limits::{Budget, LimitExceeded, RenderLimits};
 use super::{Rendered, Template, TemplateError};
@@ -126,7 +126,7 @@ impl Renderer {
             finished: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
         });
-        let (sender, mut receiver) = oneshot::channel();
+        let (sender, receiver) = mpsc::sync_channel(1);
         let work = {
             let job = job.clone();
             let stuck = self.stuck.clone();
@@ -161,24 +161,39 @@ impl Renderer {
             job: &job,
             armed: true,
         };
+        // The wait is measured on the wall clock, on the blocking pool: the
+        // render runs on a thread of its own, in real time, whatever the
+        // runtime's clock says (a paused test clock would otherwise jump
+        // straight past the timeout while the render runs).
         let timeout = limits.timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(timeout, &mut receiver).await {
-            Ok(Ok(rendered)) => {
+        let cancel = job.cancel.clone();
+        let waited = tokio::task::spawn_blocking(move || match receiver.recv_timeout(timeout) {
+            Ok(rendered) => Waited::Done(rendered),
+            Err(RecvTimeoutError::Disconnected) => Waited::Lost,
+            Err(RecvTimeoutError::Timeout) => {
+                cancel.store(true, Ordering::Relaxed);
+                // Only a render that does not stop now counts as stuck.
+                match receiver.recv_timeout(GRACE) {
+                    Ok(_) | Err(RecvTimeoutError::Disconnected) => Waited::Stopped,
+                    Err(RecvTimeoutError::Timeout) => Waited::Stuck,
+                }
+            }
+        })
+        .await
+        .unwrap_or(Waited::Lost);
+        match waited {
+            Waited::Done(rendered) => {
                 abandon.armed = false;
                 rendered
             }
-            Ok(Err(_)) => {
+            Waited::Lost => {
                 abandon.armed = false;
                 failed(TemplateError::Render(format!(
                     "{name}: the render thread ended without a result"
                 )))
             }
-            Err(_) => {
-                job.cancel.store(true, Ordering::Relaxed);
-                // Only a render that does not stop now counts as stuck.
-                if tokio::time::timeout(GRACE, &mut receiver).await.is_ok() {
-                    abandon.armed = false;
-                }
+            Waited::Stopped | Waited::Stuck => {
+                abandon.armed = matches!(waited, Waited::Stuck);
                 drop(abandon);
                 failed(TemplateError::Limit {
                     template: name,
@@ -187,6 +202,18 @@ impl Renderer {
             }
         }
     }
+}
+
+/// How the wait for a render ended.
+enum Waited {
+    /// It finished in time.
+    Done(Rendered),
+    /// Its thread ended without a result.
+    Lost,
+    /// It passed its timeout and stopped when told to.
+    Stopped,
+    /// It passed its timeout and is still running.
+    Stuck,
 }
 
 fn failed(error: TemplateError) -> Rendered {
