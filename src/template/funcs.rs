@@ -4,7 +4,6 @@
 //! printing confd's `<no value>`.
 
 use std::collections::BTreeMap;
-use std::net::ToSocketAddrs;
 
 use base64::Engine as _;
 use tera::{Error, Kwargs, State, StringInput, TeraResult, Value};
@@ -348,13 +347,8 @@ pub(crate) fn make_map(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 /// so that DNS round-robin never changes the rendered file.
 pub(crate) fn lookup_ip(kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
     let name = kwargs.must_get::<&str>("name")?;
-    let mut addresses: Vec<std::net::IpAddr> = match (name, 0u16).to_socket_addrs() {
-        Ok(found) => found.map(|a| a.ip()).collect(),
-        // confd returns an empty list for a name that does not resolve.
-        Err(_) => Vec::new(),
-    };
-    addresses.sort();
-    addresses.dedup();
+    let addresses =
+        crate::dns::lookup_ip(name).map_err(|e| Error::message(format!("lookupIP: {e}")))?;
     Ok(addresses.into_iter().map(|a| a.to_string()).collect())
 }
 
