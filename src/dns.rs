@@ -7,8 +7,8 @@
 //! `options ndots:N timeout:N attempts:N` (glibc's defaults 1, 5 s and 2;
 //! `timeout` is capped at 30 s and `attempts` at 5, as glibc does); with no
 //! `nameserver` line, 127.0.0.1 and ::1, as glibc. [`SERVER_ENV`] replaces
-//! the name servers. `/etc/hosts` is honoured for addresses, and `localhost`
-//! always means the loopback addresses.
+//! the name servers. `/etc/hosts` (read once too) is honoured for addresses,
+//! and `localhost` always means the loopback addresses.
 //!
 //! Time bound: each try waits up to `timeout` for the name servers (two asked
 //! at once), and a lookup — search-list names and both address families

@@ -344,7 +344,9 @@ pub(crate) fn make_map(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 }
 
 /// `lookupIP(name=H)`: every address H resolves to, sorted and de-duplicated
-/// so that DNS round-robin never changes the rendered file.
+/// so that DNS round-robin never changes the rendered file; `[]` for a name
+/// that does not exist, an error when no name server answers in time (an
+/// empty list would drop every address from the file).
 pub(crate) fn lookup_ip(kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
     let name = kwargs.must_get::<&str>("name")?;
     let addresses =
