@@ -171,25 +171,31 @@ fn silent_server_fails_within_the_bound_naming_the_record() {
     let text = "search example.test\noptions timeout:1 attempts:2\n";
     let dns = Dns::new("f", text, Some(&silent.address.to_string())).unwrap();
     let bound = Duration::from_secs(2);
-    for (kind, result) in [
-        ("SRV", dns.srv("_http._tcp.example.com").map(|_| ())),
-        ("IP", dns.ip("db.example.com").map(|_| ())),
-    ] {
+    let timed = |kind: &str, lookup: &dyn Fn() -> Result<(), DnsError>| {
         let started = Instant::now();
-        let error = result.unwrap_err();
+        let error = lookup().unwrap_err();
         let took = started.elapsed();
+        // The grace past the bound only covers a machine too busy to wake us.
+        assert!(took <= bound + GRACE, "{kind}: {took:?}");
         assert!(
-            took <= bound + Duration::from_millis(500),
+            took >= bound - Duration::from_millis(100),
             "{kind}: {took:?}"
         );
         assert!(
-            matches!(error, DnsError::Timeout { kind: k, bound: b, .. } if k == kind && b == bound)
+            matches!(&error, DnsError::Timeout { kind: k, bound: b, .. } if *k == kind && *b == bound),
+            "{error}"
         );
-    }
-    let error = dns.srv("_http._tcp.example.com").unwrap_err().to_string();
+        error.to_string()
+    };
+    let error = timed("SRV", &|| dns.srv("_http._tcp.example.com").map(|_| ()));
     assert_eq!(
         error,
         "SRV lookup of _http._tcp.example.com: no answer within 2s (timeout × attempts)"
+    );
+    let error = timed("IP", &|| dns.ip("db.example.com").map(|_| ()));
+    assert_eq!(
+        error,
+        "IP lookup of db.example.com: no answer within 2s (timeout × attempts)"
     );
     assert!(
         silent.queries.load(Ordering::Relaxed) > 0,
