@@ -6,7 +6,6 @@
 //! `range` replaces Tera's own function of that name for the same reason.
 
 use std::collections::BTreeMap;
-use std::net::ToSocketAddrs;
 
 use base64::Engine as _;
 use tera::{Error, Kwargs, State, StringInput, TeraResult, Value};
@@ -383,17 +382,14 @@ pub(crate) fn make_map(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 }
 
 /// `lookupIP(name=H)`: every address H resolves to, sorted and de-duplicated
-/// so that DNS round-robin never changes the rendered file.
+/// so that DNS round-robin never changes the rendered file; `[]` for a name
+/// that does not exist, an error when no name server answers in time (an
+/// empty list would drop every address from the file).
 pub(crate) fn lookup_ip(kwargs: Kwargs, _: &State) -> TeraResult<Vec<String>> {
     check_limits()?;
     let name = kwargs.must_get::<&str>("name")?;
-    let mut addresses: Vec<std::net::IpAddr> = match (name, 0u16).to_socket_addrs() {
-        Ok(found) => found.map(|a| a.ip()).collect(),
-        // confd returns an empty list for a name that does not resolve.
-        Err(_) => Vec::new(),
-    };
-    addresses.sort();
-    addresses.dedup();
+    let addresses =
+        crate::dns::lookup_ip(name).map_err(|e| Error::message(format!("lookupIP: {e}")))?;
     Ok(addresses.into_iter().map(|a| a.to_string()).collect())
 }
 
