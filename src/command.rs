@@ -108,10 +108,8 @@ pub async fn run_shell(command: &str, limit: Duration) -> Result<String, Command
 
     let waited = tokio::time::timeout(limit, child.wait()).await;
     let timed_out = waited.is_err();
-    if timed_out {
-        if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
+    if timed_out && let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let status = match waited {
         Ok(status) => status,

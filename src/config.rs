@@ -317,15 +317,15 @@ fn reject_flags_the_backend_does_not_use(
         ("-srv-domain", flags.srv_domain.is_some()),
         ("-srv-record", flags.srv_record.is_some()),
     ];
-    if !backend.is_networked() {
-        if let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given) {
-            return Err(ConfigError::setting(
-                *flag,
-                format!(
-                    "only the etcd, etcdv3 and consul backends use this flag, not the {backend} backend"
-                ),
-            ));
-        }
+    if !backend.is_networked()
+        && let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given)
+    {
+        return Err(ConfigError::setting(
+            *flag,
+            format!(
+                "only the etcd, etcdv3 and consul backends use this flag, not the {backend} backend"
+            ),
+        ));
     }
     if backend != BackendKind::File && !flags.files.is_empty() {
         return Err(ConfigError::setting(

@@ -254,10 +254,10 @@ impl StageGuard {
 
 impl Drop for StageGuard {
     fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
-            if self.keep {
-                let _ = file.keep();
-            }
+        if let Some(file) = self.file.take()
+            && self.keep
+        {
+            let _ = file.keep();
         }
     }
 }

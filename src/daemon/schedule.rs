@@ -105,10 +105,8 @@ impl Schedule {
                 },
             });
         }
-        if data_change {
-            if let Some(slot) = self.last_change.get_mut(i) {
-                *slot = Some(now);
-            }
+        if data_change && let Some(slot) = self.last_change.get_mut(i) {
+            *slot = Some(now);
         }
     }
 

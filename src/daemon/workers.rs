@@ -249,13 +249,13 @@ impl Workers {
                 }
                 Some(Err(error)) => {
                     let id = error.id();
-                    if let Some(worker) = self.tasks.remove(&id) {
-                        if !error.is_cancelled() {
-                            return Ended {
-                                worker,
-                                error: Some(error),
-                            };
-                        }
+                    if let Some(worker) = self.tasks.remove(&id)
+                        && !error.is_cancelled()
+                    {
+                        return Ended {
+                            worker,
+                            error: Some(error),
+                        };
                     }
                 }
                 None => std::future::pending::<()>().await,

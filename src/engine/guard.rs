@@ -13,13 +13,13 @@ pub fn check(
     roots: &[String],
     last_good: Option<usize>,
 ) -> Result<(), String> {
-    if let Some(min) = resource.min_keys {
-        if count < min {
-            return Err(format!(
-                "refusing to write: the resource sees {count} keys under {} but min_keys = {min}; dest left as it is",
-                roots.join(", ")
-            ));
-        }
+    if let Some(min) = resource.min_keys
+        && count < min
+    {
+        return Err(format!(
+            "refusing to write: the resource sees {count} keys under {} but min_keys = {min}; dest left as it is",
+            roots.join(", ")
+        ));
     }
     if let (Some(max_shrink), Some(previous)) = (resource.max_shrink, last_good) {
         let floor = previous as f64 * (1.0 - max_shrink);

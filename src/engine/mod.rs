@@ -291,12 +291,13 @@ impl Engine {
                 if matches!(outcome, Outcome::Updated | Outcome::Unchanged) {
                     good_counts.push((resource.name.clone(), step.count));
                 }
-                if outcome == Outcome::Updated && !self.options.sync_only {
-                    if let Some(reload) = &resource.reload_cmd {
-                        let dest = resource.dest.display().to_string();
-                        let line = command::expand(reload, None, &dest);
-                        reloads.queue(line, resource.command_timeout, position);
-                    }
+                if outcome == Outcome::Updated
+                    && !self.options.sync_only
+                    && let Some(reload) = &resource.reload_cmd
+                {
+                    let dest = resource.dest.display().to_string();
+                    let line = command::expand(reload, None, &dest);
+                    reloads.queue(line, resource.command_timeout, position);
                 }
                 outcomes.push(outcome);
             }

@@ -300,10 +300,10 @@ fn report_lines(text: &str) -> Vec<String> {
         let trimmed = line.trim_start();
         if let Some(m) = trimmed.strip_prefix("error: ") {
             message = Some(m);
-        } else if let Some(location) = trimmed.strip_prefix("--> ") {
-            if let Some(m) = message.take() {
-                out.push(format!("{location}: {m}"));
-            }
+        } else if let Some(location) = trimmed.strip_prefix("--> ")
+            && let Some(m) = message.take()
+        {
+            out.push(format!("{location}: {m}"));
         }
     }
     out

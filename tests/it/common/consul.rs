@@ -1083,10 +1083,10 @@ impl Request {
         if let Some(t) = self.param("token").filter(|t| !t.is_empty()) {
             return Some(t.to_string());
         }
-        if let Some(t) = self.header("X-Consul-Token").map(str::trim) {
-            if !t.is_empty() {
-                return Some(t.to_string());
-            }
+        if let Some(t) = self.header("X-Consul-Token").map(str::trim)
+            && !t.is_empty()
+        {
+            return Some(t.to_string());
         }
         let auth = self.header("Authorization")?.trim();
         let (scheme, token) = auth.split_once(' ')?;
@@ -1490,11 +1490,11 @@ fn serve(
     } else {
         None
     };
-    if let Some(dc) = request.param("dc").filter(|d| !d.is_empty()) {
-        if dc != shared.options.datacenter {
-            count(shared, |c| c.other += 1);
-            return Some(Response::text(500, "No path to datacenter"));
-        }
+    if let Some(dc) = request.param("dc").filter(|d| !d.is_empty())
+        && dc != shared.options.datacenter
+    {
+        count(shared, |c| c.other += 1);
+        return Some(Response::text(500, "No path to datacenter"));
     }
     if let Some(required) = &shared.options.token {
         let denied = match request.token() {

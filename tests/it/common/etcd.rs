@@ -130,15 +130,15 @@ impl Etcd {
         );
         let deadline = Instant::now() + START_LIMIT;
         while Instant::now() < deadline {
-            if let Ok((200, body)) = http(self.client_port, "GET", "/health", None, "") {
-                if body.contains("true") {
-                    return;
-                }
+            if let Ok((200, body)) = http(self.client_port, "GET", "/health", None, "")
+                && body.contains("true")
+            {
+                return;
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("etcd exited at start ({status}): {}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("etcd exited at start ({status}): {}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
