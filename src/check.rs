@@ -73,7 +73,9 @@ pub fn problems(args: &CheckArgs) -> Vec<String> {
                 continue;
             }
         }
-        if let Err(e) = template.render(view) {
+        // The resource's own limits: CI must not hang on a runaway template.
+        let rendered = template.render_limited(view, Arc::default(), r.render_limits);
+        if let Err(e) = rendered.text {
             problems.push(format!("{e} (resource {})", r.name));
         }
     }

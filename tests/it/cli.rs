@@ -1463,3 +1463,37 @@ fn a_runaway_template_fails_alone_and_never_blocks_sigterm() {
     assert!(run.stderr.contains("render_timeout"), "{}", run.stderr);
     assert!(!s.out("runaway.txt").exists());
 }
+
+/// `confd check` renders with each resource's limits, so a runaway template
+/// fails the lint instead of hanging CI.
+#[test]
+fn check_reports_a_runaway_template_within_its_render_timeout() {
+    let s = Scenario::new();
+    s.template(
+        "runaway.tmpl",
+        "{% for i in range(end=100000) %}{% for j in range(end=100000) %}x{% endfor %}{% endfor %}",
+    );
+    s.resource(
+        "runaway",
+        "runaway.txt",
+        &["/greeting"],
+        "render_timeout = \"300ms\"\n",
+    );
+    let fixtures = s.write("fixtures.yaml", "greeting: one\n");
+    let started = Instant::now();
+    let run = s.run(&[
+        "check",
+        "-confdir",
+        &s.confdir(),
+        "-file",
+        &fixtures.display().to_string(),
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains("render_timeout") || run.stderr.contains("render_timeout"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
