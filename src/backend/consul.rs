@@ -154,7 +154,7 @@ impl ConsulApi {
                 }
             })
             .await?;
-        let location = format!("{} {what}", node.as_str().trim_end_matches('/'));
+        let location = format!("{node} {what}");
         let status = response.status();
         let index = response
             .headers()

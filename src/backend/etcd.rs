@@ -139,7 +139,7 @@ impl EtcdBackend {
                 client.get(url)
             })
             .await?;
-        let location = format!("{} key {root}", node.as_str().trim_end_matches('/'));
+        let location = format!("{node} key {root}");
         let index = response
             .headers()
             .get("X-Etcd-Index")
@@ -209,7 +209,7 @@ impl Backend for EtcdBackend {
             .await;
         // etcd answers a long poll's headers at once; only the body waits.
         let (response, node) = sent?;
-        let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
+        let location = format!("{node} watch {root}");
         let status = response.status();
         let body = match response.bytes().await {
             Ok(body) => body,

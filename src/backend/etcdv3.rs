@@ -1,8 +1,8 @@
 //! The `etcdv3` backend: etcd's v3 API through its JSON gateway (`/v3/kv/range`),
 //! so no gRPC code generation is needed. Each distinct prefix is one range read
 //! at one revision, paged for large ranges; keys and values travel base64
-//! encoded. With -username/-password the gateway's token authentication is
-//! used (basic auth is a v2 notion).
+//! encoded. With -username/-password (or a node URL's `user:password@`) the
+//! gateway's token authentication is used (basic auth is a v2 notion).
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -141,14 +141,19 @@ impl EtcdV3Backend {
     /// Prepares the client (nothing is sent yet).
     pub fn new(config: &HttpConfig) -> Result<EtcdV3Backend, ConfigError> {
         let mut config = config.clone();
-        let credentials = config
+        let flagged = config
             .auth
             .username
             .take()
             .map(|user| (user, config.auth.password.take().unwrap_or_default()));
         config.auth.basic_auth = false;
+        let client = NodeClient::new(&config)?;
+        // A node URL's user information stands for -username/-password when
+        // those are not given; either way it becomes a token, never a basic
+        // Authorization header (the gateway would read that as a bad token).
+        let credentials = flagged.or_else(|| client.userinfo_credentials());
         Ok(EtcdV3Backend {
-            client: NodeClient::new(&config)?,
+            client: client.without_userinfo_auth(),
             credentials,
             token: Mutex::new(None),
             streams: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -185,7 +190,7 @@ impl EtcdV3Backend {
                 &None,
             )
             .await?;
-        let location = node.as_str().trim_end_matches('/').to_string();
+        let location = node;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -223,7 +228,7 @@ impl EtcdV3Backend {
         body: String,
         timeout: std::time::Duration,
         token: &Option<String>,
-    ) -> Result<(reqwest::Response, reqwest::Url), BackendError> {
+    ) -> Result<(reqwest::Response, String), BackendError> {
         self.client
             .send(timeout, |client, node| {
                 let request = client
@@ -250,7 +255,7 @@ impl EtcdV3Backend {
             let (response, node) = self
                 .send_json(path, body.to_string(), REQUEST_TIMEOUT, &token)
                 .await?;
-            let location = node.as_str().trim_end_matches('/').to_string();
+            let location = node;
             let status = response.status();
             let bytes = response
                 .bytes()
@@ -339,7 +344,7 @@ impl EtcdV3Backend {
         let (response, node) = self
             .send_json("v3/watch", body, WATCH_LIMIT, &token)
             .await?;
-        let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
+        let location = format!("{node} watch {root}");
         if response.status() != StatusCode::OK {
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED {

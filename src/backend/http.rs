@@ -2,6 +2,10 @@
 //! TLS with client certificates, basic auth, bounded timeouts, and failover
 //! across `-node` addresses in the order given, remembering the last node that
 //! answered so a dead first node costs one failed connect, not one per request.
+//!
+//! Secrets never reach a message: a node is always named with the password of
+//! its URL masked (`http://user:***@host:2379`), and credentials in a node URL
+//! are sent as basic auth for that node only, never left in the URL.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,8 +21,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for an ordinary (non-watch) request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Credentials and TLS material for networked backends.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Credentials and TLS material for networked backends. Its `Debug` masks the
+/// password and the token, so printing settings never leaks them.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ClientAuth {
     /// Basic auth user.
     pub username: Option<String>,
@@ -36,6 +41,21 @@ pub struct ClientAuth {
     pub client_ca_keys: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |secret: &Option<String>| secret.as_ref().map(|_| "***");
+        f.debug_struct("ClientAuth")
+            .field("username", &self.username)
+            .field("password", &masked(&self.password))
+            .field("basic_auth", &self.basic_auth)
+            .field("auth_token", &masked(&self.auth_token))
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("client_ca_keys", &self.client_ca_keys)
+            .finish()
+    }
+}
+
 /// Where and how a networked backend connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -49,28 +69,149 @@ pub struct HttpConfig {
     pub auth: ClientAuth,
 }
 
-/// An HTTP client bound to a list of nodes.
-#[derive(Debug)]
+/// An HTTP client bound to a list of nodes. Its `Debug` leaves out every
+/// credential.
 pub struct NodeClient {
     backend: &'static str,
     client: Client,
-    nodes: Vec<Url>,
+    nodes: Vec<Node>,
     preferred: AtomicUsize,
     basic_auth: Option<(String, String)>,
 }
 
-/// Parses a node address; `host:port` gets `scheme://` in front.
-pub fn node_url(address: &str, scheme: &str) -> Result<Url, String> {
-    let text = if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("{scheme}://{address}")
-    };
-    let url = Url::parse(&text).map_err(|e| format!("{address:?} is not a valid address: {e}"))?;
-    match url.scheme() {
-        "http" | "https" => Ok(url),
-        other => Err(format!("{address:?}: scheme {other} is not http or https")),
+impl std::fmt::Debug for NodeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeClient")
+            .field("backend", &self.backend)
+            .field("nodes", &self.describe_nodes())
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(user, _)| user),
+            )
+            .finish_non_exhaustive()
     }
+}
+
+/// One `-node`: where requests go, how messages name it, and the credentials
+/// its URL carried.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The address without user information (requests never carry it in
+    /// the URL).
+    pub url: Url,
+    /// The address as messages show it: the password masked.
+    pub name: String,
+    /// User and password from the URL's user information, percent-decoded.
+    pub userinfo: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Node {
+    /// Parses a node address; `host:port` gets `scheme://` in front. User
+    /// information (`http://user:pass@host`) is taken out of the URL and
+    /// kept as credentials. Errors show the address with its password masked.
+    pub fn parse(address: &str, scheme: &str) -> Result<Node, String> {
+        let text = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("{scheme}://{address}")
+        };
+        let shown = redact_address(address);
+        let mut url =
+            Url::parse(&text).map_err(|e| format!("{shown:?} is not a valid address: {e}"))?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => return Err(format!("{shown:?}: scheme {other} is not http or https")),
+        }
+        let userinfo = if url.username().is_empty() && url.password().is_none() {
+            None
+        } else {
+            let user = percent_decode(url.username());
+            let password = percent_decode(url.password().unwrap_or_default());
+            match (user, password) {
+                (Some(user), Some(password)) => Some((user, password)),
+                _ => {
+                    return Err(format!(
+                        "{shown:?}: the user name or password is not valid percent-encoded UTF-8"
+                    ));
+                }
+            }
+        };
+        let user_as_written = url.username().to_string();
+        // Both calls only fail for URLs that cannot have user information
+        // (no host), which http and https URLs always have.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let bare = url.as_str().trim_end_matches('/');
+        let name = match &userinfo {
+            Some((_, password)) => {
+                let masked = if password.is_empty() {
+                    format!("{user_as_written}@")
+                } else {
+                    format!("{user_as_written}:***@")
+                };
+                match bare.split_once("://") {
+                    Some((scheme, rest)) => format!("{scheme}://{masked}{rest}"),
+                    None => bare.to_string(),
+                }
+            }
+            None => bare.to_string(),
+        };
+        Ok(Node {
+            url,
+            name,
+            userinfo,
+        })
+    }
+}
+
+/// Parses a node address; `host:port` gets `scheme://` in front. The URL
+/// keeps no user information (see [`Node::parse`]).
+pub fn node_url(address: &str, scheme: &str) -> Result<Url, String> {
+    Node::parse(address, scheme).map(|node| node.url)
+}
+
+/// An address as it may be shown: the password of its user information (if
+/// any) replaced by `***`, as Go's `URL.Redacted` does. Works on text that
+/// does not parse as a URL, so a typo never puts a password in an error; it
+/// takes the last `@` as the end of the user information, so a password that
+/// itself holds `@`, `/` or `?` is masked whole.
+pub fn redact_address(address: &str) -> String {
+    let (scheme, rest) = match address.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), address),
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}{user}:***@{host}"),
+            None => format!("{scheme}{userinfo}@{host}"),
+        },
+        None => address.to_string(),
+    }
+}
+
+/// Decodes `%XX` escapes; `None` when an escape is malformed or the result is
+/// not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -92,7 +233,7 @@ impl NodeClient {
         let nodes = config
             .nodes
             .iter()
-            .map(|n| node_url(n, &config.scheme).map_err(|e| ConfigError::setting("-node", e)))
+            .map(|n| Node::parse(n, &config.scheme).map_err(|e| ConfigError::setting("-node", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut builder = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -106,7 +247,7 @@ impl NodeClient {
                 ConfigError::setting("-client-ca-keys", format!("{}: {e}", ca.display()))
             })?;
             builder = builder.tls_certs_only(certificates);
-        } else if nodes.iter().all(|n| n.scheme() == "http") {
+        } else if nodes.iter().all(|n| n.url.scheme() == "http") {
             // No TLS at all: skip loading the system's root store (tens of ms).
             builder = builder.tls_certs_only(Vec::new());
         }
@@ -161,43 +302,58 @@ impl NodeClient {
         })
     }
 
-    /// The configured nodes, for messages.
+    /// The configured nodes, for messages (passwords masked).
     pub fn describe_nodes(&self) -> String {
         self.nodes
             .iter()
-            .map(|u| u.as_str().trim_end_matches('/'))
+            .map(|n| n.name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     }
 
+    /// The user and password of the first node whose URL carries them (for
+    /// etcd v3, whose gateway takes them for token authentication).
+    pub fn userinfo_credentials(&self) -> Option<(String, String)> {
+        self.nodes.iter().find_map(|n| n.userinfo.clone())
+    }
+
+    /// Stops sending the nodes' user information as basic auth (etcd v3
+    /// turns it into a token instead: its gateway would take a basic
+    /// `Authorization` header for a bad token).
+    pub fn without_userinfo_auth(mut self) -> NodeClient {
+        for node in &mut self.nodes {
+            node.userinfo = None;
+        }
+        self
+    }
+
     /// Sends a request built for each node in turn (the one that answered
     /// last first) until one answers; any HTTP status counts as an answer.
-    /// `timeout` bounds the whole request on one node.
+    /// `timeout` bounds the whole request on one node. Returns the answer
+    /// and the node's name for messages (password masked).
     pub async fn send(
         &self,
         timeout: Duration,
         build: impl Fn(&Client, &Url) -> RequestBuilder,
-    ) -> Result<(Response, Url), BackendError> {
+    ) -> Result<(Response, String), BackendError> {
         let count = self.nodes.len();
         let first = self.preferred.load(Ordering::Relaxed) % count.max(1);
         let mut failures: Vec<String> = Vec::new();
         for offset in 0..count {
             let index = (first + offset) % count;
             let node = &self.nodes[index];
-            let mut request = build(&self.client, node).timeout(timeout);
-            if let Some((user, password)) = &self.basic_auth {
+            let mut request = build(&self.client, &node.url).timeout(timeout);
+            // -username/-password win over the URL's user information, as
+            // an explicit Authorization header does in Go's HTTP client.
+            if let Some((user, password)) = self.basic_auth.as_ref().or(node.userinfo.as_ref()) {
                 request = request.basic_auth(user, Some(password));
             }
             match request.send().await {
                 Ok(response) => {
                     self.preferred.store(index, Ordering::Relaxed);
-                    return Ok((response, node.clone()));
+                    return Ok((response, node.name.clone()));
                 }
-                Err(e) => failures.push(format!(
-                    "{} {}",
-                    node.as_str().trim_end_matches('/'),
-                    describe_reqwest_error(&e)
-                )),
+                Err(e) => failures.push(format!("{} {}", node.name, describe_reqwest_error(&e))),
             }
         }
         let message = match failures.as_slice() {
@@ -227,7 +383,8 @@ pub fn network_error(
     }
 }
 
-/// A reqwest error as a short phrase, with its innermost cause.
+/// A reqwest error as a short phrase, with its innermost cause. The error's
+/// own text (which names the URL) is never used, only its kind and causes.
 pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
@@ -238,11 +395,14 @@ pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(next) = cause.source() {
-        cause = next;
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(next) = cause.and_then(|c| c.source()) {
+        cause = Some(next);
     }
-    format!("{kind}: {cause}")
+    match cause {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -261,5 +421,70 @@ mod tests {
         );
         assert!(node_url("ftp://x", "http").is_err());
         assert!(node_url("http://[bad", "http").is_err());
+    }
+
+    #[test]
+    fn user_information_leaves_the_url_and_its_password_is_masked() {
+        let node = Node::parse("http://root:s3%20cret@127.0.0.1:2379", "http").expect("parses");
+        assert_eq!(node.url.as_str(), "http://127.0.0.1:2379/");
+        assert_eq!(node.name, "http://root:***@127.0.0.1:2379");
+        assert_eq!(
+            node.userinfo,
+            Some(("root".to_string(), "s3 cret".to_string()))
+        );
+        assert!(!format!("{node:?}").contains("s3"));
+        // host:port with user information gets the scheme and the same mask.
+        let bare = Node::parse("u:p@etcd:2379", "https").expect("parses");
+        assert_eq!(bare.name, "https://u:***@etcd:2379");
+        // A user without a password is shown as is (as Go's URL.Redacted).
+        let user_only = Node::parse("http://u@h:1", "http").expect("parses");
+        assert_eq!(user_only.name, "http://u@h:1");
+        assert_eq!(user_only.userinfo, Some(("u".to_string(), String::new())));
+        let plain = Node::parse("http://h:1", "http").expect("parses");
+        assert_eq!((plain.name.as_str(), plain.userinfo), ("http://h:1", None));
+    }
+
+    #[test]
+    fn addresses_that_do_not_parse_never_show_their_password() {
+        for address in [
+            "http://root:s3cret@[bad",
+            "ftp://root:s3cret@h",
+            "root:s3cret@[bad",
+            "http://root:s3cret/x@h:1",
+            "http://root:s3%ZZcret@h:1",
+        ] {
+            let error = Node::parse(address, "http").expect_err(address);
+            assert!(!error.contains("s3"), "{address}: {error}");
+            assert!(error.contains("root:***@"), "{address}: {error}");
+        }
+        assert_eq!(
+            redact_address("http://a:b@c@host:1/p"),
+            "http://a:***@host:1/p"
+        );
+        assert_eq!(redact_address("host:1"), "host:1");
+    }
+
+    #[test]
+    fn debug_output_masks_every_secret() {
+        let auth = ClientAuth {
+            username: Some("root".into()),
+            password: Some("s3cret".into()),
+            auth_token: Some("t0ken".into()),
+            ..ClientAuth::default()
+        };
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("root") && !shown.contains("s3cret") && !shown.contains("t0ken"));
+        let client = NodeClient::new(&HttpConfig {
+            backend: "etcd",
+            nodes: vec!["http://u:s3cret@127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            scheme: "http".into(),
+            auth,
+        })
+        .expect("client");
+        assert_eq!(
+            client.describe_nodes(),
+            "http://u:***@127.0.0.1:1, http://127.0.0.1:2"
+        );
+        assert!(!format!("{client:?}").contains("s3cret"));
     }
 }

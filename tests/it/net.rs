@@ -1,0 +1,339 @@
+//! The networked backends against misbehaving or hostile servers on
+//! 127.0.0.1: a tiny HTTP server that answers what each test scripts and
+//! records every request ([`TinyServer`]), and a TCP proxy that can be
+//! frozen — it stops forwarding bytes but keeps every socket open, as a
+//! partitioned node or a frozen VM does ([`FreezableProxy`], used by the
+//! etcd and Consul watch tests too). Secrets in node URLs, size caps, server
+//! text in messages and redirects are checked here. Every server is the
+//! test's own, every wait is bounded.
+
+// The helpers serve the etcd and Consul test modules too.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::common::confd::{Confd, START_LIMIT, args, onetime};
+use crate::common::{Scenario, free_port, read};
+
+// ---------------------------------------------------------------------------
+// A tiny scripted HTTP server
+// ---------------------------------------------------------------------------
+
+/// One request as the tiny server saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub target: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the tiny server answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Send the body chunked, without a Content-Length.
+    pub chunked: bool,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            chunked: false,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn chunked(mut self) -> Reply {
+        self.chunked = true;
+        self
+    }
+}
+
+type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// An HTTP/1.1 server on a free 127.0.0.1 port that answers every request
+/// with what its handler returns (one request per connection) and records
+/// them; stopped when dropped.
+pub struct TinyServer {
+    port: u16,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TinyServer {
+    pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> TinyServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind tiny server");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("address").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (log, stopping) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (log, handler) = (log.clone(), handler.clone());
+                        std::thread::spawn(move || serve(stream, &log, &*handler));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        TinyServer {
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, handler: &Handler) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let Some(request) = read_request(&mut stream) else {
+        return;
+    };
+    log.lock().expect("lock").push(request.clone());
+    let reply = handler(&request);
+    let mut head = format!(
+        "HTTP/1.1 {} Scripted\r\nConnection: close\r\n",
+        reply.status
+    );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if reply.chunked {
+        head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+    } else {
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
+    }
+    // The client may hang up early (a size cap): write errors end the reply.
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    if reply.chunked {
+        for chunk in reply.body.chunks(64 * 1024) {
+            let framed = [
+                format!("{:x}\r\n", chunk.len()).as_bytes(),
+                chunk,
+                b"\r\n".as_slice(),
+            ]
+            .concat();
+            if stream.write_all(&framed).is_err() {
+                return;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+    } else {
+        for chunk in reply.body.chunks(64 * 1024) {
+            if stream.write_all(chunk).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        if buffer.len() > 64 * 1024 {
+            return None;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split_whitespace();
+    let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buffer[head_end + 4..].to_vec();
+    while body.len() < length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(Recorded {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+/// An etcd v2 answer holding `/app/a` = `value`.
+pub fn etcd_v2_answer(value: &str) -> Reply {
+    let body = serde_json::json!({
+        "action": "get",
+        "node": {"key": "/app", "dir": true, "nodes": [{"key": "/app/a", "value": value}]}
+    });
+    Reply::new(200, body.to_string())
+        .header("Content-Type", "application/json")
+        .header("X-Etcd-Index", "7")
+}
+
+/// A Consul KV `?recurse` answer holding `app/a` = `value`.
+pub fn consul_answer(value: &str) -> Reply {
+    let body = serde_json::json!([
+        {"Key": "app/a", "Value": BASE64.encode(value), "Flags": 0, "CreateIndex": 5, "ModifyIndex": 5, "LockIndex": 0}
+    ]);
+    Reply::new(200, body.to_string())
+        .header("Content-Type", "application/json")
+        .header("X-Consul-Index", "5")
+}
+
+/// A scenario with one resource listing `/app` into `out/app.conf`, which
+/// holds "old\n" to start with.
+fn app_scenario() -> Scenario {
+    let s = Scenario::new();
+    s.template(
+        "app.tmpl",
+        "{% for k in ls(key=\"/app\") %}{{ k }}={{ getv(key=\"/app/\" ~ k) }}\n{% endfor %}",
+    );
+    s.resource("app", "app.conf", &["/app"], "");
+    s.write("out/app.conf", "old\n");
+    s
+}
+
+const BACKENDS: [&str; 3] = ["etcd", "etcdv3", "consul"];
+
+// ---------------------------------------------------------------------------
+// 1. Credentials in node URLs
+// ---------------------------------------------------------------------------
+
+/// A password in a `-node` URL never shows: not in the one-shot error, not
+/// in the daemon's retry lines, not in a bad-address configuration error.
+/// (It used to be printed in clear wherever the node was named.)
+#[test]
+fn a_password_in_a_node_url_never_shows() {
+    for backend in BACKENDS {
+        let s = app_scenario();
+        let port = free_port();
+        let node = format!("http://root:s3cret-pw@127.0.0.1:{port}");
+        let run = onetime(&s, backend, &[&node], &[]);
+        run.expect_code(1);
+        assert!(
+            !run.stderr.contains("s3cret-pw"),
+            "{backend}: {}",
+            run.stderr
+        );
+        run.line_with(&format!("http://root:***@127.0.0.1:{port}"));
+        assert_eq!(read(&s.out("app.conf")), "old\n");
+
+        let confd = Confd::spawn(&s, &args(&s, backend, &[&node], &["-watch"]));
+        confd.expect_log("cannot read from the backend", START_LIMIT);
+        std::thread::sleep(Duration::from_millis(1500));
+        let stderr = confd.stderr();
+        assert!(!stderr.contains("s3cret-pw"), "{backend}: {stderr}");
+        assert!(stderr.contains("root:***@127.0.0.1"), "{backend}: {stderr}");
+
+        for bad in [
+            "http://root:s3cret-pw@[bad",
+            "ftp://root:s3cret-pw@127.0.0.1:1",
+        ] {
+            let run = onetime(&s, backend, &[bad], &[]);
+            run.expect_code(2);
+            assert!(
+                !run.stderr.contains("s3cret-pw"),
+                "{backend}: {}",
+                run.stderr
+            );
+            run.line_with("root:***@");
+        }
+    }
+}
+
+/// The user information of a node URL is that node's basic auth
+/// (percent-decoded, as Go's HTTP client sends it), never part of the
+/// request; -username/-password win over it.
+#[test]
+fn node_url_user_information_is_basic_auth() {
+    let server = TinyServer::start(|_| etcd_v2_answer("1"));
+    let s = app_scenario();
+    let node = format!("http://root:s3%20cret@127.0.0.1:{}", server.port());
+    onetime(&s, "etcd", &[&node], &[]).expect_code(0);
+    assert_eq!(read(&s.out("app.conf")), "a=1\n");
+    let expected = format!("Basic {}", BASE64.encode("root:s3 cret"));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].header("authorization"), Some(expected.as_str()));
+    assert!(!requests[0].target.contains("s3"), "{:?}", requests[0]);
+
+    onetime(
+        &s,
+        "etcd",
+        &[&node],
+        &["-basic-auth", "-username", "other", "-password", "pw"],
+    )
+    .expect_code(0);
+    let expected = format!("Basic {}", BASE64.encode("other:pw"));
+    let requests = server.requests();
+    assert_eq!(requests[1].header("authorization"), Some(expected.as_str()));
+}
