@@ -155,6 +155,14 @@ pub struct Flags {
     /// Consul datacenter to read from [default: the agent's].
     #[arg(long, env = "CONFD_DATACENTER")]
     pub datacenter: Option<String>,
+    /// Largest answer read from a backend node: bytes, or with a unit (512KiB,
+    /// 64MiB, 1GB) [default: 64MiB].
+    #[arg(
+        long = "max-response-size",
+        env = "CONFD_MAX_RESPONSE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub max_response_size: Option<String>,
 }
 
 /// Rewrites Go-style `-flag` / `-flag=value` into `--flag` / `--flag=value`

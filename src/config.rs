@@ -88,6 +88,8 @@ pub struct Settings {
     pub datacenter: Option<String>,
     /// Consul agent for `service(...)`.
     pub consul_addr: Option<String>,
+    /// The largest answer read from a backend node, in bytes.
+    pub max_response_size: u64,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -136,6 +138,16 @@ struct FileSettings {
     datacenter: Option<String>,
     #[serde(alias = "consul-addr")]
     consul_addr: Option<String>,
+    #[serde(alias = "max-response-size")]
+    max_response_size: Option<SizeSetting>,
+}
+
+/// A size in confd.toml: a number of bytes or a string with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeSetting {
+    Bytes(u64),
+    Text(String),
 }
 
 fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
@@ -219,6 +231,21 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         None => None,
     };
 
+    let max_response_size = match flags
+        .max_response_size
+        .clone()
+        .map(SizeSetting::Text)
+        .or(file.max_response_size)
+    {
+        None => crate::backend::http::DEFAULT_MAX_RESPONSE_SIZE,
+        Some(SizeSetting::Bytes(bytes)) => {
+            crate::backend::http::parse_max_response_size(&bytes.to_string())
+                .map_err(|e| ConfigError::setting("-max-response-size", e))?
+        }
+        Some(SizeSetting::Text(text)) => crate::backend::http::parse_max_response_size(&text)
+            .map_err(|e| ConfigError::setting("-max-response-size", format!("{text:?}: {e}")))?,
+    };
+
     reject_flags_the_backend_does_not_use(backend, &flags)?;
 
     let files = if flags.files.is_empty() {
@@ -277,6 +304,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         srv_record: flags.srv_record.clone().or(file.srv_record),
         datacenter: flags.datacenter.clone().or(file.datacenter),
         consul_addr: flags.consul_addr.clone().or(file.consul_addr),
+        max_response_size,
     })
 }
 
@@ -332,6 +360,7 @@ impl Settings {
             &self.srv_domain,
             &self.srv_record,
             &self.datacenter,
+            self.max_response_size,
         ) == (
             other.backend,
             &other.nodes,
@@ -341,6 +370,7 @@ impl Settings {
             &other.srv_domain,
             &other.srv_record,
             &other.datacenter,
+            other.max_response_size,
         )
     }
 
@@ -384,6 +414,7 @@ impl Settings {
                 nodes,
                 scheme: self.scheme.clone(),
                 auth,
+                max_response_size: self.max_response_size,
             },
             token: self.auth.auth_token.clone(),
             datacenter: self.datacenter.clone(),
@@ -424,6 +455,7 @@ impl Settings {
             nodes,
             scheme: self.scheme.clone(),
             auth: self.auth.clone(),
+            max_response_size: self.max_response_size,
         })
     }
 }

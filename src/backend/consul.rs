@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
+use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
 use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::snapshot::{clean_key, is_within};
@@ -162,11 +162,7 @@ impl ConsulApi {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| network_error(self.name, location.clone(), &e))?
-            .to_vec();
+        let body = self.client.read_body(response, &location).await?;
         let text = || String::from_utf8_lossy(&body).trim().to_string();
         match status {
             StatusCode::OK | StatusCode::NOT_FOUND => Ok(ApiAnswer {
@@ -348,6 +344,7 @@ mod tests {
                 nodes: vec![DEFAULT_NODE.to_string()],
                 scheme: "http".to_string(),
                 auth: Default::default(),
+                max_response_size: crate::backend::http::DEFAULT_MAX_RESPONSE_SIZE,
             },
             token: None,
             datacenter: dc.map(str::to_string),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
+use super::http::{BodyError, HttpConfig, NodeClient, REQUEST_TIMEOUT, read_capped};
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
 
@@ -147,10 +147,7 @@ impl EtcdBackend {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| super::http::network_error("etcd", location.clone(), &e))?;
+        let body = self.client.read_body(response, &location).await?;
         match status {
             StatusCode::OK => {
                 let parsed: GetResponse = serde_json::from_slice(&body).map_err(|e| {
@@ -211,12 +208,10 @@ impl Backend for EtcdBackend {
         let (response, node) = sent?;
         let location = format!("{node} watch {root}");
         let status = response.status();
-        let body = match response.bytes().await {
+        let body = match read_capped(response, self.client.max_response_size()).await {
             Ok(body) => body,
-            Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
-            Err(e) => {
-                return Err(super::http::network_error("etcd", location, &e));
-            }
+            Err(BodyError::Network(e)) if e.is_timeout() => return Ok(WatchEvent::Quiet),
+            Err(e) => return Err(self.client.body_error(e, &location)),
         };
         if status == StatusCode::OK {
             // etcd closes an idle long poll with an empty body now and then.

@@ -192,10 +192,7 @@ impl EtcdV3Backend {
             .await?;
         let location = node;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| network_error("etcdv3", location.clone(), &e))?;
+        let bytes = self.client.read_body(response, &location).await?;
         if status != StatusCode::OK {
             return Err(self.error(
                 location,
@@ -257,15 +254,12 @@ impl EtcdV3Backend {
                 .await?;
             let location = node;
             let status = response.status();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| network_error("etcdv3", location.clone(), &e))?;
+            let bytes = self.client.read_body(response, &location).await?;
             if status == StatusCode::UNAUTHORIZED && token.is_some() && attempt == 0 {
                 *self.token.lock().await = None;
                 continue;
             }
-            return Ok((status, bytes.to_vec(), location));
+            return Ok((status, bytes, location));
         }
         Err(self.error(
             self.client.describe_nodes(),
@@ -350,7 +344,7 @@ impl EtcdV3Backend {
             if status == StatusCode::UNAUTHORIZED {
                 *self.token.lock().await = None;
             }
-            let bytes = response.bytes().await.unwrap_or_default();
+            let bytes = self.client.read_body(response, &location).await?;
             return Err(self.error(location, gateway_message(status, &bytes)));
         }
         Ok(OpenWatch {
@@ -402,6 +396,11 @@ impl EtcdV3Backend {
                 {
                     return Ok(event);
                 }
+            }
+            // The stream itself is endless; each message is capped, so a
+            // line that never ends cannot take the host's memory.
+            if open.buffer.len() as u64 > self.client.max_response_size() {
+                return Err(self.client.too_large(&location, None));
             }
             match open.response.chunk().await {
                 Ok(Some(chunk)) => open.buffer.extend_from_slice(&chunk),

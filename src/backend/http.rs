@@ -20,6 +20,13 @@ use crate::error::ConfigError;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for an ordinary (non-watch) request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest answer read from a node unless `-max-response-size` says
+/// otherwise: far above any sane configuration store, far below what would
+/// hurt the host (an uncapped 1 GB answer used to take 3 GB of memory).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 64 << 20;
+/// The smallest `-max-response-size` accepted: anything less is a typo for
+/// a unit (`64` meant as 64 MiB), not a useful limit.
+pub const MIN_RESPONSE_SIZE: u64 = 1 << 10;
 
 /// Credentials and TLS material for networked backends. Its `Debug` masks the
 /// password and the token, so printing settings never leaks them.
@@ -67,6 +74,9 @@ pub struct HttpConfig {
     pub scheme: String,
     /// Credentials and TLS material.
     pub auth: ClientAuth,
+    /// The largest answer body read from a node, in bytes
+    /// (`-max-response-size`).
+    pub max_response_size: u64,
 }
 
 /// An HTTP client bound to a list of nodes. Its `Debug` leaves out every
@@ -77,6 +87,7 @@ pub struct NodeClient {
     nodes: Vec<Node>,
     preferred: AtomicUsize,
     basic_auth: Option<(String, String)>,
+    max_response_size: u64,
 }
 
 impl std::fmt::Debug for NodeClient {
@@ -299,7 +310,52 @@ impl NodeClient {
             nodes,
             preferred: AtomicUsize::new(0),
             basic_auth,
+            max_response_size: config.max_response_size,
         })
+    }
+
+    /// The largest answer body this client reads (`-max-response-size`).
+    pub fn max_response_size(&self) -> u64 {
+        self.max_response_size
+    }
+
+    /// Reads an answer's body, up to `-max-response-size` bytes; a larger
+    /// one is an error naming `location` (the node) and the limit.
+    pub async fn read_body(
+        &self,
+        response: Response,
+        location: &str,
+    ) -> Result<Vec<u8>, BackendError> {
+        read_capped(response, self.max_response_size)
+            .await
+            .map_err(|e| self.body_error(e, location))
+    }
+
+    /// A failed body read as a backend error about `location`.
+    pub fn body_error(&self, error: BodyError, location: &str) -> BackendError {
+        match error {
+            BodyError::Network(e) => network_error(self.backend, location.to_string(), &e),
+            BodyError::TooLarge { declared } => self.too_large(location, declared),
+        }
+    }
+
+    /// An answer (or one watch message) over `-max-response-size`. Not
+    /// transient: the same data gives the same answer until the data or the
+    /// limit changes.
+    pub fn too_large(&self, location: &str, declared: Option<u64>) -> BackendError {
+        let announced = match declared {
+            Some(bytes) => format!(" ({bytes} bytes announced)"),
+            None => String::new(),
+        };
+        BackendError {
+            backend: self.backend,
+            location: location.to_string(),
+            message: format!(
+                "answer larger than the {} limit of -max-response-size{announced}; raise the limit if this much data is expected",
+                format_size(self.max_response_size)
+            ),
+            transient: false,
+        }
     }
 
     /// The configured nodes, for messages (passwords masked).
@@ -367,6 +423,101 @@ impl NodeClient {
             transient: true,
         })
     }
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The connection failed or timed out.
+    Network(reqwest::Error),
+    /// The body is larger than the limit; `declared` is its Content-Length
+    /// when the server sent one.
+    TooLarge {
+        /// The announced size, if any.
+        declared: Option<u64>,
+    },
+}
+
+/// Reads `response`'s body chunk by chunk, stopping as soon as it would
+/// exceed `limit` bytes (so a huge or endless answer costs at most `limit`
+/// of memory). A Content-Length above the limit fails before any read.
+pub async fn read_capped(mut response: Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+    let declared = response.content_length();
+    if let Some(length) = declared.filter(|&l| l > limit) {
+        return Err(BodyError::TooLarge {
+            declared: Some(length),
+        });
+    }
+    // Trust a declared length for the first allocation only as far as the
+    // limit allows.
+    let capacity = usize::try_from(declared.unwrap_or(0).min(limit)).unwrap_or(0);
+    let mut body = Vec::with_capacity(capacity);
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Network)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(BodyError::TooLarge { declared: None });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Parses a size: a number of bytes, or a number with a unit — `KiB`,
+/// `MiB`, `GiB` (powers of 1024), `kB`, `MB`, `GB` (powers of 1000) or `B`;
+/// units are case-insensitive and may follow a space (`64MiB`, `512 kib`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return Err("write a number of bytes, or one with a unit: 64MiB, 512KiB, 1GB".into());
+    }
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{digits} is too large"))?;
+    let unit_size: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "unknown unit {:?}: use B, KiB, MiB, GiB (1024) or kB, MB, GB (1000)",
+                unit.trim()
+            ));
+        }
+    };
+    number
+        .checked_mul(unit_size)
+        .ok_or_else(|| format!("{text} is too large"))
+}
+
+/// Parses `-max-response-size`: [`parse_size`], at least
+/// [`MIN_RESPONSE_SIZE`].
+pub fn parse_max_response_size(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    if size < MIN_RESPONSE_SIZE {
+        return Err(format!(
+            "{size} bytes is too small to hold an answer; at least {} (write the unit: 64MiB)",
+            format_size(MIN_RESPONSE_SIZE)
+        ));
+    }
+    Ok(size)
+}
+
+/// A size in the largest binary unit that divides it exactly (`64 MiB`,
+/// `1536 KiB`, `1000 bytes`).
+pub fn format_size(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// A network failure while talking to `location` (worth waiting for).
@@ -479,6 +630,7 @@ mod tests {
             nodes: vec!["http://u:s3cret@127.0.0.1:1".into(), "127.0.0.1:2".into()],
             scheme: "http".into(),
             auth,
+            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
         })
         .expect("client");
         assert_eq!(
@@ -486,5 +638,32 @@ mod tests {
             "http://u:***@127.0.0.1:1, http://127.0.0.1:2"
         );
         assert!(!format!("{client:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn sizes_take_bytes_or_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("2gib"), Ok(2 << 30));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("10kB"), Ok(10_000));
+        assert_eq!(parse_size("7B"), Ok(7));
+        for bad in [
+            "",
+            "MiB",
+            "64 MB/s",
+            "-1",
+            "1.5MiB",
+            "99999999999999999999",
+            "99999999999GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_max_response_size("64").is_err());
+        assert_eq!(parse_max_response_size("1KiB"), Ok(1024));
+        assert_eq!(format_size(64 << 20), "64 MiB");
+        assert_eq!(format_size(1536 << 10), "1536 KiB");
+        assert_eq!(format_size(1000), "1000 bytes");
     }
 }

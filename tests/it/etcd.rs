@@ -1554,3 +1554,42 @@ fn v2_multi_prefix_pass_never_hides_a_change() {
 fn v3_multi_prefix_pass_never_hides_a_change() {
     multi_prefix_pass_never_hides_a_change(Api::V3);
 }
+
+// ---------------------------------------------------------------------------
+// Limits on what a server can make confd do
+// ---------------------------------------------------------------------------
+
+/// A watch event over `-max-response-size` (a v2 long-poll answer, one v3
+/// stream message) fails naming the limit and leaves the file as it was; once
+/// the key is small again the daemon catches up.
+fn watch_event_over_the_size_cap_keeps_the_file(api: Api) {
+    let etcd = Etcd::start();
+    api.put(&etcd, "/app/a", "1");
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    let confd = Confd::spawn(
+        &s,
+        &args(
+            &s,
+            api.backend(),
+            &[&etcd.url()],
+            &["-watch", "-max-response-size", "64KiB"],
+        ),
+    );
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    api.put(&etcd, "/app/a", &big_value(100 << 10));
+    confd.expect_log("limit of -max-response-size", CHANGE_LIMIT);
+    assert_eq!(read(&dest), "a=1\n");
+    api.put(&etcd, "/app/a", "2");
+    confd.expect_file(&dest, "a=2\n", CHANGE_LIMIT);
+}
+
+#[test]
+fn v2_watch_event_over_the_size_cap_keeps_the_file() {
+    watch_event_over_the_size_cap_keeps_the_file(Api::V2);
+}
+
+#[test]
+fn v3_watch_event_over_the_size_cap_keeps_the_file() {
+    watch_event_over_the_size_cap_keeps_the_file(Api::V3);
+}

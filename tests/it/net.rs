@@ -337,3 +337,91 @@ fn node_url_user_information_is_basic_auth() {
     let requests = server.requests();
     assert_eq!(requests[1].header("authorization"), Some(expected.as_str()));
 }
+
+// ---------------------------------------------------------------------------
+// 2. The size cap on answers
+// ---------------------------------------------------------------------------
+
+/// An etcd v3 range answer holding `/app/a` = `value`.
+pub fn etcd_v3_answer(value: &str) -> Reply {
+    let body = serde_json::json!({
+        "header": {"revision": "7"},
+        "kvs": [{"key": BASE64.encode("/app/a"), "value": BASE64.encode(value), "mod_revision": "7"}],
+        "more": false,
+        "count": "1"
+    });
+    Reply::new(200, body.to_string()).header("Content-Type", "application/json")
+}
+
+/// A valid answer of `backend` holding `/app/a` = `value`.
+fn answer(backend: &str, value: &str) -> Reply {
+    match backend {
+        "etcd" => etcd_v2_answer(value),
+        "etcdv3" => etcd_v3_answer(value),
+        _ => consul_answer(value),
+    }
+}
+
+/// An answer over `-max-response-size` fails naming the node and the limit,
+/// whether the server announces its size or streams it chunked, and the
+/// destination stays; the same answer fits the default limit. (Answers used
+/// to be read whole, whatever their size.)
+#[test]
+fn answers_over_the_size_cap_fail_naming_node_and_limit() {
+    let value = "v".repeat(2 << 20);
+    for backend in BACKENDS {
+        for chunked in [false, true] {
+            let reply = answer(backend, &value);
+            let reply = if chunked { reply.chunked() } else { reply };
+            let server = TinyServer::start(move |_| reply.clone());
+            let s = app_scenario();
+            let node = server.url();
+            let run = onetime(&s, backend, &[&node], &["-max-response-size", "1MiB"]);
+            run.expect_code(1);
+            let line = run.line_with("-max-response-size");
+            assert!(
+                line.contains(&node) && line.contains("1 MiB"),
+                "{backend} chunked={chunked}: {line}"
+            );
+            assert_eq!(read(&s.out("app.conf")), "old\n");
+            assert_eq!(s.out_entries(), vec!["app.conf"]);
+
+            onetime(&s, backend, &[&node], &[]).expect_code(0);
+            assert_eq!(read(&s.out("app.conf")), format!("a={value}\n"));
+        }
+    }
+}
+
+/// `-max-response-size` also comes from `CONFD_MAX_RESPONSE_SIZE` and from
+/// confd.toml (bytes or text with a unit); nonsense is a usage error naming
+/// the flag.
+#[test]
+fn max_response_size_from_environment_and_confd_toml() {
+    let value = "v".repeat(300 << 10);
+    let reply = consul_answer(&value);
+    let server = TinyServer::start(move |_| reply.clone());
+    let node = server.url();
+
+    let mut s = app_scenario();
+    s.set_env("CONFD_MAX_RESPONSE_SIZE", "256KiB");
+    onetime(&s, "consul", &[&node], &[])
+        .expect_code(1)
+        .line_with("256 KiB");
+    // The flag wins over the environment.
+    onetime(&s, "consul", &[&node], &["-max-response-size", "1MB"]).expect_code(0);
+
+    let s = app_scenario();
+    let config = s.write("confd.toml", "max_response_size = 262144\n");
+    let config = config.display().to_string();
+    onetime(&s, "consul", &[&node], &["-config-file", &config])
+        .expect_code(1)
+        .line_with("256 KiB");
+    s.write("confd.toml", "max_response_size = \"2MiB\"\n");
+    onetime(&s, "consul", &[&node], &["-config-file", &config]).expect_code(0);
+
+    for bad in ["64", "lots", "12 parsecs"] {
+        let run = onetime(&s, "consul", &[&node], &["-max-response-size", bad]);
+        run.expect_code(2);
+        run.line_with("-max-response-size");
+    }
+}
