@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
+use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, quote_server, server_text};
 use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::snapshot::{clean_key, is_within};
@@ -163,7 +163,7 @@ impl ConsulApi {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let body = self.client.read_body(response, &location).await?;
-        let text = || String::from_utf8_lossy(&body).trim().to_string();
+        let text = || server_text(&body);
         match status {
             StatusCode::OK | StatusCode::NOT_FOUND => Ok(ApiAnswer {
                 status,
@@ -257,8 +257,10 @@ impl ConsulBackend {
             return Ok(());
         }
         let entries: Vec<KvEntry> = serde_json::from_slice(&answer.body).map_err(|e| {
-            self.api
-                .error(answer.location.clone(), format!("unexpected response: {e}"))
+            self.api.error(
+                answer.location.clone(),
+                format!("unexpected response: {}", quote_server(e)),
+            )
         })?;
         for entry in entries {
             // A folder placeholder ("app/") only gives shape, through its
@@ -274,7 +276,7 @@ impl ConsulBackend {
                 Some(encoded) => BASE64.decode(encoded.as_bytes()).map_err(|e| {
                     self.api.error(
                         answer.location.clone(),
-                        format!("key {key}: value is not base64: {e}"),
+                        format!("key {}: value is not base64: {e}", quote_server(&key)),
                     )
                 })?,
                 None => Vec::new(),

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{BodyError, HttpConfig, NodeClient, REQUEST_TIMEOUT, read_capped};
+use super::http::{
+    BodyError, HttpConfig, NodeClient, REQUEST_TIMEOUT, quote_server, read_capped, server_text,
+};
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
 
@@ -151,7 +153,7 @@ impl EtcdBackend {
         match status {
             StatusCode::OK => {
                 let parsed: GetResponse = serde_json::from_slice(&body).map_err(|e| {
-                    self.error(location.clone(), format!("unexpected response: {e}"))
+                    self.error(location.clone(), format!("unexpected response: {}", quote_server(e)))
                 })?;
                 flatten(parsed.node, out);
                 Ok(index)
@@ -160,7 +162,12 @@ impl EtcdBackend {
                 Ok(e) if e.error_code == KEY_NOT_FOUND => Ok(index),
                 Ok(e) => Err(self.error(
                     location,
-                    format!("{} (error {}, {})", e.message, e.error_code, e.cause),
+                    format!(
+                        "{} (error {}, {})",
+                        quote_server(&e.message),
+                        e.error_code,
+                        quote_server(&e.cause)
+                    ),
                 )),
                 Err(_) if status == StatusCode::NOT_FOUND => Err(self.error(
                     location,
@@ -174,7 +181,7 @@ impl EtcdBackend {
                 }
                 Err(_) => Err(self.error(
                     location,
-                    format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
+                    format!("{status}: {}", server_text(&body)),
                 )),
             },
         }
@@ -218,8 +225,12 @@ impl Backend for EtcdBackend {
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(WatchEvent::Quiet);
             }
-            let event: WatchResponse = serde_json::from_slice(&body)
-                .map_err(|e| self.error(location, format!("unexpected watch response: {e}")))?;
+            let event: WatchResponse = serde_json::from_slice(&body).map_err(|e| {
+                self.error(
+                    location,
+                    format!("unexpected watch response: {}", quote_server(e)),
+                )
+            })?;
             return Ok(WatchEvent::Changed {
                 index: event.node.modified_index,
                 changes: event.changes(),
@@ -227,11 +238,11 @@ impl Backend for EtcdBackend {
         }
         match serde_json::from_slice::<ErrorResponse>(&body) {
             Ok(e) if e.error_code == EVENT_INDEX_CLEARED => Ok(WatchEvent::Resync),
-            Ok(e) => Err(self.error(location, format!("{} (error {})", e.message, e.error_code))),
-            Err(_) => Err(self.error(
+            Ok(e) => Err(self.error(
                 location,
-                format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
+                format!("{} (error {})", quote_server(&e.message), e.error_code),
             )),
+            Err(_) => Err(self.error(location, format!("{status}: {}", server_text(&body)))),
         }
     }
 

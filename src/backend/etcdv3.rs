@@ -11,7 +11,9 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
+use super::http::{
+    HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error, quote_server, server_text,
+};
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::snapshot::is_within;
@@ -203,7 +205,10 @@ impl EtcdV3Backend {
             ));
         }
         let parsed: AuthResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            self.error(location, format!("unexpected authentication response: {e}"))
+            self.error(
+                location,
+                format!("unexpected authentication response: {}", quote_server(e)),
+            )
         })?;
         Ok(Some(parsed.token))
     }
@@ -289,8 +294,12 @@ impl EtcdV3Backend {
             if status != StatusCode::OK {
                 return Err(self.error(location, gateway_message(status, &bytes)));
             }
-            let page: RangeResponse = serde_json::from_slice(&bytes)
-                .map_err(|e| self.error(location.clone(), format!("unexpected response: {e}")))?;
+            let page: RangeResponse = serde_json::from_slice(&bytes).map_err(|e| {
+                self.error(
+                    location.clone(),
+                    format!("unexpected response: {}", quote_server(e)),
+                )
+            })?;
             // The first page fixes the revision every later page and prefix
             // is read at (etcd reports its current revision in every header,
             // even for a read pinned to an older one).
@@ -371,12 +380,19 @@ impl EtcdV3Backend {
                     continue;
                 }
                 let message: WatchMessage = serde_json::from_slice(&line).map_err(|e| {
-                    self.error(location.clone(), format!("unexpected watch message: {e}"))
+                    self.error(
+                        location.clone(),
+                        format!("unexpected watch message: {}", quote_server(e)),
+                    )
                 })?;
                 if let Some(error) = message.error {
                     return Err(self.error(
                         location,
-                        format!("watch failed: {} {}", error.message, error.error),
+                        format!(
+                            "watch failed: {} {}",
+                            quote_server(&error.message),
+                            quote_server(&error.error)
+                        ),
                     ));
                 }
                 let Some(result) = message.result else {
@@ -388,7 +404,7 @@ impl EtcdV3Backend {
                 if result.canceled {
                     return Err(self.error(
                         location,
-                        format!("watch canceled: {}", result.cancel_reason),
+                        format!("watch canceled: {}", quote_server(&result.cancel_reason)),
                     ));
                 }
                 if let Some(event) = batch_changes(root, index, result.events)
@@ -452,9 +468,9 @@ fn batch_changes(
 
 fn gateway_message(status: StatusCode, body: &[u8]) -> String {
     match serde_json::from_slice::<GatewayError>(body) {
-        Ok(e) if !e.message.is_empty() => format!("{status}: {}", e.message),
-        Ok(e) if !e.error.is_empty() => format!("{status}: {}", e.error),
-        _ => format!("{status}: {}", String::from_utf8_lossy(body).trim()),
+        Ok(e) if !e.message.is_empty() => format!("{status}: {}", quote_server(&e.message)),
+        Ok(e) if !e.error.is_empty() => format!("{status}: {}", quote_server(&e.error)),
+        _ => format!("{status}: {}", server_text(body)),
     }
 }
 

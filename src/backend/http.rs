@@ -24,6 +24,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// otherwise: far above any sane configuration store, far below what would
 /// hurt the host (an uncapped 1 GB answer used to take 3 GB of memory).
 pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 64 << 20;
+/// How much of a server's own text (an error body, a message in its JSON) a
+/// message quotes; the rest is summarised as its size.
+pub const MAX_SERVER_TEXT: usize = 512;
 /// The smallest `-max-response-size` accepted: anything less is a typo for
 /// a unit (`64` meant as 64 MiB), not a useful limit.
 pub const MIN_RESPONSE_SIZE: u64 = 1 << 10;
@@ -520,6 +523,50 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes} bytes")
 }
 
+/// Server text made fit for one log line: surrounding whitespace trimmed, the
+/// first [`MAX_SERVER_TEXT`] bytes at most (then `… (N bytes)` with the full
+/// size), and every control character, line or paragraph separator and bidi
+/// override escaped (`\n`, `\u{1b}`), so whatever a server sends can neither
+/// flood the log nor forge a line of its own. Bytes that are not UTF-8 show
+/// as U+FFFD: this is for messages, never for data.
+pub fn server_text(bytes: &[u8]) -> String {
+    let trimmed = bytes.trim_ascii();
+    let truncated = trimmed.len() > MAX_SERVER_TEXT;
+    let mut head = &trimmed[..trimmed.len().min(MAX_SERVER_TEXT)];
+    if truncated {
+        // Do not cut a character in two: drop its first bytes instead.
+        if let Err(e) = std::str::from_utf8(head) {
+            if e.error_len().is_none() {
+                head = &head[..e.valid_up_to()];
+            }
+        }
+    }
+    let mut out = String::with_capacity(head.len() + 24);
+    for c in String::from_utf8_lossy(head).chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    if truncated {
+        out.push_str(&format!("… ({} bytes)", bytes.len()));
+    }
+    out
+}
+
+/// [`server_text`] of anything displayable that may quote a server, such as
+/// a JSON error (serde quotes the offending string).
+pub fn quote_server(value: impl std::fmt::Display) -> String {
+    server_text(value.to_string().as_bytes())
+}
+
 /// A network failure while talking to `location` (worth waiting for).
 pub fn network_error(
     backend: &'static str,
@@ -550,8 +597,9 @@ pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     while let Some(next) = cause.and_then(|c| c.source()) {
         cause = Some(next);
     }
+    // A cause may quote the server (a TLS name, a malformed header).
     match cause {
-        Some(cause) => format!("{kind}: {cause}"),
+        Some(cause) => format!("{kind}: {}", quote_server(cause)),
         None => kind.to_string(),
     }
 }
@@ -665,5 +713,20 @@ mod tests {
         assert_eq!(format_size(64 << 20), "64 MiB");
         assert_eq!(format_size(1536 << 10), "1536 KiB");
         assert_eq!(format_size(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn server_text_is_one_short_line() {
+        assert_eq!(server_text(b"  not found\n"), "not found");
+        assert_eq!(
+            server_text(b"a\nFORGED INFO x=1\r\x1b[31m\te\xe2\x80\xa8"),
+            "a\\nFORGED INFO x=1\\r\\u{1b}[31m\\te\\u{2028}"
+        );
+        let long = "é".repeat(1000);
+        let shown = server_text(long.as_bytes());
+        assert!(shown.ends_with("… (2000 bytes)"), "{shown}");
+        assert!(shown.len() <= MAX_SERVER_TEXT + 20, "{}", shown.len());
+        assert!(shown.starts_with("éé") && !shown.contains('\u{fffd}'));
+        assert_eq!(server_text(b"\xff ok"), "\u{fffd} ok");
     }
 }

@@ -425,3 +425,71 @@ fn max_response_size_from_environment_and_confd_toml() {
         run.line_with("-max-response-size");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 3. Server text in messages
+// ---------------------------------------------------------------------------
+
+/// Asserts that no stderr line was forged or flooded by the server.
+fn assert_one_short_line_per_event(stderr: &str, what: &str) {
+    for line in stderr.lines() {
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00Z") && !line.starts_with("FORGED"),
+            "{what}: a server line reached the log on its own: {line:?}"
+        );
+        assert!(
+            line.len() < 4096,
+            "{what}: a {} byte log line: {}…",
+            line.len(),
+            &line[..200]
+        );
+    }
+}
+
+/// What servers send back goes into messages cut to its first 512 bytes
+/// (then "… (N bytes)") and with newlines and control characters escaped:
+/// a 10 MB error body is not a 10 MB log line, and a newline in it cannot
+/// start a log line of the server's making. (Error bodies used to be copied
+/// whole and raw into the message.)
+#[test]
+fn server_text_in_errors_is_cut_and_escaped() {
+    let forged = "\n2026-01-01T00:00:00Z  INFO FORGED resource=x outcome=updated\n";
+    let mut flood = format!("oops{forged}").repeat((10 << 20) / 70);
+    flood.push_str(&"x".repeat((10 << 20) - flood.len()));
+    let json_error = |backend: &str| -> Reply {
+        let body = match backend {
+            "etcd" => {
+                serde_json::json!({"errorCode": 300, "message": format!("bad{forged}"), "cause": forged})
+            }
+            "etcdv3" => {
+                serde_json::json!({"error": "e", "message": format!("bad{forged}"), "code": 2})
+            }
+            _ => serde_json::json!(format!("bad{forged}")),
+        };
+        Reply::new(500, body.to_string()).header("Content-Type", "application/json")
+    };
+    for backend in BACKENDS {
+        let replies = [
+            ("a 10 MiB error body", Reply::new(500, flood.clone())),
+            ("a JSON error", json_error(backend)),
+            (
+                "a control sequence",
+                Reply::new(502, format!("\x1b[2J\r{forged}\u{2028}FORGED")),
+            ),
+        ];
+        for (what, reply) in replies {
+            let server = TinyServer::start(move |_| reply.clone());
+            let s = app_scenario();
+            let run = onetime(&s, backend, &[&server.url()], &[]);
+            run.expect_code(1);
+            let what = format!("{backend}, {what}");
+            assert_one_short_line_per_event(&run.stderr, &what);
+            let line = run.line_with(&server.url());
+            assert!(line.contains("FORGED"), "{what}: {line}");
+            if what.contains("10 MiB") {
+                assert!(line.contains("… (10485760 bytes)"), "{what}: {line}");
+            }
+            assert_eq!(read(&s.out("app.conf")), "old\n");
+        }
+    }
+}
