@@ -3,6 +3,10 @@
 //! across `-node` addresses in the order given, remembering the last node that
 //! answered so a dead first node costs one failed connect, not one per request.
 //!
+//! Redirects are followed within a node's origin only: one to another scheme,
+//! host or port is refused with an error naming both, so the token, basic
+//! auth and client certificate given for a node never go anywhere else.
+//!
 //! Secrets never reach a message: a node is always named with the password of
 //! its URL masked (`http://user:***@host:2379`), and credentials in a node URL
 //! are sent as basic auth for that node only, never left in the URL.
@@ -30,6 +34,53 @@ pub const MAX_SERVER_TEXT: usize = 512;
 /// The smallest `-max-response-size` accepted: anything less is a typo for
 /// a unit (`64` meant as 64 MiB), not a useful limit.
 pub const MIN_RESPONSE_SIZE: u64 = 1 << 10;
+
+/// How many redirects within one origin a request may follow (reqwest's
+/// own default).
+const MAX_REDIRECTS: usize = 10;
+
+/// A redirect to another origin, refused.
+#[derive(Debug)]
+struct CrossOriginRedirect {
+    from: String,
+    to: String,
+}
+
+impl std::fmt::Display for CrossOriginRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} redirected to {}, another origin; confd follows redirects within a node's origin only, so credentials never leave it",
+            self.from, self.to
+        )
+    }
+}
+
+impl std::error::Error for CrossOriginRedirect {}
+
+/// Follows a redirect only when it stays on the origin (scheme, host, port)
+/// the request was sent to. reqwest strips `Authorization` across hosts but
+/// not `X-Consul-Token`, and a client certificate would be presented to any
+/// host: refusing is the only way to keep every credential with its node.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let (from, to) = (first.origin(), attempt.url().origin());
+        if from != to {
+            let refused = CrossOriginRedirect {
+                from: from.ascii_serialization(),
+                to: to.ascii_serialization(),
+            };
+            attempt.error(refused)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
 
 /// Credentials and TLS material for networked backends. Its `Debug` masks the
 /// password and the token, so printing settings never leaks them.
@@ -252,6 +303,7 @@ impl NodeClient {
         let mut builder = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(redirect_policy())
             .no_proxy();
         let auth = &config.auth;
         if let Some(ca) = &auth.client_ca_keys {
@@ -398,6 +450,9 @@ impl NodeClient {
         let count = self.nodes.len();
         let first = self.preferred.load(Ordering::Relaxed) % count.max(1);
         let mut failures: Vec<String> = Vec::new();
+        // A refused redirect is the node's answer, and it will not change by
+        // itself: not worth waiting for when every node gave one.
+        let mut all_refused = true;
         for offset in 0..count {
             let index = (first + offset) % count;
             let node = &self.nodes[index];
@@ -412,7 +467,10 @@ impl NodeClient {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok((response, node.name.clone()));
                 }
-                Err(e) => failures.push(format!("{} {}", node.name, describe_reqwest_error(&e))),
+                Err(e) => {
+                    all_refused &= e.is_redirect();
+                    failures.push(format!("{} {}", node.name, describe_reqwest_error(&e)));
+                }
             }
         }
         let message = match failures.as_slice() {
@@ -423,7 +481,7 @@ impl NodeClient {
             backend: self.backend,
             location: "nodes".to_string(),
             message,
-            transient: true,
+            transient: !all_refused || failures.is_empty(),
         })
     }
 }
@@ -586,6 +644,8 @@ pub fn network_error(
 pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
+    } else if error.is_redirect() {
+        "redirect not followed"
     } else if error.is_connect() {
         "cannot connect"
     } else if error.is_body() || error.is_decode() {

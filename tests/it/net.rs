@@ -493,3 +493,71 @@ fn server_text_in_errors_is_cut_and_escaped() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 4. Redirects never carry credentials to another origin
+// ---------------------------------------------------------------------------
+
+/// A node that redirects to another origin (here another port of
+/// 127.0.0.1) is not followed: the Consul token and basic auth stay with the
+/// node they were given for, and the error names both origins. (The token
+/// used to be sent along to wherever the redirect pointed.)
+#[test]
+fn a_redirect_to_another_origin_carries_no_credentials() {
+    for (backend, credentials) in [
+        ("consul", vec!["-auth-token", "s3cret-token"]),
+        (
+            "etcd",
+            vec!["-basic-auth", "-username", "root", "-password", "s3cret-pw"],
+        ),
+    ] {
+        let elsewhere = TinyServer::start(move |_| answer(backend, "leaked"));
+        let target = elsewhere.url();
+        let node = TinyServer::start(move |request| {
+            Reply::new(307, "").header("Location", &format!("{target}{}", request.target))
+        });
+        let s = app_scenario();
+        let run = onetime(&s, backend, &[&node.url()], &credentials);
+        run.expect_code(1);
+        assert!(
+            elsewhere.requests().is_empty(),
+            "{backend}: the redirect was followed: {:?}",
+            elsewhere.requests()
+        );
+        let line = run.line_with("another origin");
+        assert!(
+            line.contains(&node.url()) && line.contains(&elsewhere.url()),
+            "{backend}: {line}"
+        );
+        assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+        assert_eq!(read(&s.out("app.conf")), "old\n");
+    }
+}
+
+/// A redirect within the node's origin is still followed, credentials and
+/// all.
+#[test]
+fn a_redirect_within_the_origin_is_followed() {
+    let node = TinyServer::start(|request| {
+        if request.target.contains("moved") {
+            etcd_v2_answer("1")
+        } else {
+            Reply::new(307, "").header("Location", "/v2/keys/app?recursive=true&moved=1")
+        }
+    });
+    let s = app_scenario();
+    onetime(
+        &s,
+        "etcd",
+        &[&node.url()],
+        &["-basic-auth", "-username", "root", "-password", "pw"],
+    )
+    .expect_code(0);
+    assert_eq!(read(&s.out("app.conf")), "a=1\n");
+    let expected = format!("Basic {}", BASE64.encode("root:pw"));
+    let requests = node.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for request in requests {
+        assert_eq!(request.header("authorization"), Some(expected.as_str()));
+    }
+}
