@@ -281,7 +281,20 @@ impl ConsulBackend {
                 })?,
                 None => Vec::new(),
             };
-            out.push((key, String::from_utf8_lossy(&value).into_owned()));
+            // Replacing bytes that are not UTF-8 would write altered data
+            // and report success: refuse the read instead.
+            let value = String::from_utf8(value).map_err(|e| {
+                self.api.error(
+                    answer.location.clone(),
+                    format!(
+                        "key {}: the value is not valid UTF-8 (byte {} of {}); confd renders text only and never writes altered data",
+                        quote_server(&key),
+                        e.utf8_error().valid_up_to(),
+                        e.as_bytes().len()
+                    ),
+                )
+            })?;
+            out.push((key, value));
         }
         Ok(())
     }
@@ -393,5 +406,22 @@ mod tests {
                 ("/app/empty".to_string(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_key() {
+        let b = ConsulBackend { api: api(None) };
+        let answer = ApiAnswer {
+            status: StatusCode::OK,
+            index: 9,
+            body: br#"[{"Key":"app/ok","Value":"MQ=="},{"Key":"app/bin","Value":"//54"}]"#.to_vec(),
+            location: "test".to_string(),
+        };
+        let mut out = Vec::new();
+        let error = b
+            .parse_entries("/app", &answer, &mut out)
+            .expect_err("not UTF-8");
+        assert!(error.message.contains("key /app/bin"), "{error}");
+        assert!(error.message.contains("UTF-8"), "{error}");
     }
 }

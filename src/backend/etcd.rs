@@ -337,4 +337,20 @@ mod tests {
             "http://127.0.0.1:2379/v2/keys"
         );
     }
+
+    /// JSON strings are UTF-8 by construction, and serde_json checks it:
+    /// an answer with bytes that are not UTF-8, or with an escape of half a
+    /// surrogate pair, fails to parse instead of being patched up.
+    #[test]
+    fn answers_that_are_not_utf8_fail_to_parse() {
+        let raw = b"{\"node\":{\"key\":\"/a\",\"value\":\"\xff\xfe\"}}";
+        assert!(serde_json::from_slice::<GetResponse>(raw).is_err());
+        let surrogate = br#"{"node":{"key":"/a","value":"\udc00"}}"#;
+        assert!(serde_json::from_slice::<GetResponse>(surrogate).is_err());
+        let event = b"{\"action\":\"set\",\"node\":{\"key\":\"/a\",\"value\":\"\xc3\",\"modifiedIndex\":3}}";
+        assert!(serde_json::from_slice::<WatchResponse>(event).is_err());
+        let fine = br#"{"node":{"key":"/a","value":"\u00e9"}}"#;
+        let parsed: GetResponse = serde_json::from_slice(fine).expect("parses");
+        assert_eq!(parsed.node.value.as_deref(), Some("é"));
+    }
 }

@@ -16,7 +16,7 @@ use super::http::{
 };
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
-use crate::snapshot::is_within;
+use crate::snapshot::{clean_key, is_within};
 
 /// Keys asked for per range request; larger ranges are paged.
 const PAGE_SIZE: u64 = 5_000;
@@ -314,9 +314,12 @@ impl EtcdV3Backend {
                 let value = BASE64.decode(&kv.value).map_err(|e| {
                     self.error(location.clone(), format!("bad value encoding: {e}"))
                 })?;
-                let text_key = String::from_utf8_lossy(&raw_key).into_owned();
-                if is_within(&crate::snapshot::clean_key(&text_key), root) {
-                    out.push((text_key, String::from_utf8_lossy(&value).into_owned()));
+                let within = text_key(root, &raw_key)
+                    .map_err(|message| self.error(location.clone(), message))?;
+                if let Some(key) = within {
+                    let value = text_value(&key, value)
+                        .map_err(|message| self.error(location.clone(), message))?;
+                    out.push((key, value));
                 }
                 last = Some(raw_key);
             }
@@ -443,10 +446,12 @@ fn batch_changes(
         let raw_key = BASE64
             .decode(&kv.key)
             .map_err(|e| format!("bad key encoding in a watch event: {e}"))?;
-        let key = String::from_utf8_lossy(&raw_key).into_owned();
-        if !is_within(&crate::snapshot::clean_key(&key), root) || kv.mod_revision <= index {
+        if kv.mod_revision <= index {
             continue;
         }
+        let Some(key) = text_key(root, &raw_key)? else {
+            continue;
+        };
         newest = newest.max(kv.mod_revision);
         if event.kind == "DELETE" {
             changes.push(Change::Delete { key });
@@ -454,16 +459,50 @@ fn batch_changes(
             let value = BASE64
                 .decode(&kv.value)
                 .map_err(|e| format!("bad value encoding in a watch event: {e}"))?;
-            changes.push(Change::Put {
-                key,
-                value: String::from_utf8_lossy(&value).into_owned(),
-            });
+            let value = text_value(&key, value)?;
+            changes.push(Change::Put { key, value });
         }
     }
     Ok((newest > 0).then_some(WatchEvent::Changed {
         index: newest,
         changes: Some(changes),
     }))
+}
+
+/// A key as text when it lies under `root` (`None` for a sibling such as
+/// `/app-x`, which the key range also covers). A key under `root` that is not
+/// UTF-8 is an error naming it: templates work on text, and replacing its
+/// bytes would render a key that does not exist.
+fn text_key(root: &str, raw_key: &[u8]) -> Result<Option<String>, String> {
+    match std::str::from_utf8(raw_key) {
+        Ok(key) => Ok(is_within(&clean_key(key), root).then(|| key.to_string())),
+        Err(_) => {
+            // Whether it lies under the root does not depend on the bytes
+            // that are not UTF-8: the root itself is text.
+            let shown = String::from_utf8_lossy(raw_key);
+            if is_within(&clean_key(&shown), root) {
+                Err(format!(
+                    "key {} is not valid UTF-8; confd renders text only and never writes altered data",
+                    server_text(raw_key)
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A value as text; one that is not UTF-8 is an error naming its key, never
+/// a value with replacement characters written as if it were the data.
+fn text_value(key: &str, value: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(value).map_err(|e| {
+        format!(
+            "key {}: the value is not valid UTF-8 (byte {} of {}); confd renders text only and never writes altered data",
+            quote_server(key),
+            e.utf8_error().valid_up_to(),
+            e.as_bytes().len()
+        )
+    })
 }
 
 fn gateway_message(status: StatusCode, body: &[u8]) -> String {
@@ -595,5 +634,34 @@ mod tests {
             serde_json::from_str(r#"{"header":{"revision":7}}"#).expect("parses");
         assert_eq!(page.header.revision, 7);
         assert!(page.kvs.is_empty());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_an_error_naming_the_key() {
+        // /app/bin = ff fe 78 (put), /app/a = 1, /app-x\xff (a sibling: ignored).
+        let events = |json: &str| -> Vec<WatchedEvent> {
+            let message: WatchMessage = serde_json::from_str(json).expect("parses");
+            message.result.expect("a result").events
+        };
+        let bad_value = events(
+            r#"{"result":{"events":[
+                {"kv":{"key":"L2FwcC9h","value":"MQ==","mod_revision":"10"}},
+                {"kv":{"key":"L2FwcC9iaW4=","value":"//54","mod_revision":"11"}}]}}"#,
+        );
+        let error = batch_changes("/app", 9, bad_value).expect_err("not UTF-8");
+        assert!(
+            error.contains("key /app/bin") && error.contains("UTF-8"),
+            "{error}"
+        );
+        let sibling = events(
+            r#"{"result":{"events":[{"kv":{"key":"L2FwcC14/w==","value":"MQ==","mod_revision":"12"}}]}}"#,
+        );
+        assert_eq!(batch_changes("/app", 9, sibling), Ok(None));
+        let bad_key = events(
+            r#"{"result":{"events":[{"type":"DELETE","kv":{"key":"L2FwcC//","mod_revision":"13"}}]}}"#,
+        );
+        let error = batch_changes("/app", 9, bad_key).expect_err("not UTF-8");
+        assert!(error.contains("key /app/\u{fffd}"), "{error}");
+        assert_eq!(text_value("/k", "é".into()), Ok("é".to_string()));
     }
 }

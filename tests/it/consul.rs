@@ -235,6 +235,38 @@ fn onetime_prefix_flag_and_resource_prefix() {
     assert_eq!(read(&t.out("app.conf")), "name=staging-shop");
 }
 
+/// A value that is not UTF-8 fails the read naming its key, and the
+/// destination keeps its content, one-shot and under -watch (where the daemon
+/// catches up once the value is text again). (Such bytes used to be replaced
+/// with U+FFFD and written as if they were the data.)
+#[test]
+fn a_value_that_is_not_utf8_fails_naming_the_key() {
+    let server = ConsulServer::start();
+    server.put("app/a", "1");
+    server.put_bytes("app/bin", b"\xff\xfex", 0);
+    let s = Scenario::new();
+    s.template(
+        "app.tmpl",
+        "{% for k in ls(key=\"/app\") %}{{ k }}={{ getv(key=\"/app/\" ~ k) }}\n{% endfor %}",
+    );
+    s.resource("app", "app.conf", &["/app"], "");
+    let dest = s.out("app.conf");
+    s.write("out/app.conf", "old\n");
+    let run = onetime(&s, &server, &[]);
+    run.expect_code(1);
+    run.line_with("key /app/bin: the value is not valid UTF-8");
+    assert_eq!(read(&dest), "old\n");
+
+    server.delete("app/bin");
+    let confd = watch(&s, &server, &[]);
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    server.put_bytes("app/a", b"\xc3", 0);
+    confd.expect_log("key /app/a: the value is not valid UTF-8", CHANGE_LIMIT);
+    assert_eq!(read(&dest), "a=1\n");
+    server.put("app/a", "é");
+    confd.expect_file(&dest, "a=é\n", CHANGE_LIMIT);
+}
+
 #[test]
 fn onetime_missing_prefix_is_an_empty_subtree() {
     let server = ConsulServer::start();

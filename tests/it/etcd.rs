@@ -1593,3 +1593,42 @@ fn v2_watch_event_over_the_size_cap_keeps_the_file() {
 fn v3_watch_event_over_the_size_cap_keeps_the_file() {
     watch_event_over_the_size_cap_keeps_the_file(Api::V3);
 }
+
+/// A v3 value or key that is not UTF-8 fails the read naming the key, and
+/// the destination keeps its content: one-shot, and under -watch, where the
+/// daemon catches up once the value is text again. (Such bytes used to be
+/// replaced with U+FFFD and the result written as if it were the data.)
+#[test]
+fn v3_text_that_is_not_utf8_fails_naming_the_key() {
+    let etcd = Etcd::start();
+    etcd.put_v3("/app/a", "1");
+    etcd.put_v3_bytes(b"/app/bin", b"\xff\xfex");
+    // A sibling inside etcd's key range for /app, never read: no error.
+    etcd.put_v3_bytes(b"/app-x\xff", b"\xff");
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    s.write("out/app.conf", "old\n");
+    let run = onetime(&s, Api::V3, &[&etcd.url()], &[]);
+    run.expect_code(1);
+    let line = run.line_with("UTF-8");
+    assert!(line.contains("key /app/bin"), "{line}");
+    assert_eq!(read(&dest), "old\n");
+
+    // A key that is not UTF-8 is named too, with the bytes shown as U+FFFD.
+    etcd.delete_v3("/app/bin");
+    etcd.put_v3_bytes(b"/app/\xffkey", b"v");
+    let run = onetime(&s, Api::V3, &[&etcd.url()], &[]);
+    run.expect_code(1);
+    run.line_with("key /app/\u{fffd}key is not valid UTF-8");
+    assert_eq!(read(&dest), "old\n");
+
+    let body = serde_json::json!({"key": "L2FwcC//a2V5"}); // /app/\xffkey
+    etcd.post_v3("/v3/kv/deleterange", &body.to_string());
+    let confd = watch(&s, Api::V3, &etcd.url());
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    etcd.put_v3_bytes(b"/app/a", b"\xc3");
+    confd.expect_log("key /app/a: the value is not valid UTF-8", CHANGE_LIMIT);
+    assert_eq!(read(&dest), "a=1\n");
+    etcd.put_v3("/app/a", "é");
+    confd.expect_file(&dest, "a=é\n", CHANGE_LIMIT);
+}
