@@ -90,6 +90,9 @@ pub struct Settings {
     pub consul_addr: Option<String>,
     /// The largest answer read from a backend node, in bytes.
     pub max_response_size: u64,
+    /// How long a watch may go without a word from its node (confd.toml
+    /// only).
+    pub watch_timeout: Duration,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -140,6 +143,8 @@ struct FileSettings {
     consul_addr: Option<String>,
     #[serde(alias = "max-response-size")]
     max_response_size: Option<SizeSetting>,
+    #[serde(alias = "watch-timeout")]
+    watch_timeout: Option<String>,
 }
 
 /// A size in confd.toml: a number of bytes or a string with a unit.
@@ -246,6 +251,20 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
             .map_err(|e| ConfigError::setting("-max-response-size", format!("{text:?}: {e}")))?,
     };
 
+    let watch_timeout = match file.watch_timeout {
+        None => crate::backend::http::DEFAULT_WATCH_TIMEOUT,
+        Some(text) => parse_duration(&text)
+            .and_then(|d| {
+                use crate::backend::http::{MAX_WATCH_TIMEOUT, MIN_WATCH_TIMEOUT};
+                if (MIN_WATCH_TIMEOUT..=MAX_WATCH_TIMEOUT).contains(&d) {
+                    Ok(d)
+                } else {
+                    Err("must be between 1s and 10m".to_string())
+                }
+            })
+            .map_err(|e| ConfigError::setting("watch_timeout", format!("{text:?}: {e}")))?,
+    };
+
     reject_flags_the_backend_does_not_use(backend, &flags)?;
 
     let files = if flags.files.is_empty() {
@@ -305,6 +324,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         datacenter: flags.datacenter.clone().or(file.datacenter),
         consul_addr: flags.consul_addr.clone().or(file.consul_addr),
         max_response_size,
+        watch_timeout,
     })
 }
 
@@ -361,6 +381,7 @@ impl Settings {
             &self.srv_record,
             &self.datacenter,
             self.max_response_size,
+            self.watch_timeout,
         ) == (
             other.backend,
             &other.nodes,
@@ -371,6 +392,7 @@ impl Settings {
             &other.srv_record,
             &other.datacenter,
             other.max_response_size,
+            other.watch_timeout,
         )
     }
 
@@ -415,6 +437,7 @@ impl Settings {
                 scheme: self.scheme.clone(),
                 auth,
                 max_response_size: self.max_response_size,
+                watch_timeout: self.watch_timeout,
             },
             token: self.auth.auth_token.clone(),
             datacenter: self.datacenter.clone(),
@@ -456,6 +479,7 @@ impl Settings {
             scheme: self.scheme.clone(),
             auth: self.auth.clone(),
             max_response_size: self.max_response_size,
+            watch_timeout: self.watch_timeout,
         })
     }
 }

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::http::{
-    BodyError, HttpConfig, NodeClient, REQUEST_TIMEOUT, quote_server, read_capped, server_text,
+    BodyError, HttpConfig, Limits, NodeClient, answer_limit, quote_server, read_capped, server_text,
 };
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
@@ -21,8 +21,6 @@ const KEY_NOT_FOUND: u64 = 100;
 /// etcd v2's error code for "The event in requested index is outdated and
 /// cleared" (the watch history holds the last 1,000 events only).
 const EVENT_INDEX_CLEARED: u64 = 401;
-/// How long one long-poll watch may stay open before it is re-armed.
-const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads etcd through the v2 keys API.
 #[derive(Debug)]
@@ -135,7 +133,7 @@ impl EtcdBackend {
     ) -> Result<u64, BackendError> {
         let (response, node) = self
             .client
-            .send(REQUEST_TIMEOUT, |client, node| {
+            .send(Limits::REQUEST, |client, node| {
                 let mut url = Self::key_url(node, root);
                 url.set_query(Some("recursive=true&quorum=true"));
                 client.get(url)
@@ -201,11 +199,23 @@ impl Backend for EtcdBackend {
     /// A recursive long poll from `index + 1`, so a change made while the
     /// previous one was being handled is never lost (confd 0.16 re-armed
     /// from "now" and lost such writes).
+    ///
+    /// etcd's long poll has no timeout of its own and sends nothing while
+    /// it waits, so a node that silently died would hold it forever: after
+    /// the watch timeout without an answer the poll ends as `Quiet` and the
+    /// caller re-issues it from the same index. A live node answers the
+    /// re-issued poll's headers at once; one that does not within
+    /// [`answer_limit`] is given up for the next node.
     async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
         let query = format!("wait=true&recursive=true&waitIndex={}", index + 1);
+        let timeout = self.client.watch_timeout();
+        let limits = Limits {
+            answer: answer_limit(timeout),
+            total: Some(timeout),
+        };
         let sent = self
             .client
-            .send(WATCH_LIMIT, |client, node| {
+            .send(limits, |client, node| {
                 let mut url = Self::key_url(node, root);
                 url.set_query(Some(&query));
                 client.get(url)

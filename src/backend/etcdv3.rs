@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::http::{
-    HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error, quote_server, server_text,
+    HttpConfig, Limits, NodeClient, answer_limit, network_error, quote_server, server_text,
 };
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
@@ -20,8 +20,6 @@ use crate::snapshot::{clean_key, is_within};
 
 /// Keys asked for per range request; larger ranges are paged.
 const PAGE_SIZE: u64 = 5_000;
-/// How long one watch stream may stay open before it is re-armed.
-const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads etcd through the v3 JSON gateway.
 #[derive(Debug)]
@@ -188,7 +186,7 @@ impl EtcdV3Backend {
             .send_json(
                 "v3/auth/authenticate",
                 body.to_string(),
-                REQUEST_TIMEOUT,
+                Limits::REQUEST,
                 &None,
             )
             .await?;
@@ -228,11 +226,11 @@ impl EtcdV3Backend {
         &self,
         path: &str,
         body: String,
-        timeout: std::time::Duration,
+        limits: Limits,
         token: &Option<String>,
     ) -> Result<(reqwest::Response, String), BackendError> {
         self.client
-            .send(timeout, |client, node| {
+            .send(limits, |client, node| {
                 let request = client
                     .post(Self::endpoint(node, path))
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -255,7 +253,7 @@ impl EtcdV3Backend {
         for attempt in 0..2 {
             let token = self.current_token().await?;
             let (response, node) = self
-                .send_json(path, body.to_string(), REQUEST_TIMEOUT, &token)
+                .send_json(path, body.to_string(), Limits::REQUEST, &token)
                 .await?;
             let location = node;
             let status = response.status();
@@ -335,7 +333,12 @@ impl EtcdV3Backend {
 }
 
 impl EtcdV3Backend {
-    /// Opens a watch stream on `root` from `index + 1`.
+    /// Opens a watch stream on `root` from `index + 1`. It asks for
+    /// progress notifications: an etcd started with a
+    /// `--experimental-watch-progress-notify-interval` shorter than the watch
+    /// timeout then keeps a quiet stream visibly alive. The gateway sends the
+    /// headers and a "created" message at once, so a node that does not
+    /// answer within [`answer_limit`] is given up for the next one.
     async fn open_watch(&self, root: &str, index: u64) -> Result<OpenWatch, BackendError> {
         let (key, range_end) = subtree_range(root);
         let body = serde_json::json!({
@@ -343,13 +346,18 @@ impl EtcdV3Backend {
                 "key": BASE64.encode(&key),
                 "range_end": BASE64.encode(&range_end),
                 "start_revision": index + 1,
+                "progress_notify": true,
             }
         })
         .to_string();
         let token = self.current_token().await?;
-        let (response, node) = self
-            .send_json("v3/watch", body, WATCH_LIMIT, &token)
-            .await?;
+        // No limit on the whole stream: it lives as long as it keeps
+        // talking; next_change puts an idle deadline on every read.
+        let limits = Limits {
+            answer: answer_limit(self.client.watch_timeout()),
+            total: None,
+        };
+        let (response, node) = self.send_json("v3/watch", body, limits, &token).await?;
         let location = format!("{node} watch {root}");
         if response.status() != StatusCode::OK {
             let status = response.status();
@@ -421,11 +429,24 @@ impl EtcdV3Backend {
             if open.buffer.len() as u64 > self.client.max_response_size() {
                 return Err(self.client.too_large(&location, None));
             }
-            match open.response.chunk().await {
-                Ok(Some(chunk)) => open.buffer.extend_from_slice(&chunk),
-                Ok(None) => return Ok(WatchEvent::Quiet),
-                Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
-                Err(e) => return Err(network_error("etcdv3", location, &e)),
+            // A stream that says nothing for the watch timeout may sit on a
+            // connection that silently died: end it as Quiet, and the caller
+            // opens a new one from the same revision (on the next node if
+            // this one does not answer).
+            let idle = self.client.watch_timeout();
+            match tokio::time::timeout(idle, open.response.chunk()).await {
+                Err(_) => {
+                    tracing::debug!(
+                        location = %location,
+                        "watch stream silent for {}; opening it again",
+                        humantime::format_duration(idle)
+                    );
+                    return Ok(WatchEvent::Quiet);
+                }
+                Ok(Ok(Some(chunk))) => open.buffer.extend_from_slice(&chunk),
+                Ok(Ok(None)) => return Ok(WatchEvent::Quiet),
+                Ok(Err(e)) if e.is_timeout() => return Ok(WatchEvent::Quiet),
+                Ok(Err(e)) => return Err(network_error("etcdv3", location, &e)),
             }
         }
     }

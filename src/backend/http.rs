@@ -3,6 +3,11 @@
 //! across `-node` addresses in the order given, remembering the last node that
 //! answered so a dead first node costs one failed connect, not one per request.
 //!
+//! A node that silently dies (a partition, a frozen VM) is noticed in bounded
+//! time: every connection has TCP keepalive, and watches get deadlines built
+//! on [`DEFAULT_WATCH_TIMEOUT`] (`watch_timeout` in confd.toml), past which
+//! the watch is asked again and, without an answer, the next node is tried.
+//!
 //! Redirects are followed within a node's origin only: one to another scheme,
 //! host or port is refused with an error naming both, so the token, basic
 //! auth and client certificate given for a node never go anywhere else.
@@ -24,6 +29,34 @@ use crate::error::ConfigError;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for an ordinary (non-watch) request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a watch may go without a word from its node before confd
+/// suspects it silently died (a partition, a frozen VM): the etcd v2 long poll
+/// is re-issued, the etcd v3 stream re-opened, and Consul is asked to wait at
+/// most this long in a blocking query. The node is given up for the next one
+/// when the re-issued request gets no answer within [`answer_limit`]
+/// (Consul: [`crate::backend::consul::blocking_deadline`]). Settable with
+/// `watch_timeout` in confd.toml.
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// The shortest `watch_timeout` accepted (each idle watch costs one request
+/// per timeout).
+pub const MIN_WATCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest `watch_timeout` accepted (Consul caps a blocking query's wait
+/// at 10 minutes).
+pub const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// TCP keepalive: after this long without traffic the kernel starts probing
+/// the peer…
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// …every this often…
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// …and closes the connection after this many unanswered probes: a node
+/// whose host vanished (no RST will ever come) is noticed after about 30 s of
+/// silence, even in the middle of a long poll.
+pub const TCP_KEEPALIVE_PROBES: u32 = 3;
+/// Sent data unacknowledged this long closes the connection (Linux), so a
+/// request written into a partition fails instead of waiting on
+/// retransmissions for minutes.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The largest answer read from a node unless `-max-response-size` says
 /// otherwise: far above any sane configuration store, far below what would
 /// hurt the host (an uncapped 1 GB answer used to take 3 GB of memory).
@@ -131,6 +164,36 @@ pub struct HttpConfig {
     /// The largest answer body read from a node, in bytes
     /// (`-max-response-size`).
     pub max_response_size: u64,
+    /// How long a watch may go without a word from its node
+    /// (`watch_timeout` in confd.toml; [`DEFAULT_WATCH_TIMEOUT`]).
+    pub watch_timeout: Duration,
+}
+
+/// How long one request may take on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Until the status line and headers have arrived; past it the node is
+    /// given up and the next one is tried.
+    pub answer: Duration,
+    /// Until the whole body has arrived; `None` for a stream, which the
+    /// caller reads with its own idle deadline.
+    pub total: Option<Duration>,
+}
+
+impl Limits {
+    /// An ordinary request: [`REQUEST_TIMEOUT`] for the whole of it.
+    pub const REQUEST: Limits = Limits {
+        answer: REQUEST_TIMEOUT,
+        total: Some(REQUEST_TIMEOUT),
+    };
+}
+
+/// How long a watch request may wait for its status line: a server answers
+/// the headers of an etcd long poll or watch stream at once, so a node that
+/// does not within the watch timeout (or [`REQUEST_TIMEOUT`], if shorter) is
+/// not answering at all.
+pub fn answer_limit(watch_timeout: Duration) -> Duration {
+    watch_timeout.min(REQUEST_TIMEOUT)
 }
 
 /// An HTTP client bound to a list of nodes. Its `Debug` leaves out every
@@ -142,6 +205,7 @@ pub struct NodeClient {
     preferred: AtomicUsize,
     basic_auth: Option<(String, String)>,
     max_response_size: u64,
+    watch_timeout: Duration,
 }
 
 impl std::fmt::Debug for NodeClient {
@@ -304,7 +368,14 @@ impl NodeClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(redirect_policy())
+            .tcp_keepalive(TCP_KEEPALIVE_IDLE)
+            .tcp_keepalive_interval(TCP_KEEPALIVE_INTERVAL)
+            .tcp_keepalive_retries(TCP_KEEPALIVE_PROBES)
             .no_proxy();
+        #[cfg(target_os = "linux")]
+        {
+            builder = builder.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         let auth = &config.auth;
         if let Some(ca) = &auth.client_ca_keys {
             // The backend's own CA, as confd uses it: trust exactly these roots.
@@ -366,7 +437,13 @@ impl NodeClient {
             preferred: AtomicUsize::new(0),
             basic_auth,
             max_response_size: config.max_response_size,
+            watch_timeout: config.watch_timeout,
         })
+    }
+
+    /// How long a watch may go without a word from its node.
+    pub fn watch_timeout(&self) -> Duration {
+        self.watch_timeout
     }
 
     /// The largest answer body this client reads (`-max-response-size`).
@@ -440,11 +517,12 @@ impl NodeClient {
 
     /// Sends a request built for each node in turn (the one that answered
     /// last first) until one answers; any HTTP status counts as an answer.
-    /// `timeout` bounds the whole request on one node. Returns the answer
-    /// and the node's name for messages (password masked).
+    /// `limits` bound the request on one node: a node that has not answered
+    /// within `limits.answer` is given up for the next one. Returns the
+    /// answer and the node's name for messages (password masked).
     pub async fn send(
         &self,
-        timeout: Duration,
+        limits: Limits,
         build: impl Fn(&Client, &Url) -> RequestBuilder,
     ) -> Result<(Response, String), BackendError> {
         let count = self.nodes.len();
@@ -456,20 +534,33 @@ impl NodeClient {
         for offset in 0..count {
             let index = (first + offset) % count;
             let node = &self.nodes[index];
-            let mut request = build(&self.client, &node.url).timeout(timeout);
+            let mut request = build(&self.client, &node.url);
+            if let Some(total) = limits.total {
+                request = request.timeout(total);
+            }
             // -username/-password win over the URL's user information, as
             // an explicit Authorization header does in Go's HTTP client.
             if let Some((user, password)) = self.basic_auth.as_ref().or(node.userinfo.as_ref()) {
                 request = request.basic_auth(user, Some(password));
             }
-            match request.send().await {
-                Ok(response) => {
+            // Dropping the request on the deadline closes its connection,
+            // so a node that went silent holds nothing back.
+            match tokio::time::timeout(limits.answer, request.send()).await {
+                Ok(Ok(response)) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok((response, node.name.clone()));
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     all_refused &= e.is_redirect();
                     failures.push(format!("{} {}", node.name, describe_reqwest_error(&e)));
+                }
+                Err(_) => {
+                    all_refused = false;
+                    failures.push(format!(
+                        "{} timed out: no answer within {}",
+                        node.name,
+                        humantime::format_duration(limits.answer)
+                    ));
                 }
             }
         }
@@ -739,6 +830,7 @@ mod tests {
             scheme: "http".into(),
             auth,
             max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+            watch_timeout: DEFAULT_WATCH_TIMEOUT,
         })
         .expect("client");
         assert_eq!(

@@ -16,6 +16,13 @@ use crate::common::etcd::{
     Etcd, EtcdOptions, basic_auth_header, http_with_headers, make_tls_files,
 };
 use crate::common::{Run, Scenario, free_port, read, wait_until};
+use crate::net::{FreezableProxy, short_watch_timeout};
+
+/// How long a change made behind a frozen node may take to reach the file
+/// with a 2 s watch timeout: the timeout, 2 s for the re-issued request to
+/// go unanswered, the request to the next node and the render, with room
+/// for a loaded machine.
+const FROZEN_LIMIT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -1631,4 +1638,50 @@ fn v3_text_that_is_not_utf8_fails_naming_the_key() {
     assert_eq!(read(&dest), "a=1\n");
     etcd.put_v3("/app/a", "é");
     confd.expect_file(&dest, "a=é\n", CHANGE_LIMIT);
+}
+
+/// A watch whose node silently died — it stops answering but keeps the
+/// connection open, as behind a partition or on a frozen VM — is noticed
+/// within the watch timeout plus the time to answer (2 s + 2 s here, set in
+/// confd.toml), and the daemon moves to the next node: a change made while
+/// the first node is frozen reaches the file. (The v2 long poll and the v3
+/// stream used to wait on the dead connection for 5 minutes.)
+fn watch_fails_over_from_a_frozen_node(api: Api) {
+    let etcd = Etcd::start();
+    api.put(&etcd, "/app/a", "1");
+    let proxy = FreezableProxy::start(etcd.client_port());
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    let config = short_watch_timeout(&s, "2s");
+    let confd = Confd::spawn(
+        &s,
+        &args(
+            &s,
+            api.backend(),
+            &[&proxy.url(), &etcd.url()],
+            &["-watch", "-config-file", &config],
+        ),
+    );
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    // The watch runs through the proxy (the node that answered the read).
+    api.put(&etcd, "/app/a", "2");
+    confd.expect_file(&dest, "a=2\n", CHANGE_LIMIT);
+
+    proxy.freeze();
+    api.put(&etcd, "/app/a", "3");
+    let took = confd.expect_file(&dest, "a=3\n", FROZEN_LIMIT);
+    eprintln!("{api:?}: a change behind a frozen node reached the file in {took:?}");
+    api.put(&etcd, "/app/a", "4");
+    confd.expect_file(&dest, "a=4\n", CHANGE_LIMIT);
+    proxy.thaw();
+}
+
+#[test]
+fn v2_watch_fails_over_from_a_frozen_node() {
+    watch_fails_over_from_a_frozen_node(Api::V2);
+}
+
+#[test]
+fn v3_watch_fails_over_from_a_frozen_node() {
+    watch_fails_over_from_a_frozen_node(Api::V3);
 }

@@ -10,7 +10,7 @@
 // The helpers serve the etcd and Consul test modules too.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -226,6 +226,115 @@ fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
         headers,
         body,
     })
+}
+
+// ---------------------------------------------------------------------------
+// A TCP proxy that can freeze
+// ---------------------------------------------------------------------------
+
+/// A TCP proxy on a free 127.0.0.1 port in front of `upstream`. Frozen, it
+/// keeps every connection (and accepts new ones) but forwards no byte either
+/// way, as a node behind a partition or on a frozen VM: the client sees no
+/// error, just silence. Stopped, with every socket closed, when dropped.
+pub struct FreezableProxy {
+    port: u16,
+    frozen: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FreezableProxy {
+    pub fn start(upstream: u16) -> FreezableProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("address").port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (frozen_flag, stopping) = (frozen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        continue;
+                    };
+                    let (frozen, stop) = (frozen_flag.clone(), stopping.clone());
+                    std::thread::spawn(move || pump(from, to, &frozen, &stop));
+                }
+            }
+        });
+        FreezableProxy { port, frozen, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops forwarding; sockets stay open.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` while not frozen; frozen, it reads nothing (so the
+/// bytes stay in the kernel's buffers, unacknowledged by the application)
+/// and holds what it has. Ends at end of stream, on an error or on stop.
+fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &AtomicBool, stop: &AtomicBool) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buffer = [0u8; 16 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        if frozen.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => break,
+        };
+        while frozen.load(Ordering::SeqCst) && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if stop.load(Ordering::Relaxed) || to.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Writes `confd.toml` with a short `watch_timeout` into the scenario and
+/// returns its path, for `-config-file`.
+pub fn short_watch_timeout(s: &Scenario, timeout: &str) -> String {
+    s.write("confd.toml", &format!("watch_timeout = {timeout:?}\n"))
+        .display()
+        .to_string()
 }
 
 /// An etcd v2 answer holding `/app/a` = `value`.
@@ -559,5 +668,23 @@ fn a_redirect_within_the_origin_is_followed() {
     assert_eq!(requests.len(), 2, "{requests:?}");
     for request in requests {
         assert_eq!(request.header("authorization"), Some(expected.as_str()));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. watch_timeout
+// ---------------------------------------------------------------------------
+
+/// `watch_timeout` in confd.toml takes a duration from 1s to 10m; anything
+/// else is a configuration error naming the setting.
+#[test]
+fn watch_timeout_outside_its_range_is_a_configuration_error() {
+    let s = app_scenario();
+    let node = format!("http://127.0.0.1:{}", free_port());
+    for bad in ["0s", "500ms", "11m", "soon"] {
+        let config = short_watch_timeout(&s, bad);
+        let run = onetime(&s, "etcd", &[&node], &["-config-file", &config]);
+        run.expect_code(2);
+        run.line_with("watch_timeout");
     }
 }
