@@ -55,9 +55,12 @@ pub struct Flags {
     #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
     pub backend: Option<String>,
     /// Backend address; repeatable, tried in order.
+    // The values of secret-bearing variables stay out of --help (a node URL
+    // may hold a password).
     #[arg(
         long = "node",
         env = "CONFD_NODE",
+        hide_env_values = true,
         value_name = "ADDR",
         value_delimiter = ','
     )]
@@ -118,13 +121,13 @@ pub struct Flags {
     #[arg(long, env = "CONFD_USERNAME")]
     pub username: Option<String>,
     /// HTTP basic auth password (etcd, consul).
-    #[arg(long, env = "CONFD_PASSWORD")]
+    #[arg(long, env = "CONFD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Use HTTP basic auth (etcd, consul).
     #[arg(long = "basic-auth", env = "CONFD_BASIC_AUTH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub basic_auth: Option<bool>,
     /// Consul ACL token (also CONSUL_HTTP_TOKEN).
-    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN")]
+    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
     /// TLS client certificate (PEM).
     #[arg(long = "client-cert", env = "CONFD_CLIENT_CERT", value_name = "FILE")]

@@ -415,6 +415,22 @@ fn a_password_in_a_node_url_never_shows() {
     }
 }
 
+/// `--help` names the variables that hold secrets but never their values.
+/// (clap used to print `[env: CONFD_PASSWORD=<the password>]`.)
+#[test]
+fn help_never_shows_secret_values_from_the_environment() {
+    let mut s = Scenario::new();
+    s.set_env("CONFD_NODE", "http://root:s3cret-node@127.0.0.1:1")
+        .set_env("CONFD_PASSWORD", "s3cret-pw")
+        .set_env("CONFD_AUTH_TOKEN", "s3cret-token");
+    let run = s.run(&["-help"]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("s3cret"), "{}", run.stdout);
+    for name in ["CONFD_NODE", "CONFD_PASSWORD", "CONFD_AUTH_TOKEN"] {
+        assert!(run.stdout.contains(name), "{}", run.stdout);
+    }
+}
+
 /// The user information of a node URL is that node's basic auth
 /// (percent-decoded, as Go's HTTP client sends it), never part of the
 /// request; -username/-password win over it.
