@@ -1685,3 +1685,36 @@ fn v2_watch_fails_over_from_a_frozen_node() {
 fn v3_watch_fails_over_from_a_frozen_node() {
     watch_fails_over_from_a_frozen_node(Api::V3);
 }
+
+/// Credentials in the node URL authenticate: v2 as basic auth, v3 through
+/// the gateway's token authentication; messages mask the password.
+fn node_url_credentials_authenticate(api: Api) {
+    let etcd = Etcd::start();
+    api.put(&etcd, "/app/a", "private");
+    match api {
+        Api::V2 => enable_v2_auth(&etcd),
+        Api::V3 => enable_v3_auth(&etcd),
+    }
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    let port = etcd.client_port();
+    let wrong = format!("http://root:wrong-pw@127.0.0.1:{port}");
+    let run = onetime(&s, api, &[&wrong], &[]);
+    run.expect_code(1);
+    assert!(!run.stderr.contains("wrong-pw"), "{}", run.stderr);
+    run.line_with(&format!("http://root:***@127.0.0.1:{port}"));
+    assert!(!dest.exists(), "nothing rendered with a wrong password");
+
+    onetime(&s, api, &[&format!("http://root:pw@127.0.0.1:{port}")], &[]).expect_code(0);
+    assert_eq!(read(&dest), "a=private\n");
+}
+
+#[test]
+fn v2_node_url_credentials_authenticate() {
+    node_url_credentials_authenticate(Api::V2);
+}
+
+#[test]
+fn v3_node_url_credentials_authenticate() {
+    node_url_credentials_authenticate(Api::V3);
+}
