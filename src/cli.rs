@@ -59,9 +59,12 @@ pub struct Flags {
     #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
     pub backend: Option<String>,
     /// Backend address; repeatable, tried in order.
+    // The values of secret-bearing variables stay out of --help (a node URL
+    // may hold a password).
     #[arg(
         long = "node",
         env = "CONFD_NODE",
+        hide_env_values = true,
         value_name = "ADDR",
         value_delimiter = ','
     )]
@@ -161,6 +164,14 @@ pub struct Flags {
     /// Consul datacenter to read from [default: the agent's].
     #[arg(long, env = "CONFD_DATACENTER")]
     pub datacenter: Option<String>,
+    /// Largest answer read from a backend node: bytes, or with a unit (512KiB,
+    /// 64MiB, 1GB) [default: 64MiB].
+    #[arg(
+        long = "max-response-size",
+        env = "CONFD_MAX_RESPONSE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub max_response_size: Option<String>,
 }
 
 /// The long flags of one command (the top level or a subcommand).

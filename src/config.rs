@@ -95,6 +95,11 @@ pub struct Settings {
     pub datacenter: Option<String>,
     /// Consul agent for `service(...)`.
     pub consul_addr: Option<String>,
+    /// The largest answer read from a backend node, in bytes.
+    pub max_response_size: u64,
+    /// How long a watch may go without a word from its node (confd.toml
+    /// only).
+    pub watch_timeout: Duration,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -143,6 +148,18 @@ struct FileSettings {
     datacenter: Option<String>,
     #[serde(alias = "consul-addr")]
     consul_addr: Option<String>,
+    #[serde(alias = "max-response-size")]
+    max_response_size: Option<SizeSetting>,
+    #[serde(alias = "watch-timeout")]
+    watch_timeout: Option<String>,
+}
+
+/// A size in confd.toml: a number of bytes or a string with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeSetting {
+    Bytes(u64),
+    Text(String),
 }
 
 fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
@@ -236,6 +253,35 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         None => None,
     };
 
+    let max_response_size = match flags
+        .max_response_size
+        .clone()
+        .map(SizeSetting::Text)
+        .or(file.max_response_size)
+    {
+        None => crate::backend::http::DEFAULT_MAX_RESPONSE_SIZE,
+        Some(SizeSetting::Bytes(bytes)) => {
+            crate::backend::http::parse_max_response_size(&bytes.to_string())
+                .map_err(|e| ConfigError::setting("-max-response-size", e))?
+        }
+        Some(SizeSetting::Text(text)) => crate::backend::http::parse_max_response_size(&text)
+            .map_err(|e| ConfigError::setting("-max-response-size", format!("{text:?}: {e}")))?,
+    };
+
+    let watch_timeout = match file.watch_timeout {
+        None => crate::backend::http::DEFAULT_WATCH_TIMEOUT,
+        Some(text) => parse_duration(&text)
+            .and_then(|d| {
+                use crate::backend::http::{MAX_WATCH_TIMEOUT, MIN_WATCH_TIMEOUT};
+                if (MIN_WATCH_TIMEOUT..=MAX_WATCH_TIMEOUT).contains(&d) {
+                    Ok(d)
+                } else {
+                    Err("must be between 1s and 10m".to_string())
+                }
+            })
+            .map_err(|e| ConfigError::setting("watch_timeout", format!("{text:?}: {e}")))?,
+    };
+
     reject_flags_the_backend_does_not_use(backend, &flags)?;
 
     let files = if flags.files.is_empty() {
@@ -294,6 +340,8 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         srv_record: flags.srv_record.clone().or(file.srv_record),
         datacenter: flags.datacenter.clone().or(file.datacenter),
         consul_addr: flags.consul_addr.clone().or(file.consul_addr),
+        max_response_size,
+        watch_timeout,
     })
 }
 
@@ -349,6 +397,8 @@ impl Settings {
             &self.srv_domain,
             &self.srv_record,
             &self.datacenter,
+            self.max_response_size,
+            self.watch_timeout,
         ) == (
             other.backend,
             &other.nodes,
@@ -358,6 +408,8 @@ impl Settings {
             &other.srv_domain,
             &other.srv_record,
             &other.datacenter,
+            other.max_response_size,
+            other.watch_timeout,
         )
     }
 
@@ -401,6 +453,8 @@ impl Settings {
                 nodes,
                 scheme: self.scheme.clone(),
                 auth,
+                max_response_size: self.max_response_size,
+                watch_timeout: self.watch_timeout,
             },
             token: self.auth.auth_token.clone(),
             datacenter: self.datacenter.clone(),
@@ -441,6 +495,8 @@ impl Settings {
             nodes,
             scheme: self.scheme.clone(),
             auth: self.auth.clone(),
+            max_response_size: self.max_response_size,
+            watch_timeout: self.watch_timeout,
         })
     }
 }

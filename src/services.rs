@@ -148,8 +148,13 @@ impl ServiceClient {
             return Ok(Vec::new());
         }
         let entries: Vec<HealthEntry> = serde_json::from_slice(&answer.body).map_err(|e| {
-            self.api
-                .error(answer.location.clone(), format!("unexpected response: {e}"))
+            self.api.error(
+                answer.location.clone(),
+                format!(
+                    "unexpected response: {}",
+                    crate::backend::http::quote_server(e)
+                ),
+            )
         })?;
         Ok(instances_from(entries))
     }

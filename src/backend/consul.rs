@@ -6,7 +6,10 @@
 //! those keys are filtered out here.
 //!
 //! `-watch` uses blocking queries (`?index=N&wait=…`), one per prefix, with
-//! the index rules of Consul's documentation: an index that goes backwards
+//! the watch timeout as `wait` and a deadline of that plus Consul's jitter
+//! plus a margin ([`blocking_deadline`]): a node that has not answered by then
+//! silently died, and the next one is asked. The index rules of Consul's
+//! documentation apply: an index that goes backwards
 //! (a restored snapshot, a new cluster) means reading everything again; an
 //! index of 0 is treated as 1; answers that come back at once without a change
 //! are rate-limited so a misbehaving server cannot spin the daemon.
@@ -19,16 +22,18 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
+use super::http::{HttpConfig, Limits, NodeClient, REQUEST_TIMEOUT, quote_server, server_text};
 use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::snapshot::{clean_key, is_within};
 
 /// Where `-backend consul` connects when no `-node` is given.
 pub const DEFAULT_NODE: &str = "127.0.0.1:8500";
-/// How long one blocking query may wait on the server (Consul caps it at 10m
-/// and adds up to wait/16 of jitter).
-pub const BLOCKING_WAIT: Duration = Duration::from_secs(60);
+/// The longest margin [`blocking_deadline`] allows for the network and the
+/// server's own work on top of the wait.
+const BLOCKING_MARGIN_MAX: Duration = REQUEST_TIMEOUT;
+/// The shortest such margin.
+const BLOCKING_MARGIN_MIN: Duration = Duration::from_secs(1);
 /// A blocking query that returns faster than this without a change counts as
 /// a tight loop.
 const TIGHT_LOOP: Duration = Duration::from_millis(50);
@@ -44,6 +49,23 @@ pub struct ConsulConfig {
     pub token: Option<String>,
     /// Datacenter to query (`-datacenter`); the agent's own when unset.
     pub datacenter: Option<String>,
+}
+
+/// How long a blocking query that asked Consul to `wait` may take before the
+/// node is given up: the wait, plus the up to wait/16 Consul adds to spread
+/// answers out, plus a margin of a quarter of the wait, at least 1 s and at
+/// most 15 s (78.75 s for the default 60 s wait).
+pub fn blocking_deadline(wait: Duration) -> Duration {
+    wait + wait / 16 + (wait / 4).clamp(BLOCKING_MARGIN_MIN, BLOCKING_MARGIN_MAX)
+}
+
+/// A duration in Go's syntax, as Consul's `wait` takes it.
+fn go_duration(wait: Duration) -> String {
+    if wait.subsec_millis() == 0 {
+        format!("{}s", wait.as_secs())
+    } else {
+        format!("{}ms", wait.as_millis())
+    }
 }
 
 /// The part of Consul's HTTP API confd speaks, shared by the KV backend and
@@ -124,7 +146,7 @@ impl ConsulApi {
             }
             if let Some(index) = blocking {
                 pairs.append_pair("index", &index.to_string());
-                pairs.append_pair("wait", &format!("{}s", BLOCKING_WAIT.as_secs()));
+                pairs.append_pair("wait", &go_duration(self.client.watch_timeout()));
             }
         }
         url
@@ -140,13 +162,21 @@ impl ConsulApi {
         blocking: Option<u64>,
         what: &str,
     ) -> Result<ApiAnswer, BackendError> {
-        let timeout = match blocking {
-            Some(_) => BLOCKING_WAIT + BLOCKING_WAIT / 16 + REQUEST_TIMEOUT,
-            None => REQUEST_TIMEOUT,
+        let limits = match blocking {
+            // Consul answers a blocking query's headers with its result, so
+            // the whole deadline applies to them.
+            Some(_) => {
+                let deadline = blocking_deadline(self.client.watch_timeout());
+                Limits {
+                    answer: deadline,
+                    total: Some(deadline),
+                }
+            }
+            None => Limits::REQUEST,
         };
         let (response, node) = self
             .client
-            .send(timeout, |client, node| {
+            .send(limits, |client, node| {
                 let request = client.get(self.url(node, path, query, blocking));
                 match &self.token {
                     Some(token) => request.header("X-Consul-Token", token),
@@ -154,7 +184,7 @@ impl ConsulApi {
                 }
             })
             .await?;
-        let location = format!("{} {what}", node.as_str().trim_end_matches('/'));
+        let location = format!("{node} {what}");
         let status = response.status();
         let index = response
             .headers()
@@ -162,12 +192,8 @@ impl ConsulApi {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| network_error(self.name, location.clone(), &e))?
-            .to_vec();
-        let text = || String::from_utf8_lossy(&body).trim().to_string();
+        let body = self.client.read_body(response, &location).await?;
+        let text = || server_text(&body);
         match status {
             StatusCode::OK | StatusCode::NOT_FOUND => Ok(ApiAnswer {
                 status,
@@ -261,8 +287,10 @@ impl ConsulBackend {
             return Ok(());
         }
         let entries: Vec<KvEntry> = serde_json::from_slice(&answer.body).map_err(|e| {
-            self.api
-                .error(answer.location.clone(), format!("unexpected response: {e}"))
+            self.api.error(
+                answer.location.clone(),
+                format!("unexpected response: {}", quote_server(e)),
+            )
         })?;
         for entry in entries {
             // A folder placeholder ("app/") only gives shape, through its
@@ -278,12 +306,25 @@ impl ConsulBackend {
                 Some(encoded) => BASE64.decode(encoded.as_bytes()).map_err(|e| {
                     self.api.error(
                         answer.location.clone(),
-                        format!("key {key}: value is not base64: {e}"),
+                        format!("key {}: value is not base64: {e}", quote_server(&key)),
                     )
                 })?,
                 None => Vec::new(),
             };
-            out.push((key, String::from_utf8_lossy(&value).into_owned()));
+            // Replacing bytes that are not UTF-8 would write altered data
+            // and report success: refuse the read instead.
+            let value = String::from_utf8(value).map_err(|e| {
+                self.api.error(
+                    answer.location.clone(),
+                    format!(
+                        "key {}: the value is not valid UTF-8 (byte {} of {}); confd renders text only and never writes altered data",
+                        quote_server(&key),
+                        e.utf8_error().valid_up_to(),
+                        e.as_bytes().len()
+                    ),
+                )
+            })?;
+            out.push((key, value));
         }
         Ok(())
     }
@@ -348,6 +389,8 @@ mod tests {
                 nodes: vec![DEFAULT_NODE.to_string()],
                 scheme: "http".to_string(),
                 auth: Default::default(),
+                max_response_size: crate::backend::http::DEFAULT_MAX_RESPONSE_SIZE,
+                watch_timeout: crate::backend::http::DEFAULT_WATCH_TIMEOUT,
             },
             token: None,
             datacenter: dc.map(str::to_string),
@@ -376,6 +419,24 @@ mod tests {
     }
 
     #[test]
+    fn blocking_deadlines_outlast_the_wait_and_its_jitter() {
+        assert_eq!(
+            blocking_deadline(Duration::from_secs(60)),
+            Duration::from_millis(78_750)
+        );
+        assert_eq!(
+            blocking_deadline(Duration::from_secs(2)),
+            Duration::from_millis(3_125)
+        );
+        assert_eq!(
+            blocking_deadline(Duration::from_secs(600)),
+            Duration::from_millis(652_500)
+        );
+        assert_eq!(go_duration(Duration::from_millis(2500)), "2500ms");
+        assert_eq!(go_duration(Duration::from_secs(60)), "60s");
+    }
+
+    #[test]
     fn folders_are_skipped_and_siblings_filtered() {
         let b = ConsulBackend { api: api(None) };
         let answer = ApiAnswer {
@@ -394,5 +455,22 @@ mod tests {
                 ("/app/empty".to_string(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_key() {
+        let b = ConsulBackend { api: api(None) };
+        let answer = ApiAnswer {
+            status: StatusCode::OK,
+            index: 9,
+            body: br#"[{"Key":"app/ok","Value":"MQ=="},{"Key":"app/bin","Value":"//54"}]"#.to_vec(),
+            location: "test".to_string(),
+        };
+        let mut out = Vec::new();
+        let error = b
+            .parse_entries("/app", &answer, &mut out)
+            .expect_err("not UTF-8");
+        assert!(error.message.contains("key /app/bin"), "{error}");
+        assert!(error.message.contains("UTF-8"), "{error}");
     }
 }

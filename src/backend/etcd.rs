@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT};
+use super::http::{
+    BodyError, HttpConfig, Limits, NodeClient, answer_limit, quote_server, read_capped, server_text,
+};
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
 
@@ -19,8 +21,6 @@ const KEY_NOT_FOUND: u64 = 100;
 /// etcd v2's error code for "The event in requested index is outdated and
 /// cleared" (the watch history holds the last 1,000 events only).
 const EVENT_INDEX_CLEARED: u64 = 401;
-/// How long one long-poll watch may stay open before it is re-armed.
-const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads etcd through the v2 keys API.
 #[derive(Debug)]
@@ -133,13 +133,13 @@ impl EtcdBackend {
     ) -> Result<u64, BackendError> {
         let (response, node) = self
             .client
-            .send(REQUEST_TIMEOUT, |client, node| {
+            .send(Limits::REQUEST, |client, node| {
                 let mut url = Self::key_url(node, root);
                 url.set_query(Some("recursive=true&quorum=true"));
                 client.get(url)
             })
             .await?;
-        let location = format!("{} key {root}", node.as_str().trim_end_matches('/'));
+        let location = format!("{node} key {root}");
         let index = response
             .headers()
             .get("X-Etcd-Index")
@@ -147,14 +147,11 @@ impl EtcdBackend {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| super::http::network_error("etcd", location.clone(), &e))?;
+        let body = self.client.read_body(response, &location).await?;
         match status {
             StatusCode::OK => {
                 let parsed: GetResponse = serde_json::from_slice(&body).map_err(|e| {
-                    self.error(location.clone(), format!("unexpected response: {e}"))
+                    self.error(location.clone(), format!("unexpected response: {}", quote_server(e)))
                 })?;
                 flatten(parsed.node, out);
                 Ok(index)
@@ -163,7 +160,12 @@ impl EtcdBackend {
                 Ok(e) if e.error_code == KEY_NOT_FOUND => Ok(index),
                 Ok(e) => Err(self.error(
                     location,
-                    format!("{} (error {}, {})", e.message, e.error_code, e.cause),
+                    format!(
+                        "{} (error {}, {})",
+                        quote_server(&e.message),
+                        e.error_code,
+                        quote_server(&e.cause)
+                    ),
                 )),
                 Err(_) if status == StatusCode::NOT_FOUND => Err(self.error(
                     location,
@@ -177,7 +179,7 @@ impl EtcdBackend {
                 }
                 Err(_) => Err(self.error(
                     location,
-                    format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
+                    format!("{status}: {}", server_text(&body)),
                 )),
             },
         }
@@ -197,11 +199,23 @@ impl Backend for EtcdBackend {
     /// A recursive long poll from `index + 1`, so a change made while the
     /// previous one was being handled is never lost (confd 0.16 re-armed
     /// from "now" and lost such writes).
+    ///
+    /// etcd's long poll has no timeout of its own and sends nothing while
+    /// it waits, so a node that silently died would hold it forever: after
+    /// the watch timeout without an answer the poll ends as `Quiet` and the
+    /// caller re-issues it from the same index. A live node answers the
+    /// re-issued poll's headers at once; one that does not within
+    /// [`answer_limit`] is given up for the next node.
     async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
         let query = format!("wait=true&recursive=true&waitIndex={}", index + 1);
+        let timeout = self.client.watch_timeout();
+        let limits = Limits {
+            answer: answer_limit(timeout),
+            total: Some(timeout),
+        };
         let sent = self
             .client
-            .send(WATCH_LIMIT, |client, node| {
+            .send(limits, |client, node| {
                 let mut url = Self::key_url(node, root);
                 url.set_query(Some(&query));
                 client.get(url)
@@ -209,22 +223,24 @@ impl Backend for EtcdBackend {
             .await;
         // etcd answers a long poll's headers at once; only the body waits.
         let (response, node) = sent?;
-        let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
+        let location = format!("{node} watch {root}");
         let status = response.status();
-        let body = match response.bytes().await {
+        let body = match read_capped(response, self.client.max_response_size()).await {
             Ok(body) => body,
-            Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
-            Err(e) => {
-                return Err(super::http::network_error("etcd", location, &e));
-            }
+            Err(BodyError::Network(e)) if e.is_timeout() => return Ok(WatchEvent::Quiet),
+            Err(e) => return Err(self.client.body_error(e, &location)),
         };
         if status == StatusCode::OK {
             // etcd closes an idle long poll with an empty body now and then.
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(WatchEvent::Quiet);
             }
-            let event: WatchResponse = serde_json::from_slice(&body)
-                .map_err(|e| self.error(location, format!("unexpected watch response: {e}")))?;
+            let event: WatchResponse = serde_json::from_slice(&body).map_err(|e| {
+                self.error(
+                    location,
+                    format!("unexpected watch response: {}", quote_server(e)),
+                )
+            })?;
             return Ok(WatchEvent::Changed {
                 index: event.node.modified_index,
                 changes: event.changes(),
@@ -232,11 +248,11 @@ impl Backend for EtcdBackend {
         }
         match serde_json::from_slice::<ErrorResponse>(&body) {
             Ok(e) if e.error_code == EVENT_INDEX_CLEARED => Ok(WatchEvent::Resync),
-            Ok(e) => Err(self.error(location, format!("{} (error {})", e.message, e.error_code))),
-            Err(_) => Err(self.error(
+            Ok(e) => Err(self.error(
                 location,
-                format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
+                format!("{} (error {})", quote_server(&e.message), e.error_code),
             )),
+            Err(_) => Err(self.error(location, format!("{status}: {}", server_text(&body)))),
         }
     }
 
@@ -330,5 +346,21 @@ mod tests {
             EtcdBackend::key_url(&node, "/").as_str(),
             "http://127.0.0.1:2379/v2/keys"
         );
+    }
+
+    /// JSON strings are UTF-8 by construction, and serde_json checks it:
+    /// an answer with bytes that are not UTF-8, or with an escape of half a
+    /// surrogate pair, fails to parse instead of being patched up.
+    #[test]
+    fn answers_that_are_not_utf8_fail_to_parse() {
+        let raw = b"{\"node\":{\"key\":\"/a\",\"value\":\"\xff\xfe\"}}";
+        assert!(serde_json::from_slice::<GetResponse>(raw).is_err());
+        let surrogate = br#"{"node":{"key":"/a","value":"\udc00"}}"#;
+        assert!(serde_json::from_slice::<GetResponse>(surrogate).is_err());
+        let event = b"{\"action\":\"set\",\"node\":{\"key\":\"/a\",\"value\":\"\xc3\",\"modifiedIndex\":3}}";
+        assert!(serde_json::from_slice::<WatchResponse>(event).is_err());
+        let fine = br#"{"node":{"key":"/a","value":"\u00e9"}}"#;
+        let parsed: GetResponse = serde_json::from_slice(fine).expect("parses");
+        assert_eq!(parsed.node.value.as_deref(), Some("é"));
     }
 }

@@ -1,8 +1,8 @@
 //! The `etcdv3` backend: etcd's v3 API through its JSON gateway (`/v3/kv/range`),
 //! so no gRPC code generation is needed. Each distinct prefix is one range read
 //! at one revision, paged for large ranges; keys and values travel base64
-//! encoded. With -username/-password the gateway's token authentication is
-//! used (basic auth is a v2 notion).
+//! encoded. With -username/-password (or a node URL's `user:password@`) the
+//! gateway's token authentication is used (basic auth is a v2 notion).
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -11,15 +11,15 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::http::{HttpConfig, NodeClient, REQUEST_TIMEOUT, network_error};
+use super::http::{
+    HttpConfig, Limits, NodeClient, answer_limit, network_error, quote_server, server_text,
+};
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
-use crate::snapshot::is_within;
+use crate::snapshot::{clean_key, is_within};
 
 /// Keys asked for per range request; larger ranges are paged.
 const PAGE_SIZE: u64 = 5_000;
-/// How long one watch stream may stay open before it is re-armed.
-const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads etcd through the v3 JSON gateway.
 #[derive(Debug)]
@@ -141,14 +141,19 @@ impl EtcdV3Backend {
     /// Prepares the client (nothing is sent yet).
     pub fn new(config: &HttpConfig) -> Result<EtcdV3Backend, ConfigError> {
         let mut config = config.clone();
-        let credentials = config
+        let flagged = config
             .auth
             .username
             .take()
             .map(|user| (user, config.auth.password.take().unwrap_or_default()));
         config.auth.basic_auth = false;
+        let client = NodeClient::new(&config)?;
+        // A node URL's user information stands for -username/-password when
+        // those are not given; either way it becomes a token, never a basic
+        // Authorization header (the gateway would read that as a bad token).
+        let credentials = flagged.or_else(|| client.userinfo_credentials());
         Ok(EtcdV3Backend {
-            client: NodeClient::new(&config)?,
+            client: client.without_userinfo_auth(),
             credentials,
             token: Mutex::new(None),
             streams: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -181,16 +186,13 @@ impl EtcdV3Backend {
             .send_json(
                 "v3/auth/authenticate",
                 body.to_string(),
-                REQUEST_TIMEOUT,
+                Limits::REQUEST,
                 &None,
             )
             .await?;
-        let location = node.as_str().trim_end_matches('/').to_string();
+        let location = node;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| network_error("etcdv3", location.clone(), &e))?;
+        let bytes = self.client.read_body(response, &location).await?;
         if status != StatusCode::OK {
             return Err(self.error(
                 location,
@@ -201,7 +203,10 @@ impl EtcdV3Backend {
             ));
         }
         let parsed: AuthResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            self.error(location, format!("unexpected authentication response: {e}"))
+            self.error(
+                location,
+                format!("unexpected authentication response: {}", quote_server(e)),
+            )
         })?;
         Ok(Some(parsed.token))
     }
@@ -221,11 +226,11 @@ impl EtcdV3Backend {
         &self,
         path: &str,
         body: String,
-        timeout: std::time::Duration,
+        limits: Limits,
         token: &Option<String>,
-    ) -> Result<(reqwest::Response, reqwest::Url), BackendError> {
+    ) -> Result<(reqwest::Response, String), BackendError> {
         self.client
-            .send(timeout, |client, node| {
+            .send(limits, |client, node| {
                 let request = client
                     .post(Self::endpoint(node, path))
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -248,19 +253,16 @@ impl EtcdV3Backend {
         for attempt in 0..2 {
             let token = self.current_token().await?;
             let (response, node) = self
-                .send_json(path, body.to_string(), REQUEST_TIMEOUT, &token)
+                .send_json(path, body.to_string(), Limits::REQUEST, &token)
                 .await?;
-            let location = node.as_str().trim_end_matches('/').to_string();
+            let location = node;
             let status = response.status();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| network_error("etcdv3", location.clone(), &e))?;
+            let bytes = self.client.read_body(response, &location).await?;
             if status == StatusCode::UNAUTHORIZED && token.is_some() && attempt == 0 {
                 *self.token.lock().await = None;
                 continue;
             }
-            return Ok((status, bytes.to_vec(), location));
+            return Ok((status, bytes, location));
         }
         Err(self.error(
             self.client.describe_nodes(),
@@ -290,8 +292,12 @@ impl EtcdV3Backend {
             if status != StatusCode::OK {
                 return Err(self.error(location, gateway_message(status, &bytes)));
             }
-            let page: RangeResponse = serde_json::from_slice(&bytes)
-                .map_err(|e| self.error(location.clone(), format!("unexpected response: {e}")))?;
+            let page: RangeResponse = serde_json::from_slice(&bytes).map_err(|e| {
+                self.error(
+                    location.clone(),
+                    format!("unexpected response: {}", quote_server(e)),
+                )
+            })?;
             // The first page fixes the revision every later page and prefix
             // is read at (etcd reports its current revision in every header,
             // even for a read pinned to an older one).
@@ -306,9 +312,12 @@ impl EtcdV3Backend {
                 let value = BASE64.decode(&kv.value).map_err(|e| {
                     self.error(location.clone(), format!("bad value encoding: {e}"))
                 })?;
-                let text_key = String::from_utf8_lossy(&raw_key).into_owned();
-                if is_within(&crate::snapshot::clean_key(&text_key), root) {
-                    out.push((text_key, String::from_utf8_lossy(&value).into_owned()));
+                let within = text_key(root, &raw_key)
+                    .map_err(|message| self.error(location.clone(), message))?;
+                if let Some(key) = within {
+                    let value = text_value(&key, value)
+                        .map_err(|message| self.error(location.clone(), message))?;
+                    out.push((key, value));
                 }
                 last = Some(raw_key);
             }
@@ -324,7 +333,12 @@ impl EtcdV3Backend {
 }
 
 impl EtcdV3Backend {
-    /// Opens a watch stream on `root` from `index + 1`.
+    /// Opens a watch stream on `root` from `index + 1`. It asks for
+    /// progress notifications: an etcd started with a
+    /// `--experimental-watch-progress-notify-interval` shorter than the watch
+    /// timeout then keeps a quiet stream visibly alive. The gateway sends the
+    /// headers and a "created" message at once, so a node that does not
+    /// answer within [`answer_limit`] is given up for the next one.
     async fn open_watch(&self, root: &str, index: u64) -> Result<OpenWatch, BackendError> {
         let (key, range_end) = subtree_range(root);
         let body = serde_json::json!({
@@ -332,20 +346,25 @@ impl EtcdV3Backend {
                 "key": BASE64.encode(&key),
                 "range_end": BASE64.encode(&range_end),
                 "start_revision": index + 1,
+                "progress_notify": true,
             }
         })
         .to_string();
         let token = self.current_token().await?;
-        let (response, node) = self
-            .send_json("v3/watch", body, WATCH_LIMIT, &token)
-            .await?;
-        let location = format!("{} watch {root}", node.as_str().trim_end_matches('/'));
+        // No limit on the whole stream: it lives as long as it keeps
+        // talking; next_change puts an idle deadline on every read.
+        let limits = Limits {
+            answer: answer_limit(self.client.watch_timeout()),
+            total: None,
+        };
+        let (response, node) = self.send_json("v3/watch", body, limits, &token).await?;
+        let location = format!("{node} watch {root}");
         if response.status() != StatusCode::OK {
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED {
                 *self.token.lock().await = None;
             }
-            let bytes = response.bytes().await.unwrap_or_default();
+            let bytes = self.client.read_body(response, &location).await?;
             return Err(self.error(location, gateway_message(status, &bytes)));
         }
         Ok(OpenWatch {
@@ -372,12 +391,19 @@ impl EtcdV3Backend {
                     continue;
                 }
                 let message: WatchMessage = serde_json::from_slice(&line).map_err(|e| {
-                    self.error(location.clone(), format!("unexpected watch message: {e}"))
+                    self.error(
+                        location.clone(),
+                        format!("unexpected watch message: {}", quote_server(e)),
+                    )
                 })?;
                 if let Some(error) = message.error {
                     return Err(self.error(
                         location,
-                        format!("watch failed: {} {}", error.message, error.error),
+                        format!(
+                            "watch failed: {} {}",
+                            quote_server(&error.message),
+                            quote_server(&error.error)
+                        ),
                     ));
                 }
                 let Some(result) = message.result else {
@@ -389,7 +415,7 @@ impl EtcdV3Backend {
                 if result.canceled {
                     return Err(self.error(
                         location,
-                        format!("watch canceled: {}", result.cancel_reason),
+                        format!("watch canceled: {}", quote_server(&result.cancel_reason)),
                     ));
                 }
                 if let Some(event) = batch_changes(root, index, result.events)
@@ -398,11 +424,29 @@ impl EtcdV3Backend {
                     return Ok(event);
                 }
             }
-            match open.response.chunk().await {
-                Ok(Some(chunk)) => open.buffer.extend_from_slice(&chunk),
-                Ok(None) => return Ok(WatchEvent::Quiet),
-                Err(e) if e.is_timeout() => return Ok(WatchEvent::Quiet),
-                Err(e) => return Err(network_error("etcdv3", location, &e)),
+            // The stream itself is endless; each message is capped, so a
+            // line that never ends cannot take the host's memory.
+            if open.buffer.len() as u64 > self.client.max_response_size() {
+                return Err(self.client.too_large(&location, None));
+            }
+            // A stream that says nothing for the watch timeout may sit on a
+            // connection that silently died: end it as Quiet, and the caller
+            // opens a new one from the same revision (on the next node if
+            // this one does not answer).
+            let idle = self.client.watch_timeout();
+            match tokio::time::timeout(idle, open.response.chunk()).await {
+                Err(_) => {
+                    tracing::debug!(
+                        location = %location,
+                        "watch stream silent for {}; opening it again",
+                        humantime::format_duration(idle)
+                    );
+                    return Ok(WatchEvent::Quiet);
+                }
+                Ok(Ok(Some(chunk))) => open.buffer.extend_from_slice(&chunk),
+                Ok(Ok(None)) => return Ok(WatchEvent::Quiet),
+                Ok(Err(e)) if e.is_timeout() => return Ok(WatchEvent::Quiet),
+                Ok(Err(e)) => return Err(network_error("etcdv3", location, &e)),
             }
         }
     }
@@ -423,10 +467,12 @@ fn batch_changes(
         let raw_key = BASE64
             .decode(&kv.key)
             .map_err(|e| format!("bad key encoding in a watch event: {e}"))?;
-        let key = String::from_utf8_lossy(&raw_key).into_owned();
-        if !is_within(&crate::snapshot::clean_key(&key), root) || kv.mod_revision <= index {
+        if kv.mod_revision <= index {
             continue;
         }
+        let Some(key) = text_key(root, &raw_key)? else {
+            continue;
+        };
         newest = newest.max(kv.mod_revision);
         if event.kind == "DELETE" {
             changes.push(Change::Delete { key });
@@ -434,10 +480,8 @@ fn batch_changes(
             let value = BASE64
                 .decode(&kv.value)
                 .map_err(|e| format!("bad value encoding in a watch event: {e}"))?;
-            changes.push(Change::Put {
-                key,
-                value: String::from_utf8_lossy(&value).into_owned(),
-            });
+            let value = text_value(&key, value)?;
+            changes.push(Change::Put { key, value });
         }
     }
     Ok((newest > 0).then_some(WatchEvent::Changed {
@@ -446,11 +490,47 @@ fn batch_changes(
     }))
 }
 
+/// A key as text when it lies under `root` (`None` for a sibling such as
+/// `/app-x`, which the key range also covers). A key under `root` that is not
+/// UTF-8 is an error naming it: templates work on text, and replacing its
+/// bytes would render a key that does not exist.
+fn text_key(root: &str, raw_key: &[u8]) -> Result<Option<String>, String> {
+    match std::str::from_utf8(raw_key) {
+        Ok(key) => Ok(is_within(&clean_key(key), root).then(|| key.to_string())),
+        Err(_) => {
+            // Whether it lies under the root does not depend on the bytes
+            // that are not UTF-8: the root itself is text.
+            let shown = String::from_utf8_lossy(raw_key);
+            if is_within(&clean_key(&shown), root) {
+                Err(format!(
+                    "key {} is not valid UTF-8; confd renders text only and never writes altered data",
+                    server_text(raw_key)
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A value as text; one that is not UTF-8 is an error naming its key, never
+/// a value with replacement characters written as if it were the data.
+fn text_value(key: &str, value: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(value).map_err(|e| {
+        format!(
+            "key {}: the value is not valid UTF-8 (byte {} of {}); confd renders text only and never writes altered data",
+            quote_server(key),
+            e.utf8_error().valid_up_to(),
+            e.as_bytes().len()
+        )
+    })
+}
+
 fn gateway_message(status: StatusCode, body: &[u8]) -> String {
     match serde_json::from_slice::<GatewayError>(body) {
-        Ok(e) if !e.message.is_empty() => format!("{status}: {}", e.message),
-        Ok(e) if !e.error.is_empty() => format!("{status}: {}", e.error),
-        _ => format!("{status}: {}", String::from_utf8_lossy(body).trim()),
+        Ok(e) if !e.message.is_empty() => format!("{status}: {}", quote_server(&e.message)),
+        Ok(e) if !e.error.is_empty() => format!("{status}: {}", quote_server(&e.error)),
+        _ => format!("{status}: {}", server_text(body)),
     }
 }
 
@@ -575,5 +655,34 @@ mod tests {
             serde_json::from_str(r#"{"header":{"revision":7}}"#).expect("parses");
         assert_eq!(page.header.revision, 7);
         assert!(page.kvs.is_empty());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_an_error_naming_the_key() {
+        // /app/bin = ff fe 78 (put), /app/a = 1, /app-x\xff (a sibling: ignored).
+        let events = |json: &str| -> Vec<WatchedEvent> {
+            let message: WatchMessage = serde_json::from_str(json).expect("parses");
+            message.result.expect("a result").events
+        };
+        let bad_value = events(
+            r#"{"result":{"events":[
+                {"kv":{"key":"L2FwcC9h","value":"MQ==","mod_revision":"10"}},
+                {"kv":{"key":"L2FwcC9iaW4=","value":"//54","mod_revision":"11"}}]}}"#,
+        );
+        let error = batch_changes("/app", 9, bad_value).expect_err("not UTF-8");
+        assert!(
+            error.contains("key /app/bin") && error.contains("UTF-8"),
+            "{error}"
+        );
+        let sibling = events(
+            r#"{"result":{"events":[{"kv":{"key":"L2FwcC14/w==","value":"MQ==","mod_revision":"12"}}]}}"#,
+        );
+        assert_eq!(batch_changes("/app", 9, sibling), Ok(None));
+        let bad_key = events(
+            r#"{"result":{"events":[{"type":"DELETE","kv":{"key":"L2FwcC//","mod_revision":"13"}}]}}"#,
+        );
+        let error = batch_changes("/app", 9, bad_key).expect_err("not UTF-8");
+        assert!(error.contains("key /app/\u{fffd}"), "{error}");
+        assert_eq!(text_value("/k", "é".into()), Ok("é".to_string()));
     }
 }

@@ -2,6 +2,19 @@
 //! TLS with client certificates, basic auth, bounded timeouts, and failover
 //! across `-node` addresses in the order given, remembering the last node that
 //! answered so a dead first node costs one failed connect, not one per request.
+//!
+//! A node that silently dies (a partition, a frozen VM) is noticed in bounded
+//! time: every connection has TCP keepalive, and watches get deadlines built
+//! on [`DEFAULT_WATCH_TIMEOUT`] (`watch_timeout` in confd.toml), past which
+//! the watch is asked again and, without an answer, the next node is tried.
+//!
+//! Redirects are followed within a node's origin only: one to another scheme,
+//! host or port is refused with an error naming both, so the token, basic
+//! auth and client certificate given for a node never go anywhere else.
+//!
+//! Secrets never reach a message: a node is always named with the password of
+//! its URL masked (`http://user:***@host:2379`), and credentials in a node URL
+//! are sent as basic auth for that node only, never left in the URL.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,9 +29,95 @@ use crate::error::ConfigError;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for an ordinary (non-watch) request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a watch may go without a word from its node before confd
+/// suspects it silently died (a partition, a frozen VM): the etcd v2 long poll
+/// is re-issued, the etcd v3 stream re-opened, and Consul is asked to wait at
+/// most this long in a blocking query. The node is given up for the next one
+/// when the re-issued request gets no answer within [`answer_limit`]
+/// (Consul: [`crate::backend::consul::blocking_deadline`]). Settable with
+/// `watch_timeout` in confd.toml.
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// The shortest `watch_timeout` accepted (each idle watch costs one request
+/// per timeout).
+pub const MIN_WATCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest `watch_timeout` accepted (Consul caps a blocking query's wait
+/// at 10 minutes).
+pub const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// TCP keepalive: after this long without traffic the kernel starts probing
+/// the peer…
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// …every this often…
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// …and closes the connection after this many unanswered probes: a node
+/// whose host vanished (no RST will ever come) is noticed after about 30 s of
+/// silence, even in the middle of a long poll.
+pub const TCP_KEEPALIVE_PROBES: u32 = 3;
+/// Sent data unacknowledged this long closes the connection (Linux), so a
+/// request written into a partition fails instead of waiting on
+/// retransmissions for minutes.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Credentials and TLS material for networked backends.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The largest answer read from a node unless `-max-response-size` says
+/// otherwise: far above any sane configuration store, far below what would
+/// hurt the host (an uncapped 1 GB answer used to take 3 GB of memory).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 64 << 20;
+/// How much of a server's own text (an error body, a message in its JSON) a
+/// message quotes; the rest is summarised as its size.
+pub const MAX_SERVER_TEXT: usize = 512;
+/// The smallest `-max-response-size` accepted: anything less is a typo for
+/// a unit (`64` meant as 64 MiB), not a useful limit.
+pub const MIN_RESPONSE_SIZE: u64 = 1 << 10;
+
+/// How many redirects within one origin a request may follow (reqwest's
+/// own default).
+const MAX_REDIRECTS: usize = 10;
+
+/// A redirect to another origin, refused.
+#[derive(Debug)]
+struct CrossOriginRedirect {
+    from: String,
+    to: String,
+}
+
+impl std::fmt::Display for CrossOriginRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} redirected to {}, another origin; confd follows redirects within a node's origin only, so credentials never leave it",
+            self.from, self.to
+        )
+    }
+}
+
+impl std::error::Error for CrossOriginRedirect {}
+
+/// Follows a redirect only when it stays on the origin (scheme, host, port)
+/// the request was sent to. reqwest strips `Authorization` across hosts but
+/// not `X-Consul-Token`, and a client certificate would be presented to any
+/// host: refusing is the only way to keep every credential with its node.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let (from, to) = (first.origin(), attempt.url().origin());
+        if from != to {
+            let refused = CrossOriginRedirect {
+                from: from.ascii_serialization(),
+                to: to.ascii_serialization(),
+            };
+            attempt.error(refused)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Credentials and TLS material for networked backends. Its `Debug` masks the
+/// password and the token, so printing settings never leaks them.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ClientAuth {
     /// Basic auth user.
     pub username: Option<String>,
@@ -36,6 +135,21 @@ pub struct ClientAuth {
     pub client_ca_keys: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |secret: &Option<String>| secret.as_ref().map(|_| "***");
+        f.debug_struct("ClientAuth")
+            .field("username", &self.username)
+            .field("password", &masked(&self.password))
+            .field("basic_auth", &self.basic_auth)
+            .field("auth_token", &masked(&self.auth_token))
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("client_ca_keys", &self.client_ca_keys)
+            .finish()
+    }
+}
+
 /// Where and how a networked backend connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -47,30 +161,186 @@ pub struct HttpConfig {
     pub scheme: String,
     /// Credentials and TLS material.
     pub auth: ClientAuth,
+    /// The largest answer body read from a node, in bytes
+    /// (`-max-response-size`).
+    pub max_response_size: u64,
+    /// How long a watch may go without a word from its node
+    /// (`watch_timeout` in confd.toml; [`DEFAULT_WATCH_TIMEOUT`]).
+    pub watch_timeout: Duration,
 }
 
-/// An HTTP client bound to a list of nodes.
-#[derive(Debug)]
+/// How long one request may take on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Until the status line and headers have arrived; past it the node is
+    /// given up and the next one is tried.
+    pub answer: Duration,
+    /// Until the whole body has arrived; `None` for a stream, which the
+    /// caller reads with its own idle deadline.
+    pub total: Option<Duration>,
+}
+
+impl Limits {
+    /// An ordinary request: [`REQUEST_TIMEOUT`] for the whole of it.
+    pub const REQUEST: Limits = Limits {
+        answer: REQUEST_TIMEOUT,
+        total: Some(REQUEST_TIMEOUT),
+    };
+}
+
+/// How long a watch request may wait for its status line: a server answers
+/// the headers of an etcd long poll or watch stream at once, so a node that
+/// does not within the watch timeout (or [`REQUEST_TIMEOUT`], if shorter) is
+/// not answering at all.
+pub fn answer_limit(watch_timeout: Duration) -> Duration {
+    watch_timeout.min(REQUEST_TIMEOUT)
+}
+
+/// An HTTP client bound to a list of nodes. Its `Debug` leaves out every
+/// credential.
 pub struct NodeClient {
     backend: &'static str,
     client: Client,
-    nodes: Vec<Url>,
+    nodes: Vec<Node>,
     preferred: AtomicUsize,
     basic_auth: Option<(String, String)>,
+    max_response_size: u64,
+    watch_timeout: Duration,
 }
 
-/// Parses a node address; `host:port` gets `scheme://` in front.
-pub fn node_url(address: &str, scheme: &str) -> Result<Url, String> {
-    let text = if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("{scheme}://{address}")
-    };
-    let url = Url::parse(&text).map_err(|e| format!("{address:?} is not a valid address: {e}"))?;
-    match url.scheme() {
-        "http" | "https" => Ok(url),
-        other => Err(format!("{address:?}: scheme {other} is not http or https")),
+impl std::fmt::Debug for NodeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeClient")
+            .field("backend", &self.backend)
+            .field("nodes", &self.describe_nodes())
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(user, _)| user),
+            )
+            .finish_non_exhaustive()
     }
+}
+
+/// One `-node`: where requests go, how messages name it, and the credentials
+/// its URL carried.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The address without user information (requests never carry it in
+    /// the URL).
+    pub url: Url,
+    /// The address as messages show it: the password masked.
+    pub name: String,
+    /// User and password from the URL's user information, percent-decoded.
+    pub userinfo: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Node {
+    /// Parses a node address; `host:port` gets `scheme://` in front. User
+    /// information (`http://user:pass@host`) is taken out of the URL and
+    /// kept as credentials. Errors show the address with its password masked.
+    pub fn parse(address: &str, scheme: &str) -> Result<Node, String> {
+        let text = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("{scheme}://{address}")
+        };
+        let shown = redact_address(address);
+        let mut url =
+            Url::parse(&text).map_err(|e| format!("{shown:?} is not a valid address: {e}"))?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => return Err(format!("{shown:?}: scheme {other} is not http or https")),
+        }
+        let userinfo = if url.username().is_empty() && url.password().is_none() {
+            None
+        } else {
+            let user = percent_decode(url.username());
+            let password = percent_decode(url.password().unwrap_or_default());
+            match (user, password) {
+                (Some(user), Some(password)) => Some((user, password)),
+                _ => {
+                    return Err(format!(
+                        "{shown:?}: the user name or password is not valid percent-encoded UTF-8"
+                    ));
+                }
+            }
+        };
+        let user_as_written = url.username().to_string();
+        // Both calls only fail for URLs that cannot have user information
+        // (no host), which http and https URLs always have.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let bare = url.as_str().trim_end_matches('/');
+        let name = match &userinfo {
+            Some((_, password)) => {
+                let masked = if password.is_empty() {
+                    format!("{user_as_written}@")
+                } else {
+                    format!("{user_as_written}:***@")
+                };
+                match bare.split_once("://") {
+                    Some((scheme, rest)) => format!("{scheme}://{masked}{rest}"),
+                    None => bare.to_string(),
+                }
+            }
+            None => bare.to_string(),
+        };
+        Ok(Node {
+            url,
+            name,
+            userinfo,
+        })
+    }
+}
+
+/// Parses a node address; `host:port` gets `scheme://` in front. The URL
+/// keeps no user information (see [`Node::parse`]).
+pub fn node_url(address: &str, scheme: &str) -> Result<Url, String> {
+    Node::parse(address, scheme).map(|node| node.url)
+}
+
+/// An address as it may be shown: the password of its user information (if
+/// any) replaced by `***`, as Go's `URL.Redacted` does. Works on text that
+/// does not parse as a URL, so a typo never puts a password in an error; it
+/// takes the last `@` as the end of the user information, so a password that
+/// itself holds `@`, `/` or `?` is masked whole.
+pub fn redact_address(address: &str) -> String {
+    let (scheme, rest) = match address.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), address),
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}{user}:***@{host}"),
+            None => format!("{scheme}{userinfo}@{host}"),
+        },
+        None => address.to_string(),
+    }
+}
+
+/// Decodes `%XX` escapes; `None` when an escape is malformed or the result is
+/// not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -92,12 +362,20 @@ impl NodeClient {
         let nodes = config
             .nodes
             .iter()
-            .map(|n| node_url(n, &config.scheme).map_err(|e| ConfigError::setting("-node", e)))
+            .map(|n| Node::parse(n, &config.scheme).map_err(|e| ConfigError::setting("-node", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut builder = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(redirect_policy())
+            .tcp_keepalive(TCP_KEEPALIVE_IDLE)
+            .tcp_keepalive_interval(TCP_KEEPALIVE_INTERVAL)
+            .tcp_keepalive_retries(TCP_KEEPALIVE_PROBES)
             .no_proxy();
+        #[cfg(target_os = "linux")]
+        {
+            builder = builder.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         let auth = &config.auth;
         if let Some(ca) = &auth.client_ca_keys {
             // The backend's own CA, as confd uses it: trust exactly these roots.
@@ -106,7 +384,7 @@ impl NodeClient {
                 ConfigError::setting("-client-ca-keys", format!("{}: {e}", ca.display()))
             })?;
             builder = builder.tls_certs_only(certificates);
-        } else if nodes.iter().all(|n| n.scheme() == "http") {
+        } else if nodes.iter().all(|n| n.url.scheme() == "http") {
             // No TLS at all: skip loading the system's root store (tens of ms).
             builder = builder.tls_certs_only(Vec::new());
         }
@@ -158,46 +436,132 @@ impl NodeClient {
             nodes,
             preferred: AtomicUsize::new(0),
             basic_auth,
+            max_response_size: config.max_response_size,
+            watch_timeout: config.watch_timeout,
         })
     }
 
-    /// The configured nodes, for messages.
+    /// How long a watch may go without a word from its node.
+    pub fn watch_timeout(&self) -> Duration {
+        self.watch_timeout
+    }
+
+    /// The largest answer body this client reads (`-max-response-size`).
+    pub fn max_response_size(&self) -> u64 {
+        self.max_response_size
+    }
+
+    /// Reads an answer's body, up to `-max-response-size` bytes; a larger
+    /// one is an error naming `location` (the node) and the limit.
+    pub async fn read_body(
+        &self,
+        response: Response,
+        location: &str,
+    ) -> Result<Vec<u8>, BackendError> {
+        read_capped(response, self.max_response_size)
+            .await
+            .map_err(|e| self.body_error(e, location))
+    }
+
+    /// A failed body read as a backend error about `location`.
+    pub fn body_error(&self, error: BodyError, location: &str) -> BackendError {
+        match error {
+            BodyError::Network(e) => network_error(self.backend, location.to_string(), &e),
+            BodyError::TooLarge { declared } => self.too_large(location, declared),
+        }
+    }
+
+    /// An answer (or one watch message) over `-max-response-size`. Not
+    /// transient: the same data gives the same answer until the data or the
+    /// limit changes.
+    pub fn too_large(&self, location: &str, declared: Option<u64>) -> BackendError {
+        let announced = match declared {
+            Some(bytes) => format!(" ({bytes} bytes announced)"),
+            None => String::new(),
+        };
+        BackendError {
+            backend: self.backend,
+            location: location.to_string(),
+            message: format!(
+                "answer larger than the {} limit of -max-response-size{announced}; raise the limit if this much data is expected",
+                format_size(self.max_response_size)
+            ),
+            transient: false,
+        }
+    }
+
+    /// The configured nodes, for messages (passwords masked).
     pub fn describe_nodes(&self) -> String {
         self.nodes
             .iter()
-            .map(|u| u.as_str().trim_end_matches('/'))
+            .map(|n| n.name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     }
 
+    /// The user and password of the first node whose URL carries them (for
+    /// etcd v3, whose gateway takes them for token authentication).
+    pub fn userinfo_credentials(&self) -> Option<(String, String)> {
+        self.nodes.iter().find_map(|n| n.userinfo.clone())
+    }
+
+    /// Stops sending the nodes' user information as basic auth (etcd v3
+    /// turns it into a token instead: its gateway would take a basic
+    /// `Authorization` header for a bad token).
+    pub fn without_userinfo_auth(mut self) -> NodeClient {
+        for node in &mut self.nodes {
+            node.userinfo = None;
+        }
+        self
+    }
+
     /// Sends a request built for each node in turn (the one that answered
     /// last first) until one answers; any HTTP status counts as an answer.
-    /// `timeout` bounds the whole request on one node.
+    /// `limits` bound the request on one node: a node that has not answered
+    /// within `limits.answer` is given up for the next one. Returns the
+    /// answer and the node's name for messages (password masked).
     pub async fn send(
         &self,
-        timeout: Duration,
+        limits: Limits,
         build: impl Fn(&Client, &Url) -> RequestBuilder,
-    ) -> Result<(Response, Url), BackendError> {
+    ) -> Result<(Response, String), BackendError> {
         let count = self.nodes.len();
         let first = self.preferred.load(Ordering::Relaxed) % count.max(1);
         let mut failures: Vec<String> = Vec::new();
+        // A refused redirect is the node's answer, and it will not change by
+        // itself: not worth waiting for when every node gave one.
+        let mut all_refused = true;
         for offset in 0..count {
             let index = (first + offset) % count;
             let node = &self.nodes[index];
-            let mut request = build(&self.client, node).timeout(timeout);
-            if let Some((user, password)) = &self.basic_auth {
+            let mut request = build(&self.client, &node.url);
+            if let Some(total) = limits.total {
+                request = request.timeout(total);
+            }
+            // -username/-password win over the URL's user information, as
+            // an explicit Authorization header does in Go's HTTP client.
+            if let Some((user, password)) = self.basic_auth.as_ref().or(node.userinfo.as_ref()) {
                 request = request.basic_auth(user, Some(password));
             }
-            match request.send().await {
-                Ok(response) => {
+            // Dropping the request on the deadline closes its connection,
+            // so a node that went silent holds nothing back.
+            match tokio::time::timeout(limits.answer, request.send()).await {
+                Ok(Ok(response)) => {
                     self.preferred.store(index, Ordering::Relaxed);
-                    return Ok((response, node.clone()));
+                    return Ok((response, node.name.clone()));
                 }
-                Err(e) => failures.push(format!(
-                    "{} {}",
-                    node.as_str().trim_end_matches('/'),
-                    describe_reqwest_error(&e)
-                )),
+                Ok(Err(e)) => {
+                    all_refused &= e.is_redirect();
+                    failures.push(format!("{} {}", node.name, describe_reqwest_error(&e)));
+                }
+                Err(_) => {
+                    all_refused = false;
+                    failures.push(format!(
+                        "{} timed out: no answer within {}",
+                        node.name,
+                        humantime::format_duration(limits.answer)
+                    ));
+                }
             }
         }
         let message = match failures.as_slice() {
@@ -208,9 +572,148 @@ impl NodeClient {
             backend: self.backend,
             location: "nodes".to_string(),
             message,
-            transient: true,
+            transient: !all_refused || failures.is_empty(),
         })
     }
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The connection failed or timed out.
+    Network(reqwest::Error),
+    /// The body is larger than the limit; `declared` is its Content-Length
+    /// when the server sent one.
+    TooLarge {
+        /// The announced size, if any.
+        declared: Option<u64>,
+    },
+}
+
+/// Reads `response`'s body chunk by chunk, stopping as soon as it would
+/// exceed `limit` bytes (so a huge or endless answer costs at most `limit`
+/// of memory). A Content-Length above the limit fails before any read.
+pub async fn read_capped(mut response: Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+    let declared = response.content_length();
+    if let Some(length) = declared.filter(|&l| l > limit) {
+        return Err(BodyError::TooLarge {
+            declared: Some(length),
+        });
+    }
+    // Trust a declared length for the first allocation only as far as the
+    // limit allows.
+    let capacity = usize::try_from(declared.unwrap_or(0).min(limit)).unwrap_or(0);
+    let mut body = Vec::with_capacity(capacity);
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Network)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(BodyError::TooLarge { declared: None });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Parses a size: a number of bytes, or a number with a unit — `KiB`,
+/// `MiB`, `GiB` (powers of 1024), `kB`, `MB`, `GB` (powers of 1000) or `B`;
+/// units are case-insensitive and may follow a space (`64MiB`, `512 kib`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return Err("write a number of bytes, or one with a unit: 64MiB, 512KiB, 1GB".into());
+    }
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{digits} is too large"))?;
+    let unit_size: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "unknown unit {:?}: use B, KiB, MiB, GiB (1024) or kB, MB, GB (1000)",
+                unit.trim()
+            ));
+        }
+    };
+    number
+        .checked_mul(unit_size)
+        .ok_or_else(|| format!("{text} is too large"))
+}
+
+/// Parses `-max-response-size`: [`parse_size`], at least
+/// [`MIN_RESPONSE_SIZE`].
+pub fn parse_max_response_size(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    if size < MIN_RESPONSE_SIZE {
+        return Err(format!(
+            "{size} bytes is too small to hold an answer; at least {} (write the unit: 64MiB)",
+            format_size(MIN_RESPONSE_SIZE)
+        ));
+    }
+    Ok(size)
+}
+
+/// A size in the largest binary unit that divides it exactly (`64 MiB`,
+/// `1536 KiB`, `1000 bytes`).
+pub fn format_size(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// Server text made fit for one log line: surrounding whitespace trimmed, the
+/// first [`MAX_SERVER_TEXT`] bytes at most (then `… (N bytes)` with the full
+/// size), and every control character, line or paragraph separator and bidi
+/// override escaped (`\n`, `\u{1b}`), so whatever a server sends can neither
+/// flood the log nor forge a line of its own. Bytes that are not UTF-8 show
+/// as U+FFFD: this is for messages, never for data.
+pub fn server_text(bytes: &[u8]) -> String {
+    let trimmed = bytes.trim_ascii();
+    let truncated = trimmed.len() > MAX_SERVER_TEXT;
+    let mut head = &trimmed[..trimmed.len().min(MAX_SERVER_TEXT)];
+    if truncated {
+        // Do not cut a character in two: drop its first bytes instead.
+        if let Err(e) = std::str::from_utf8(head) {
+            if e.error_len().is_none() {
+                head = &head[..e.valid_up_to()];
+            }
+        }
+    }
+    let mut out = String::with_capacity(head.len() + 24);
+    for c in String::from_utf8_lossy(head).chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    if truncated {
+        out.push_str(&format!("… ({} bytes)", bytes.len()));
+    }
+    out
+}
+
+/// [`server_text`] of anything displayable that may quote a server, such as
+/// a JSON error (serde quotes the offending string).
+pub fn quote_server(value: impl std::fmt::Display) -> String {
+    server_text(value.to_string().as_bytes())
 }
 
 /// A network failure while talking to `location` (worth waiting for).
@@ -227,10 +730,13 @@ pub fn network_error(
     }
 }
 
-/// A reqwest error as a short phrase, with its innermost cause.
+/// A reqwest error as a short phrase, with its innermost cause. The error's
+/// own text (which names the URL) is never used, only its kind and causes.
 pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
+    } else if error.is_redirect() {
+        "redirect not followed"
     } else if error.is_connect() {
         "cannot connect"
     } else if error.is_body() || error.is_decode() {
@@ -238,11 +744,15 @@ pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(next) = cause.source() {
-        cause = next;
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(next) = cause.and_then(|c| c.source()) {
+        cause = Some(next);
     }
-    format!("{kind}: {cause}")
+    // A cause may quote the server (a TLS name, a malformed header).
+    match cause {
+        Some(cause) => format!("{kind}: {}", quote_server(cause)),
+        None => kind.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -261,5 +771,114 @@ mod tests {
         );
         assert!(node_url("ftp://x", "http").is_err());
         assert!(node_url("http://[bad", "http").is_err());
+    }
+
+    #[test]
+    fn user_information_leaves_the_url_and_its_password_is_masked() {
+        let node = Node::parse("http://root:s3%20cret@127.0.0.1:2379", "http").expect("parses");
+        assert_eq!(node.url.as_str(), "http://127.0.0.1:2379/");
+        assert_eq!(node.name, "http://root:***@127.0.0.1:2379");
+        assert_eq!(
+            node.userinfo,
+            Some(("root".to_string(), "s3 cret".to_string()))
+        );
+        assert!(!format!("{node:?}").contains("s3"));
+        // host:port with user information gets the scheme and the same mask.
+        let bare = Node::parse("u:p@etcd:2379", "https").expect("parses");
+        assert_eq!(bare.name, "https://u:***@etcd:2379");
+        // A user without a password is shown as is (as Go's URL.Redacted).
+        let user_only = Node::parse("http://u@h:1", "http").expect("parses");
+        assert_eq!(user_only.name, "http://u@h:1");
+        assert_eq!(user_only.userinfo, Some(("u".to_string(), String::new())));
+        let plain = Node::parse("http://h:1", "http").expect("parses");
+        assert_eq!((plain.name.as_str(), plain.userinfo), ("http://h:1", None));
+    }
+
+    #[test]
+    fn addresses_that_do_not_parse_never_show_their_password() {
+        for address in [
+            "http://root:s3cret@[bad",
+            "ftp://root:s3cret@h",
+            "root:s3cret@[bad",
+            "http://root:s3cret/x@h:1",
+            "http://root:s3%ZZcret@h:1",
+        ] {
+            let error = Node::parse(address, "http").expect_err(address);
+            assert!(!error.contains("s3"), "{address}: {error}");
+            assert!(error.contains("root:***@"), "{address}: {error}");
+        }
+        assert_eq!(
+            redact_address("http://a:b@c@host:1/p"),
+            "http://a:***@host:1/p"
+        );
+        assert_eq!(redact_address("host:1"), "host:1");
+    }
+
+    #[test]
+    fn debug_output_masks_every_secret() {
+        let auth = ClientAuth {
+            username: Some("root".into()),
+            password: Some("s3cret".into()),
+            auth_token: Some("t0ken".into()),
+            ..ClientAuth::default()
+        };
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("root") && !shown.contains("s3cret") && !shown.contains("t0ken"));
+        let client = NodeClient::new(&HttpConfig {
+            backend: "etcd",
+            nodes: vec!["http://u:s3cret@127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            scheme: "http".into(),
+            auth,
+            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+            watch_timeout: DEFAULT_WATCH_TIMEOUT,
+        })
+        .expect("client");
+        assert_eq!(
+            client.describe_nodes(),
+            "http://u:***@127.0.0.1:1, http://127.0.0.1:2"
+        );
+        assert!(!format!("{client:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn sizes_take_bytes_or_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("2gib"), Ok(2 << 30));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("10kB"), Ok(10_000));
+        assert_eq!(parse_size("7B"), Ok(7));
+        for bad in [
+            "",
+            "MiB",
+            "64 MB/s",
+            "-1",
+            "1.5MiB",
+            "99999999999999999999",
+            "99999999999GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_max_response_size("64").is_err());
+        assert_eq!(parse_max_response_size("1KiB"), Ok(1024));
+        assert_eq!(format_size(64 << 20), "64 MiB");
+        assert_eq!(format_size(1536 << 10), "1536 KiB");
+        assert_eq!(format_size(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn server_text_is_one_short_line() {
+        assert_eq!(server_text(b"  not found\n"), "not found");
+        assert_eq!(
+            server_text(b"a\nFORGED INFO x=1\r\x1b[31m\te\xe2\x80\xa8"),
+            "a\\nFORGED INFO x=1\\r\\u{1b}[31m\\te\\u{2028}"
+        );
+        let long = "é".repeat(1000);
+        let shown = server_text(long.as_bytes());
+        assert!(shown.ends_with("… (2000 bytes)"), "{shown}");
+        assert!(shown.len() <= MAX_SERVER_TEXT + 20, "{}", shown.len());
+        assert!(shown.starts_with("éé") && !shown.contains('\u{fffd}'));
+        assert_eq!(server_text(b"\xff ok"), "\u{fffd} ok");
     }
 }

@@ -17,9 +17,9 @@
 //! 9. Real traffic through HAProxy, with the shipped example confdir
 //!    `examples/haproxy-consul/confd`.
 //!
-//! `#[ignore]`d: one slow test (65 s, it waits out a blocking query):
-//! `cargo test --test it consul:: -- --ignored`. Tests named after a bug pin the
-//! regression (their doc comments say what used to go wrong).
+//! Tests named after a bug pin the regression (their doc comments say what
+//! used to go wrong). Tests that wait out blocking queries shorten them with
+//! `watch_timeout` in confd.toml.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -32,6 +32,12 @@ use crate::common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, STOP_LIMIT, args};
 use crate::common::consul::{CheckStatus, ConsulOptions, ConsulServer, ServiceInstance};
 use crate::common::haproxy::{Hammer, Haproxy, Upstream, batch, wait_for_batch};
 use crate::common::{Run, Scenario, free_port, poll_file, read, wait_until};
+use crate::net::{FreezableProxy, short_watch_timeout};
+
+/// How long a change made behind a frozen node may take to reach the file
+/// with a 2 s watch timeout: the overdue blocking query (3.125 s), the query
+/// to the next node and the render, with room for a loaded machine.
+const FROZEN_LIMIT: Duration = Duration::from_secs(15);
 
 /// How long a change may take to show in HAProxy's traffic (watch, render,
 /// check, rename, reload).
@@ -233,6 +239,38 @@ fn onetime_prefix_flag_and_resource_prefix() {
     t.resource("app", "app.conf", &["/app"], "prefix = \"staging\"\n");
     onetime(&t, &server, &[]).expect_code(0);
     assert_eq!(read(&t.out("app.conf")), "name=staging-shop");
+}
+
+/// A value that is not UTF-8 fails the read naming its key, and the
+/// destination keeps its content, one-shot and under -watch (where the daemon
+/// catches up once the value is text again). (Such bytes used to be replaced
+/// with U+FFFD and written as if they were the data.)
+#[test]
+fn a_value_that_is_not_utf8_fails_naming_the_key() {
+    let server = ConsulServer::start();
+    server.put("app/a", "1");
+    server.put_bytes("app/bin", b"\xff\xfex", 0);
+    let s = Scenario::new();
+    s.template(
+        "app.tmpl",
+        "{% for k in ls(key=\"/app\") %}{{ k }}={{ getv(key=\"/app/\" ~ k) }}\n{% endfor %}",
+    );
+    s.resource("app", "app.conf", &["/app"], "");
+    let dest = s.out("app.conf");
+    s.write("out/app.conf", "old\n");
+    let run = onetime(&s, &server, &[]);
+    run.expect_code(1);
+    run.line_with("key /app/bin: the value is not valid UTF-8");
+    assert_eq!(read(&dest), "old\n");
+
+    server.delete("app/bin");
+    let confd = watch(&s, &server, &[]);
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    server.put_bytes("app/a", b"\xc3", 0);
+    confd.expect_log("key /app/a: the value is not valid UTF-8", CHANGE_LIMIT);
+    assert_eq!(read(&dest), "a=1\n");
+    server.put("app/a", "é");
+    confd.expect_file(&dest, "a=é\n", CHANGE_LIMIT);
 }
 
 #[test]
@@ -438,6 +476,54 @@ fn fails_over_from_a_dead_first_node_to_a_live_one() {
     let line = run.line_with("no node answered");
     assert!(line.contains(&dead) && line.contains(&other), "{line}");
     assert_eq!(read(&s.out("app.conf")), "name=shop-2");
+}
+
+/// A node that silently dies — it stops answering but keeps its
+/// connections open, as behind a partition or on a frozen VM — is given up
+/// once a blocking query is overdue (with `watch_timeout = "2s"` in
+/// confd.toml: Consul's wait of 2 s, its jitter of up to 1/16, and a 1 s
+/// margin), and the KV watch and the `service(...)` watch both move to the
+/// next node: changes made while the first is frozen reach the file. (A
+/// blocking query used to wait on the dead connection for over a minute.)
+#[test]
+fn watch_fails_over_from_a_frozen_node() {
+    let server = ConsulServer::start();
+    server.put("app/name", "shop");
+    server.register_service(ServiceInstance::new("web-1", "web", "10.0.0.1", 80));
+    let proxy = FreezableProxy::start(server.port());
+    let s = Scenario::new();
+    s.template(
+        "app.tmpl",
+        r#"name={{ getv(key="/app/name") }}{% for i in service(name="web") %} {{ i.id }}{% endfor %}"#,
+    );
+    s.resource("app", "app.conf", &["/app"], "");
+    let dest = s.out("app.conf");
+    let config = short_watch_timeout(&s, "2s");
+    let nodes = [proxy.address(), server.address()];
+    let confd = Confd::spawn(
+        &s,
+        &args(&s, "consul", &nodes, &["-watch", "-config-file", &config]),
+    );
+    confd.expect_file(&dest, "name=shop web-1", START_LIMIT);
+    // Both watches run through the proxy (the node that answered first).
+    server.put("app/name", "shop-2");
+    confd.expect_file(&dest, "name=shop-2 web-1", CHANGE_LIMIT);
+    assert!(
+        server.request_log().iter().any(|l| l.contains("wait=2s")),
+        "{:?}",
+        server.request_log()
+    );
+
+    proxy.freeze();
+    server.put("app/name", "shop-3");
+    let took = confd.expect_file(&dest, "name=shop-3 web-1", FROZEN_LIMIT);
+    eprintln!("a KV change behind a frozen node reached the file in {took:?}");
+    server.register_service(ServiceInstance::new("web-2", "web", "10.0.0.2", 80));
+    let took = confd.expect_file(&dest, "name=shop-3 web-1 web-2", FROZEN_LIMIT);
+    eprintln!("a catalog change behind a frozen node reached the file in {took:?}");
+    server.put("app/name", "shop-4");
+    confd.expect_file(&dest, "name=shop-4 web-1 web-2", CHANGE_LIMIT);
+    proxy.thaw();
 }
 
 // ---------------------------------------------------------------------------
@@ -647,11 +733,11 @@ fn watch_survives_an_index_that_goes_backwards() {
 
 /// A prefix's blocking query must start at an index that prefix's own
 /// X-Consul-Index can reach: when confd started every prefix at the highest
-/// index of the whole read, a quiet prefix's wait ended (60 s) with its own,
-/// lower, index, which confd took for a snapshot restore, re-reading every
-/// resource every minute. Takes 65 s.
+/// index of the whole read, a quiet prefix's wait ended (60 s by default)
+/// with its own, lower, index, which confd took for a snapshot restore,
+/// re-reading every resource every minute. With `watch_timeout = "2s"` the
+/// waits end every 2 s, so 5 s see at least two of them end quietly.
 #[test]
-#[ignore = "takes 65 s (waits out one 60 s blocking query)"]
 fn watch_a_quiet_prefix_is_not_mistaken_for_a_restore() {
     let server = ConsulServer::start();
     server.put("a/x", "1");
@@ -666,11 +752,12 @@ fn watch_a_quiet_prefix_is_not_mistaken_for_a_restore() {
         );
         s.resource(p, &format!("{p}.conf"), &[&format!("/{p}")], "");
     }
-    let confd = watch(&s, &server, &[]);
+    let config = short_watch_timeout(&s, "2s");
+    let confd = watch(&s, &server, &["-config-file", &config]);
     confd.expect_file(&s.out("a.conf"), "1", START_LIMIT);
     expect_held(&server, 2, &confd);
     let reads = server.request_counts().kv_reads;
-    std::thread::sleep(Duration::from_secs(65));
+    std::thread::sleep(Duration::from_secs(5));
     // The waits ended quietly and were asked again: no re-read.
     assert_eq!(
         server.request_counts().kv_reads,

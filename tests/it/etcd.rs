@@ -16,6 +16,13 @@ use crate::common::etcd::{
     Etcd, EtcdOptions, basic_auth_header, http_with_headers, make_tls_files,
 };
 use crate::common::{Run, Scenario, free_port, read, wait_until};
+use crate::net::{FreezableProxy, short_watch_timeout};
+
+/// How long a change made behind a frozen node may take to reach the file
+/// with a 2 s watch timeout: the timeout, 2 s for the re-issued request to
+/// go unanswered, the request to the next node and the render, with room
+/// for a loaded machine.
+const FROZEN_LIMIT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -1556,4 +1563,161 @@ fn v2_multi_prefix_pass_never_hides_a_change() {
 #[test]
 fn v3_multi_prefix_pass_never_hides_a_change() {
     multi_prefix_pass_never_hides_a_change(Api::V3);
+}
+
+// ---------------------------------------------------------------------------
+// Limits on what a server can make confd do
+// ---------------------------------------------------------------------------
+
+/// A watch event over `-max-response-size` (a v2 long-poll answer, one v3
+/// stream message) fails naming the limit and leaves the file as it was; once
+/// the key is small again the daemon catches up.
+fn watch_event_over_the_size_cap_keeps_the_file(api: Api) {
+    let etcd = Etcd::start();
+    api.put(&etcd, "/app/a", "1");
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    let confd = Confd::spawn(
+        &s,
+        &args(
+            &s,
+            api.backend(),
+            &[&etcd.url()],
+            &["-watch", "-max-response-size", "64KiB"],
+        ),
+    );
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    api.put(&etcd, "/app/a", &big_value(100 << 10));
+    confd.expect_log("limit of -max-response-size", CHANGE_LIMIT);
+    assert_eq!(read(&dest), "a=1\n");
+    api.put(&etcd, "/app/a", "2");
+    confd.expect_file(&dest, "a=2\n", CHANGE_LIMIT);
+}
+
+#[test]
+fn v2_watch_event_over_the_size_cap_keeps_the_file() {
+    watch_event_over_the_size_cap_keeps_the_file(Api::V2);
+}
+
+#[test]
+fn v3_watch_event_over_the_size_cap_keeps_the_file() {
+    watch_event_over_the_size_cap_keeps_the_file(Api::V3);
+}
+
+/// A v3 value or key that is not UTF-8 fails the read naming the key, and
+/// the destination keeps its content: one-shot, and under -watch, where the
+/// daemon catches up once the value is text again. (Such bytes used to be
+/// replaced with U+FFFD and the result written as if it were the data.)
+#[test]
+fn v3_text_that_is_not_utf8_fails_naming_the_key() {
+    let etcd = Etcd::start();
+    etcd.put_v3("/app/a", "1");
+    etcd.put_v3_bytes(b"/app/bin", b"\xff\xfex");
+    // A sibling inside etcd's key range for /app, never read: no error.
+    etcd.put_v3_bytes(b"/app-x\xff", b"\xff");
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    s.write("out/app.conf", "old\n");
+    let run = onetime(&s, Api::V3, &[&etcd.url()], &[]);
+    run.expect_code(1);
+    let line = run.line_with("UTF-8");
+    assert!(line.contains("key /app/bin"), "{line}");
+    assert_eq!(read(&dest), "old\n");
+
+    // A key that is not UTF-8 is named too, with the bytes shown as U+FFFD.
+    etcd.delete_v3("/app/bin");
+    etcd.put_v3_bytes(b"/app/\xffkey", b"v");
+    let run = onetime(&s, Api::V3, &[&etcd.url()], &[]);
+    run.expect_code(1);
+    run.line_with("key /app/\u{fffd}key is not valid UTF-8");
+    assert_eq!(read(&dest), "old\n");
+
+    let body = serde_json::json!({"key": "L2FwcC//a2V5"}); // /app/\xffkey
+    etcd.post_v3("/v3/kv/deleterange", &body.to_string());
+    let confd = watch(&s, Api::V3, &etcd.url());
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    etcd.put_v3_bytes(b"/app/a", b"\xc3");
+    confd.expect_log("key /app/a: the value is not valid UTF-8", CHANGE_LIMIT);
+    assert_eq!(read(&dest), "a=1\n");
+    etcd.put_v3("/app/a", "é");
+    confd.expect_file(&dest, "a=é\n", CHANGE_LIMIT);
+}
+
+/// A watch whose node silently died — it stops answering but keeps the
+/// connection open, as behind a partition or on a frozen VM — is noticed
+/// within the watch timeout plus the time to answer (2 s + 2 s here, set in
+/// confd.toml), and the daemon moves to the next node: a change made while
+/// the first node is frozen reaches the file. (The v2 long poll and the v3
+/// stream used to wait on the dead connection for 5 minutes.)
+fn watch_fails_over_from_a_frozen_node(api: Api) {
+    let etcd = Etcd::start();
+    api.put(&etcd, "/app/a", "1");
+    let proxy = FreezableProxy::start(etcd.client_port());
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    let config = short_watch_timeout(&s, "2s");
+    let confd = Confd::spawn(
+        &s,
+        &args(
+            &s,
+            api.backend(),
+            &[&proxy.url(), &etcd.url()],
+            &["-watch", "-config-file", &config],
+        ),
+    );
+    confd.expect_file(&dest, "a=1\n", START_LIMIT);
+    // The watch runs through the proxy (the node that answered the read).
+    api.put(&etcd, "/app/a", "2");
+    confd.expect_file(&dest, "a=2\n", CHANGE_LIMIT);
+
+    proxy.freeze();
+    api.put(&etcd, "/app/a", "3");
+    let took = confd.expect_file(&dest, "a=3\n", FROZEN_LIMIT);
+    eprintln!("{api:?}: a change behind a frozen node reached the file in {took:?}");
+    api.put(&etcd, "/app/a", "4");
+    confd.expect_file(&dest, "a=4\n", CHANGE_LIMIT);
+    proxy.thaw();
+}
+
+#[test]
+fn v2_watch_fails_over_from_a_frozen_node() {
+    watch_fails_over_from_a_frozen_node(Api::V2);
+}
+
+#[test]
+fn v3_watch_fails_over_from_a_frozen_node() {
+    watch_fails_over_from_a_frozen_node(Api::V3);
+}
+
+/// Credentials in the node URL authenticate: v2 as basic auth, v3 through
+/// the gateway's token authentication; messages mask the password.
+fn node_url_credentials_authenticate(api: Api) {
+    let etcd = Etcd::start();
+    api.put(&etcd, "/app/a", "private");
+    match api {
+        Api::V2 => enable_v2_auth(&etcd),
+        Api::V3 => enable_v3_auth(&etcd),
+    }
+    let s = Scenario::new();
+    let dest = listing_resource(&s, "app", "/app", "");
+    let port = etcd.client_port();
+    let wrong = format!("http://root:wrong-pw@127.0.0.1:{port}");
+    let run = onetime(&s, api, &[&wrong], &[]);
+    run.expect_code(1);
+    assert!(!run.stderr.contains("wrong-pw"), "{}", run.stderr);
+    run.line_with(&format!("http://root:***@127.0.0.1:{port}"));
+    assert!(!dest.exists(), "nothing rendered with a wrong password");
+
+    onetime(&s, api, &[&format!("http://root:pw@127.0.0.1:{port}")], &[]).expect_code(0);
+    assert_eq!(read(&dest), "a=private\n");
+}
+
+#[test]
+fn v2_node_url_credentials_authenticate() {
+    node_url_credentials_authenticate(Api::V2);
+}
+
+#[test]
+fn v3_node_url_credentials_authenticate() {
+    node_url_credentials_authenticate(Api::V3);
 }

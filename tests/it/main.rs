@@ -12,3 +12,4 @@ mod dns;
 mod etcd;
 mod haproxy;
 mod library;
+mod net;

@@ -200,6 +200,12 @@ impl Etcd {
         self.post_v3("/v3/kv/put", &body.to_string());
     }
 
+    /// v3: puts raw bytes (which need not be UTF-8) under a raw key.
+    pub fn put_v3_bytes(&self, key: &[u8], value: &[u8]) {
+        let body = serde_json::json!({"key": BASE64.encode(key), "value": BASE64.encode(value)});
+        self.post_v3("/v3/kv/put", &body.to_string());
+    }
+
     /// v3: deletes exactly `key`.
     pub fn delete_v3(&self, key: &str) {
         let body = serde_json::json!({"key": BASE64.encode(key)});
