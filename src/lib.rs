@@ -30,6 +30,7 @@ pub mod logging;
 pub mod resource;
 pub mod services;
 pub mod setup;
+pub mod size;
 pub mod snapshot;
 pub mod sync;
 pub mod template;

@@ -9,10 +9,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{ConfigError, line_col};
+use crate::size::{format_size, parse_size};
 use crate::snapshot::{clean_key, join_keys};
-use crate::template::{
-    MAX_OUTPUT_LIMIT, MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits, format_size, parse_size,
-};
+use crate::template::{MAX_OUTPUT_LIMIT, MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits};
 
 /// How long check and reload commands may run unless a resource says otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -430,10 +429,11 @@ fn parse_max_output(text: &str) -> Result<usize, String> {
     if size == 0 {
         return Err("must be more than zero (write e.g. \"16MiB\")".to_string());
     }
-    if size > MAX_OUTPUT_LIMIT {
-        return Err(format!("must be {} or less", format_size(MAX_OUTPUT_LIMIT)));
+    let limit = MAX_OUTPUT_LIMIT as u64;
+    if size > limit {
+        return Err(format!("must be {} or less", format_size(limit)));
     }
-    Ok(size)
+    usize::try_from(size).map_err(|_| format!("must be {} or less", format_size(limit)))
 }
 
 /// Parses a file mode as octal, with or without a leading 0 or `0o`

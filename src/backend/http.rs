@@ -24,6 +24,7 @@ use reqwest::{Client, RequestBuilder, Response, Url};
 
 use super::BackendError;
 use crate::error::ConfigError;
+use crate::size::{format_size, parse_size};
 
 /// Time allowed to open a connection to one node before trying the next.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -613,41 +614,6 @@ pub async fn read_capped(mut response: Response, limit: u64) -> Result<Vec<u8>, 
     Ok(body)
 }
 
-/// Parses a size: a number of bytes, or a number with a unit — `KiB`,
-/// `MiB`, `GiB` (powers of 1024), `kB`, `MB`, `GB` (powers of 1000) or `B`;
-/// units are case-insensitive and may follow a space (`64MiB`, `512 kib`).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(digits_end);
-    if digits.is_empty() {
-        return Err("write a number of bytes, or one with a unit: 64MiB, 512KiB, 1GB".into());
-    }
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{digits} is too large"))?;
-    let unit_size: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => {
-            return Err(format!(
-                "unknown unit {:?}: use B, KiB, MiB, GiB (1024) or kB, MB, GB (1000)",
-                unit.trim()
-            ));
-        }
-    };
-    number
-        .checked_mul(unit_size)
-        .ok_or_else(|| format!("{text} is too large"))
-}
-
 /// Parses `-max-response-size`: [`parse_size`], at least
 /// [`MIN_RESPONSE_SIZE`].
 pub fn parse_max_response_size(text: &str) -> Result<u64, String> {
@@ -659,17 +625,6 @@ pub fn parse_max_response_size(text: &str) -> Result<u64, String> {
         ));
     }
     Ok(size)
-}
-
-/// A size in the largest binary unit that divides it exactly (`64 MiB`,
-/// `1536 KiB`, `1000 bytes`).
-pub fn format_size(bytes: u64) -> String {
-    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    format!("{bytes} bytes")
 }
 
 /// Server text made fit for one log line: surrounding whitespace trimmed, the
@@ -684,10 +639,10 @@ pub fn server_text(bytes: &[u8]) -> String {
     let mut head = &trimmed[..trimmed.len().min(MAX_SERVER_TEXT)];
     if truncated {
         // Do not cut a character in two: drop its first bytes instead.
-        if let Err(e) = std::str::from_utf8(head) {
-            if e.error_len().is_none() {
-                head = &head[..e.valid_up_to()];
-            }
+        if let Err(e) = std::str::from_utf8(head)
+            && e.error_len().is_none()
+        {
+            head = &head[..e.valid_up_to()];
         }
     }
     let mut out = String::with_capacity(head.len() + 24);

@@ -47,7 +47,6 @@ pub const MAX_OUTPUT_LIMIT: usize = 1024 * MIB;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
-const GIB: usize = 1024 * MIB;
 
 /// How the deadline is read: the clock once every this many checks, the
 /// cancel flag at every check. The HAProxy bench template over 100,000 keys
@@ -104,7 +103,7 @@ impl fmt::Display for LimitExceeded {
             LimitExceeded::Output(limit) => write!(
                 f,
                 "rendered more than {} (max_output_size); dest left as it is",
-                format_size(*limit)
+                crate::size::format_size(*limit as u64)
             ),
             LimitExceeded::StillRunning => f.write_str(
                 "an earlier render of this template passed its render_timeout and is still \
@@ -119,59 +118,6 @@ impl fmt::Display for LimitExceeded {
             ),
         }
     }
-}
-
-/// A size the way users write it: `64 MiB`, `512 KiB`, `100 bytes`.
-pub fn format_size(bytes: usize) -> String {
-    match bytes {
-        0 => "0 bytes".to_string(),
-        b if b % GIB == 0 => format!("{} GiB", b / GIB),
-        b if b % MIB == 0 => format!("{} MiB", b / MIB),
-        b if b % KIB == 0 => format!("{} KiB", b / KIB),
-        1 => "1 byte".to_string(),
-        b => format!("{b} bytes"),
-    }
-}
-
-/// Parses a size: a whole number of bytes with an optional unit, `B`, `KB`,
-/// `MB`, `GB` (powers of 1000) or `KiB`, `MiB`, `GiB` (powers of 1024), in
-/// any case, a space allowed before the unit (`"16MiB"`, `"512 kb"`,
-/// `"1048576"`). A bare `K`, `M` or `G` is refused: it could mean either.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(digits_end);
-    if digits.is_empty() {
-        return Err("not a size; write e.g. \"16MiB\"".to_string());
-    }
-    let multiplier: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "mb" => 1000 * 1000,
-        "gb" => 1000 * 1000 * 1000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "k" | "m" | "g" => {
-            return Err(format!(
-                "unit {unit:?} is ambiguous; write {}iB (powers of 1024) or {}B (of 1000)",
-                unit.trim().to_ascii_uppercase(),
-                unit.trim().to_ascii_uppercase()
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "unknown unit {:?}; use B, KB, MB, GB, KiB, MiB or GiB",
-                unit.trim()
-            ));
-        }
-    };
-    let too_big = || "too large".to_string();
-    let count: u64 = digits.parse().map_err(|_| too_big())?;
-    let bytes = count.checked_mul(multiplier).ok_or_else(too_big)?;
-    usize::try_from(bytes).map_err(|_| too_big())
 }
 
 /// What one render may still spend, shared by its output and its helpers on
@@ -389,41 +335,5 @@ mod tests {
                 .to_string()
                 .starts_with("2 earlier renders")
         );
-    }
-
-    #[test]
-    fn sizes_parse_and_print() {
-        assert_eq!(parse_size("16MiB"), Ok(16 * MIB));
-        assert_eq!(parse_size(" 16 mib "), Ok(16 * MIB));
-        assert_eq!(parse_size("512KiB"), Ok(512 * KIB));
-        assert_eq!(parse_size("1GiB"), Ok(GIB));
-        assert_eq!(parse_size("2MB"), Ok(2_000_000));
-        assert_eq!(parse_size("3kb"), Ok(3000));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert_eq!(parse_size("100B"), Ok(100));
-        assert!(
-            parse_size("16M")
-                .expect_err("refused")
-                .contains("ambiguous")
-        );
-        assert!(parse_size("1.5MiB").expect_err("refused").contains("unit"));
-        assert!(parse_size("MiB").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("-1MiB").is_err());
-        assert!(
-            parse_size("16 furlongs")
-                .expect_err("refused")
-                .contains("unknown unit")
-        );
-        assert!(
-            parse_size("99999999999999999999GiB")
-                .expect_err("refused")
-                .contains("too large")
-        );
-        assert_eq!(format_size(64 * MIB), "64 MiB");
-        assert_eq!(format_size(GIB), "1 GiB");
-        assert_eq!(format_size(2048), "2 KiB");
-        assert_eq!(format_size(1536), "1536 bytes");
-        assert_eq!(format_size(1), "1 byte");
     }
 }

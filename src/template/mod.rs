@@ -30,7 +30,7 @@ use tera::{Context, ErrorKind, Tera};
 pub use bounded::{max_stuck, render_bounded};
 pub use limits::{
     DEFAULT_MAX_OUTPUT, DEFAULT_RENDER_TIMEOUT, LimitExceeded, MAX_OUTPUT_LIMIT,
-    MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits, format_size, parse_size,
+    MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits,
 };
 
 use limits::{Budget, LimitedOutput};
