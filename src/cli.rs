@@ -172,6 +172,14 @@ pub struct Flags {
         value_name = "SIZE"
     )]
     pub max_response_size: Option<String>,
+    /// How long a -watch may go without a word from its node before the node
+    /// is taken for silently dead (1s to 10m) [default: 60s].
+    #[arg(
+        long = "watch-timeout",
+        env = "CONFD_WATCH_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub watch_timeout: Option<String>,
 }
 
 /// The long flags of one command (the top level or a subcommand).

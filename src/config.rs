@@ -268,7 +268,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
             .map_err(|e| ConfigError::setting("-max-response-size", format!("{text:?}: {e}")))?,
     };
 
-    let watch_timeout = match file.watch_timeout {
+    let watch_timeout = match flags.watch_timeout.clone().or(file.watch_timeout) {
         None => crate::backend::http::DEFAULT_WATCH_TIMEOUT,
         Some(text) => parse_duration(&text)
             .and_then(|d| {
@@ -279,7 +279,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
                     Err("must be between 1s and 10m".to_string())
                 }
             })
-            .map_err(|e| ConfigError::setting("watch_timeout", format!("{text:?}: {e}")))?,
+            .map_err(|e| ConfigError::setting("-watch-timeout", format!("{text:?}: {e}")))?,
     };
 
     reject_flags_the_backend_does_not_use(backend, &flags)?;
@@ -385,34 +385,6 @@ fn reject_flags_the_backend_does_not_use(
 }
 
 impl Settings {
-    /// Whether two settings talk to the same backend the same way (SIGHUP
-    /// keeps the backend, and its watches, when they do).
-    pub fn same_backend(&self, other: &Settings) -> bool {
-        (
-            self.backend,
-            &self.nodes,
-            &self.files,
-            &self.auth,
-            &self.scheme,
-            &self.srv_domain,
-            &self.srv_record,
-            &self.datacenter,
-            self.max_response_size,
-            self.watch_timeout,
-        ) == (
-            other.backend,
-            &other.nodes,
-            &other.files,
-            &other.auth,
-            &other.scheme,
-            &other.srv_domain,
-            &other.srv_record,
-            &other.datacenter,
-            other.max_response_size,
-            other.watch_timeout,
-        )
-    }
-
     /// The backend's typed settings. With `-srv-record` / `-srv-domain` the
     /// nodes are looked up in DNS now (`_<backend>._tcp.<domain>` as confd
     /// builds it), each becoming `-scheme://target:port`.

@@ -698,6 +698,6 @@ fn watch_timeout_outside_its_range_is_a_configuration_error() {
         let config = short_watch_timeout(&s, bad);
         let run = onetime(&s, "etcd", &[&node], &["-config-file", &config]);
         run.expect_code(2);
-        run.line_with("watch_timeout");
+        run.line_with("-watch-timeout");
     }
 }
