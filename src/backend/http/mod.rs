@@ -22,9 +22,18 @@ use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response, Url};
 
+mod answer;
+mod node;
+
+pub use answer::{
+    BodyError, describe_reqwest_error, network_error, parse_max_response_size, quote_server,
+    read_capped, server_text,
+};
+pub use node::{Node, node_url, redact_address};
+
 use super::BackendError;
 use crate::error::ConfigError;
-use crate::size::{format_size, parse_size};
+use crate::size::format_size;
 
 /// Time allowed to open a connection to one node before trying the next.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -220,128 +229,6 @@ impl std::fmt::Debug for NodeClient {
             )
             .finish_non_exhaustive()
     }
-}
-
-/// One `-node`: where requests go, how messages name it, and the credentials
-/// its URL carried.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Node {
-    /// The address without user information (requests never carry it in
-    /// the URL).
-    pub url: Url,
-    /// The address as messages show it: the password masked.
-    pub name: String,
-    /// User and password from the URL's user information, percent-decoded.
-    pub userinfo: Option<(String, String)>,
-}
-
-impl std::fmt::Debug for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-impl Node {
-    /// Parses a node address; `host:port` gets `scheme://` in front. User
-    /// information (`http://user:pass@host`) is taken out of the URL and
-    /// kept as credentials. Errors show the address with its password masked.
-    pub fn parse(address: &str, scheme: &str) -> Result<Node, String> {
-        let text = if address.contains("://") {
-            address.to_string()
-        } else {
-            format!("{scheme}://{address}")
-        };
-        let shown = redact_address(address);
-        let mut url =
-            Url::parse(&text).map_err(|e| format!("{shown:?} is not a valid address: {e}"))?;
-        match url.scheme() {
-            "http" | "https" => {}
-            other => return Err(format!("{shown:?}: scheme {other} is not http or https")),
-        }
-        let userinfo = if url.username().is_empty() && url.password().is_none() {
-            None
-        } else {
-            let user = percent_decode(url.username());
-            let password = percent_decode(url.password().unwrap_or_default());
-            match (user, password) {
-                (Some(user), Some(password)) => Some((user, password)),
-                _ => {
-                    return Err(format!(
-                        "{shown:?}: the user name or password is not valid percent-encoded UTF-8"
-                    ));
-                }
-            }
-        };
-        let user_as_written = url.username().to_string();
-        // Both calls only fail for URLs that cannot have user information
-        // (no host), which http and https URLs always have.
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        let bare = url.as_str().trim_end_matches('/');
-        let name = match &userinfo {
-            Some((_, password)) => {
-                let masked = if password.is_empty() {
-                    format!("{user_as_written}@")
-                } else {
-                    format!("{user_as_written}:***@")
-                };
-                match bare.split_once("://") {
-                    Some((scheme, rest)) => format!("{scheme}://{masked}{rest}"),
-                    None => bare.to_string(),
-                }
-            }
-            None => bare.to_string(),
-        };
-        Ok(Node {
-            url,
-            name,
-            userinfo,
-        })
-    }
-}
-
-/// Parses a node address; `host:port` gets `scheme://` in front. The URL
-/// keeps no user information (see [`Node::parse`]).
-pub fn node_url(address: &str, scheme: &str) -> Result<Url, String> {
-    Node::parse(address, scheme).map(|node| node.url)
-}
-
-/// An address as it may be shown: the password of its user information (if
-/// any) replaced by `***`, as Go's `URL.Redacted` does. Works on text that
-/// does not parse as a URL, so a typo never puts a password in an error; it
-/// takes the last `@` as the end of the user information, so a password that
-/// itself holds `@`, `/` or `?` is masked whole.
-pub fn redact_address(address: &str) -> String {
-    let (scheme, rest) = match address.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), address),
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}{user}:***@{host}"),
-            None => format!("{scheme}{userinfo}@{host}"),
-        },
-        None => address.to_string(),
-    }
-}
-
-/// Decodes `%XX` escapes; `None` when an escape is malformed or the result is
-/// not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -578,138 +465,6 @@ impl NodeClient {
     }
 }
 
-/// Why a body could not be read whole.
-#[derive(Debug)]
-pub enum BodyError {
-    /// The connection failed or timed out.
-    Network(reqwest::Error),
-    /// The body is larger than the limit; `declared` is its Content-Length
-    /// when the server sent one.
-    TooLarge {
-        /// The announced size, if any.
-        declared: Option<u64>,
-    },
-}
-
-/// Reads `response`'s body chunk by chunk, stopping as soon as it would
-/// exceed `limit` bytes (so a huge or endless answer costs at most `limit`
-/// of memory). A Content-Length above the limit fails before any read.
-pub async fn read_capped(mut response: Response, limit: u64) -> Result<Vec<u8>, BodyError> {
-    let declared = response.content_length();
-    if let Some(length) = declared.filter(|&l| l > limit) {
-        return Err(BodyError::TooLarge {
-            declared: Some(length),
-        });
-    }
-    // Trust a declared length for the first allocation only as far as the
-    // limit allows.
-    let capacity = usize::try_from(declared.unwrap_or(0).min(limit)).unwrap_or(0);
-    let mut body = Vec::with_capacity(capacity);
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Network)? {
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(BodyError::TooLarge { declared: None });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Parses `-max-response-size`: [`parse_size`], at least
-/// [`MIN_RESPONSE_SIZE`].
-pub fn parse_max_response_size(text: &str) -> Result<u64, String> {
-    let size = parse_size(text)?;
-    if size < MIN_RESPONSE_SIZE {
-        return Err(format!(
-            "{size} bytes is too small to hold an answer; at least {} (write the unit: 64MiB)",
-            format_size(MIN_RESPONSE_SIZE)
-        ));
-    }
-    Ok(size)
-}
-
-/// Server text made fit for one log line: surrounding whitespace trimmed, the
-/// first [`MAX_SERVER_TEXT`] bytes at most (then `… (N bytes)` with the full
-/// size), and every control character, line or paragraph separator and bidi
-/// override escaped (`\n`, `\u{1b}`), so whatever a server sends can neither
-/// flood the log nor forge a line of its own. Bytes that are not UTF-8 show
-/// as U+FFFD: this is for messages, never for data.
-pub fn server_text(bytes: &[u8]) -> String {
-    let trimmed = bytes.trim_ascii();
-    let truncated = trimmed.len() > MAX_SERVER_TEXT;
-    let mut head = &trimmed[..trimmed.len().min(MAX_SERVER_TEXT)];
-    if truncated {
-        // Do not cut a character in two: drop its first bytes instead.
-        if let Err(e) = std::str::from_utf8(head)
-            && e.error_len().is_none()
-        {
-            head = &head[..e.valid_up_to()];
-        }
-    }
-    let mut out = String::with_capacity(head.len() + 24);
-    for c in String::from_utf8_lossy(head).chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control()
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    if truncated {
-        out.push_str(&format!("… ({} bytes)", bytes.len()));
-    }
-    out
-}
-
-/// [`server_text`] of anything displayable that may quote a server, such as
-/// a JSON error (serde quotes the offending string).
-pub fn quote_server(value: impl std::fmt::Display) -> String {
-    server_text(value.to_string().as_bytes())
-}
-
-/// A network failure while talking to `location` (worth waiting for).
-pub fn network_error(
-    backend: &'static str,
-    location: String,
-    error: &reqwest::Error,
-) -> BackendError {
-    BackendError {
-        backend,
-        location,
-        message: describe_reqwest_error(error),
-        transient: true,
-    }
-}
-
-/// A reqwest error as a short phrase, with its innermost cause. The error's
-/// own text (which names the URL) is never used, only its kind and causes.
-pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_redirect() {
-        "redirect not followed"
-    } else if error.is_connect() {
-        "cannot connect"
-    } else if error.is_body() || error.is_decode() {
-        "bad response body"
-    } else {
-        "request failed"
-    };
-    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    while let Some(next) = cause.and_then(|c| c.source()) {
-        cause = Some(next);
-    }
-    // A cause may quote the server (a TLS name, a malformed header).
-    match cause {
-        Some(cause) => format!("{kind}: {}", quote_server(cause)),
-        None => kind.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,30 +551,10 @@ mod tests {
     }
 
     #[test]
-    fn sizes_take_bytes_or_units() {
-        assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
-        assert_eq!(parse_size("2gib"), Ok(2 << 30));
-        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
-        assert_eq!(parse_size("10kB"), Ok(10_000));
-        assert_eq!(parse_size("7B"), Ok(7));
-        for bad in [
-            "",
-            "MiB",
-            "64 MB/s",
-            "-1",
-            "1.5MiB",
-            "99999999999999999999",
-            "99999999999GiB",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad:?}");
-        }
+    fn the_response_cap_needs_a_unit_or_at_least_a_kib() {
         assert!(parse_max_response_size("64").is_err());
         assert_eq!(parse_max_response_size("1KiB"), Ok(1024));
-        assert_eq!(format_size(64 << 20), "64 MiB");
-        assert_eq!(format_size(1536 << 10), "1536 KiB");
-        assert_eq!(format_size(1000), "1000 bytes");
+        assert_eq!(parse_max_response_size("64MiB"), Ok(64 << 20));
     }
 
     #[test]
