@@ -15,6 +15,7 @@
 //! and jitter, and the destinations keep their last good content meanwhile.
 
 pub mod kept;
+mod memory;
 pub mod schedule;
 pub mod workers;
 
@@ -350,7 +351,7 @@ impl Daemon {
         if let Some(observer) = &self.observer {
             let _ = observer.send(report);
         }
-        release_free_memory();
+        memory::release_free();
         self.follow();
         self.schedule.pass_done(&due, read_ok, Instant::now());
     }
@@ -426,24 +427,10 @@ impl Daemon {
     }
 }
 
-/// Hands the memory a pass freed (the read's response, the render's buffers)
-/// back to the system, so an idle daemon holds what it keeps and little more:
-/// glibc keeps freed memory for reuse, and the data kept between passes sits
-/// among it, so the heap cannot simply shrink from its top. The crate's one
-/// `unsafe` block: glibc has no safe interface for this.
-#[allow(unsafe_code)]
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointers; it only walks glibc's own free
-    // lists, under glibc's own locks.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Runs the daemon with the process's signals as controls; fails only when
 /// the signal handlers cannot be installed.
 pub async fn run_with_signals(setup: Setup, rebuild: Rebuild) -> std::io::Result<()> {
+    memory::one_arena();
     run(setup, rebuild, signals()?, None).await;
     Ok(())
 }
