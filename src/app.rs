@@ -40,6 +40,7 @@ where
     };
     match cli.command {
         Some(Command::Check(args)) => check::run(&args),
+        Some(Command::Migrate(args)) => crate::migrate::run(&args),
         None => run_sync(cli.flags),
     }
 }

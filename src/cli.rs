@@ -36,6 +36,28 @@ pub enum Command {
     /// Parse every resource and compile every template; with -file fixtures,
     /// also render each one to memory. Never touches a destination.
     Check(CheckArgs),
+    /// Convert a confd confdir whose templates are Go text/template into one
+    /// whose templates are Tera and render the same bytes; conf.d is copied
+    /// unchanged.
+    Migrate(MigrateArgs),
+}
+
+/// Flags of `confd migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The confd confdir to convert (holds conf.d/ and templates/).
+    #[arg(value_name = "SRC_CONFDIR")]
+    pub src: PathBuf,
+    /// Where to write the converted confdir.
+    #[arg(value_name = "DEST_CONFDIR")]
+    pub dest: PathBuf,
+    /// Print what would be written; write nothing.
+    #[arg(long, value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub noop: bool,
+    /// Write into a DEST_CONFDIR that is not empty (or into SRC_CONFDIR itself),
+    /// replacing files of the same names.
+    #[arg(long, value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub force: bool,
 }
 
 /// Flags of `confd check`.
