@@ -14,7 +14,6 @@
 
 pub mod detect;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::cli::MigrateArgs;

@@ -116,6 +116,16 @@ impl TemplateCompiler {
             reason: crate::error::io_reason(&e),
         })?;
         self.compile(&path.display().to_string(), &source)
+            .map_err(|e| match e {
+                // A confd user's template, not converted yet: say what to do
+                // rather than list Tera's objections to Go's syntax.
+                TemplateError::Compile(message) if crate::migrate::detect::looks_like_go(&source) => {
+                    TemplateError::Compile(format!(
+                        "{message} (this is a Go text/template, confd's format: convert the confdir with `confd migrate SRC_CONFDIR DEST_CONFDIR`)"
+                    ))
+                }
+                other => other,
+            })
     }
 
     /// Compiles template text under a display name (used in error messages).
