@@ -1,7 +1,8 @@
 //! The end-to-end tests, in one binary so the shared harness in `common`
 //! compiles once: the CLI in temporary folders, the backends against real
-//! servers (etcd) or the in-tree Consul API test server, DNS, HAProxy, and the
-//! template library and examples.
+//! servers (etcd) or the in-tree Consul API test server, DNS, HAProxy, the
+//! template library and examples, and `confd migrate` against the bytes Go
+//! confd 0.16 renders.
 
 mod common;
 
@@ -12,4 +13,5 @@ mod dns;
 mod etcd;
 mod haproxy;
 mod library;
+mod migrate;
 mod net;
