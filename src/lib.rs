@@ -27,6 +27,7 @@ pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod logging;
+pub mod migrate;
 pub mod resource;
 pub mod services;
 pub mod setup;
