@@ -12,7 +12,9 @@
 //! template fails at that place when rendered, so it never writes a file
 //! that differs from what confd wrote.
 
+pub mod convert;
 pub mod detect;
+pub mod gotmpl;
 
 use std::path::{Path, PathBuf};
 
@@ -186,7 +188,7 @@ fn plan(src: &Path) -> Result<Vec<Planned>, MigrateError> {
                 what: What::AlreadyTera,
             },
             (true, Ok(text)) => {
-                let (tera, problems) = convert_template(&text);
+                let (tera, problems) = convert::convert(&relative.display().to_string(), &text);
                 Planned {
                     path: relative,
                     contents: tera.into_bytes(),
@@ -207,12 +209,6 @@ fn plan(src: &Path) -> Result<Vec<Planned>, MigrateError> {
         plan.push(planned);
     }
     Ok(plan)
-}
-
-/// Converts one Go template; the text starts with [`detect::MARKER`].
-fn convert_template(source: &str) -> (String, Vec<Problem>) {
-    let _ = source;
-    (String::from(detect::MARKER), Vec::new())
 }
 
 fn same_folder(a: &Path, b: &Path) -> bool {
