@@ -1,0 +1,1 @@
+//! Rendering tests of the go_ functions through real templates.
