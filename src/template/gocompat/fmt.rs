@@ -294,9 +294,18 @@ impl Printer {
                 self.buf.push_str(name);
                 self.buf.push(':');
             }
-            // The fields are uint16 in Go.
+            // The fields are uint16 in Go, which the error form names.
             let n = field_int(map, name);
-            self.fmt_integer_verb(n as u64, false, verb, &Value::from(n), depth);
+            if matches!(
+                verb,
+                'v' | 'd' | 'b' | 'o' | 'O' | 'x' | 'X' | 'c' | 'q' | 'U'
+            ) {
+                self.fmt_integer_verb(n as u64, false, verb, &Value::from(n), depth);
+            } else {
+                self.buf.push_str(&format!("%!{verb}(uint16="));
+                self.fmt_integer(n as u64, 10, false, 'v', LDIGITS);
+                self.buf.push(')');
+            }
         }
         self.buf.push('}');
     }

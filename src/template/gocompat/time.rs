@@ -513,7 +513,15 @@ mod tests {
         );
         assert_eq!(fmt(t, "Z07:00 -0700 -07 MST Z0700"), "Z +0000 +00 UTC Z");
         assert_eq!(fmt(t, "002 __2 _2006"), "065  65 _2024");
-        assert_eq!(fmt(t, "Janet Month 1.0001"), "Janet Month 3.0001");
+        assert_eq!(fmt(t, "Janet Month 1.0001"), "Janet Month 3.0003");
+        assert_eq!(
+            fmt(t, "Z070000 -07:00:00 .9 .000000000000 15h"),
+            "Z +00:00:00  .012300000 07h"
+        );
+        assert_eq!(
+            fmt("2024-12-31T23:00:00Z", "002 __2 Mon Monday 3PM"),
+            "366 366 Tue Tuesday 11PM"
+        );
         assert_eq!(fmt(t, "2006-01-02T15:04:05Z07:00"), "2024-03-05T07:08:09Z");
     }
 
