@@ -87,7 +87,7 @@ pub(crate) fn check_limits() -> TeraResult<()> {
     })
 }
 
-fn read_view<T>(read: impl FnOnce(&View) -> TeraResult<T>) -> TeraResult<T> {
+pub(crate) fn read_view<T>(read: impl FnOnce(&View) -> TeraResult<T>) -> TeraResult<T> {
     check_limits()?;
     CURRENT.with(|cell| match cell.borrow().as_ref() {
         Some(context) => read(&context.view),

@@ -44,7 +44,7 @@ pub(crate) fn path_dir(path: &str) -> String {
 }
 
 /// Go's `path.Clean` (relative paths stay relative, empty becomes ".").
-fn go_clean(path: &str) -> String {
+pub(crate) fn go_clean(path: &str) -> String {
     if path.is_empty() {
         return ".".to_string();
     }

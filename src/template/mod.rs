@@ -17,6 +17,7 @@
 mod bounded;
 mod data;
 mod funcs;
+pub mod gocompat;
 mod limits;
 
 use std::path::{Path, PathBuf};
@@ -276,6 +277,7 @@ fn register_helpers(tera: &mut Tera) {
         tera.register_function(name, op.function());
         tera.register_filter(name, op.filter());
     }
+    gocompat::register(tera);
 }
 
 /// Turns a Tera error into `file:line:col: message` lines joined by `; `.
