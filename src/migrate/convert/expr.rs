@@ -5,7 +5,7 @@
 //! semantics Tera's operators share in a condition (`and`, `or`, `not`)
 //! become those operators there, keeping Go's short-circuit evaluation.
 
-use super::funcs::{self, Kind};
+use super::funcs::{self, Kind, Style};
 use super::text;
 use super::{Converter, Problem};
 use crate::migrate::gotmpl::{Arg, Command, NumberValue, Pipeline, Pos};
@@ -227,10 +227,16 @@ impl Converter<'_> {
         let Some(form) = funcs::lookup(name) else {
             return Err(Problem::at(pos, format!("function \"{name}\" not defined")));
         };
+        let in_place = funcs::IN_PLACE.contains(&name)
+            .then(|| args.first().map(|a| a.text.clone()))
+            .flatten()
+            .filter(|target| self.is_variable(target));
         let mut parts: Vec<String> = Vec::new();
         let mut given = args.into_iter();
-        for param in form.params {
+        let mut input: Option<Expr> = None;
+        for (i, param) in form.params.iter().enumerate() {
             match given.next() {
+                Some(arg) if i == 0 && form.style == Style::Filter => input = Some(arg),
                 Some(arg) => parts.push(format!("{param}={}", arg.text)),
                 None => break,
             }
@@ -246,7 +252,28 @@ impl Converter<'_> {
             }
             None => {}
         }
-        Ok(Expr::new(format!("{}({})", form.tera, parts.join(", ")), form.kind))
+        let call = match (form.style, input) {
+            (Style::Filter, Some(input)) if parts.is_empty() => {
+                format!("({} | {})", input.text, form.tera)
+            }
+            (Style::Filter, Some(input)) => {
+                format!("({} | {}({}))", input.text, form.tera, parts.join(", "))
+            }
+            (Style::Filter, None) => {
+                return Err(Problem::at(
+                    pos,
+                    format!("wrong number of args for {name}: confd fails on this call too"),
+                ));
+            }
+            (Style::Call, _) => format!("{}({})", form.tera, parts.join(", ")),
+        };
+        if let Some(variable) = in_place {
+            // Go changes the list in the variable itself: so does the
+            // converted template, before the tag that calls it.
+            self.pre.push(format!("{{% set {variable} = {call} %}}"));
+            return Ok(Expr::new(variable, form.kind));
+        }
+        Ok(Expr::new(call, form.kind))
     }
 }
 

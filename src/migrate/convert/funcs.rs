@@ -16,11 +16,23 @@ pub enum Kind {
     Any,
 }
 
+/// How a Tera form is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `tera(params[0]=arg0, …)`.
+    Call,
+    /// `(arg0 | tera(params[1]=arg1, …))`: this project's filter, whose
+    /// input is the first argument.
+    Filter,
+}
+
 /// A function's Tera form: `tera(params[0]=arg0, …, rest=[remaining…])`.
 #[derive(Debug, Clone, Copy)]
 pub struct Form {
-    /// The Tera function.
+    /// The Tera function or filter.
     pub tera: &'static str,
+    /// A call or a filter.
+    pub style: Style,
     /// Keyword names of the positional arguments, in order; a call may give
     /// fewer (optional trailing arguments, such as getv's default).
     pub params: &'static [&'static str],
@@ -39,11 +51,26 @@ const fn form(
 ) -> Form {
     Form {
         tera,
+        style: Style::Call,
         params,
         rest,
         kind,
     }
 }
+
+const fn filter(tera: &'static str, params: &'static [&'static str], kind: Kind) -> Form {
+    Form {
+        tera,
+        style: Style::Filter,
+        params,
+        rest: None,
+        kind,
+    }
+}
+
+/// The confd helpers that change their argument in place in Go (a list held
+/// in a variable is changed for later uses too).
+pub const IN_PLACE: [&str; 3] = ["reverse", "sortByLength", "sortKVByLength"];
 
 /// The Tera form of Go builtin or confd helper `name`; `None` for the
 /// builtins the converter writes itself (`and`, `or`, `not`) or cannot
@@ -75,33 +102,33 @@ pub fn lookup(name: &str) -> Option<Form> {
         "exists" => form("go_exists", &["key"], None, Bool),
         "ls" => form("go_ls", &["key"], None, Any),
         "lsdir" => form("go_lsdir", &["key"], None, Any),
-        "base" => form("go_base", &["path"], None, Str),
-        "dir" => form("go_dir", &["path"], None, Str),
-        "split" => form("go_split", &["s", "sep"], None, Any),
-        "join" => form("go_join", &["list", "sep"], None, Str),
+        "base" => filter("base", &["path"], Str),
+        "dir" => filter("dir", &["path"], Str),
+        "split" => filter("split", &["s", "on"], Any),
+        "join" => filter("join", &["list", "sep"], Str),
         "json" => form("go_json", &["s"], None, Any),
         "jsonArray" => form("go_jsonArray", &["s"], None, Any),
         "map" => form("go_map", &[], Some("args"), Any),
         "toUpper" => form("go_toUpper", &["s"], None, Str),
         "toLower" => form("go_toLower", &["s"], None, Str),
         "replace" => form("go_replace", &["s", "old", "new", "n"], None, Str),
-        "contains" => form("go_contains", &["s", "substr"], None, Bool),
-        "trimSuffix" => form("go_trimSuffix", &["s", "suffix"], None, Str),
+        "contains" => filter("contains", &["s", "substr"], Bool),
+        "trimSuffix" => filter("trimSuffix", &["s", "suffix"], Str),
         "atoi" => form("go_atoi", &["s"], None, Any),
-        "seq" => form("go_seq", &["first", "last"], None, Any),
+        "seq" => form("seq", &["first", "last"], None, Any),
         "add" => form("go_add", &["a", "b"], None, Any),
         "sub" => form("go_sub", &["a", "b"], None, Any),
         "mul" => form("go_mul", &["a", "b"], None, Any),
         "div" => form("go_div", &["a", "b"], None, Any),
         "mod" => form("go_mod", &["a", "b"], None, Any),
-        "base64Encode" => form("go_base64Encode", &["s"], None, Str),
+        "base64Encode" => filter("base64Encode", &["s"], Str),
         "base64Decode" => form("go_base64Decode", &["s"], None, Str),
         "lookupIP" => form("go_lookupIP", &["name"], None, Any),
         "lookupIPV4" => form("go_lookupIPV4", &["name"], None, Any),
         "lookupIPV6" => form("go_lookupIPV6", &["name"], None, Any),
         "lookupSRV" => form("go_lookupSRV", &["service", "proto", "name"], None, Any),
         "fileExists" => form("go_fileExists", &["path"], None, Bool),
-        "getenv" => form("go_getenv", &["key", "default"], None, Str),
+        "getenv" => form("getenv", &["key", "default"], None, Str),
         "datetime" => form("go_datetime", &[], None, Any),
         "reverse" => form("go_reverse", &["v"], None, Any),
         "sortByLength" => form("go_sortByLength", &["v"], None, Any),

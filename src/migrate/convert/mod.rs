@@ -67,6 +67,7 @@ pub fn convert(name: &str, source: &str) -> (String, Vec<Problem>) {
         dot: ("none".to_string(), Kind::Any),
         calls: Vec::new(),
         name,
+        pre: Vec::new(),
     };
     converter.list(&template.root);
     (converter.out, converter.problems)
@@ -99,6 +100,9 @@ pub(super) struct Converter<'t> {
     /// The templates being inlined, outermost first.
     calls: Vec<String>,
     name: &'t str,
+    /// Statements a tag's expression needs first (the in-place sorts of
+    /// confd's helpers); written before the next tag.
+    pre: Vec<String>,
 }
 
 impl Converter<'_> {
@@ -107,6 +111,19 @@ impl Converter<'_> {
             text: self.dot.0.clone(),
             kind: self.dot.1,
         }
+    }
+
+    /// Whether `text` is a Go variable's Tera name.
+    fn is_variable(&self, text: &str) -> bool {
+        self.kinds.contains_key(text)
+    }
+
+    /// Writes a tag, after the statements its expressions need.
+    fn tag(&mut self, tag: &str) {
+        for statement in std::mem::take(&mut self.pre) {
+            self.out.push_str(&statement);
+        }
+        self.out.push_str(tag);
     }
 
     fn kind_of(&self, tera: &str) -> Kind {
@@ -159,7 +176,7 @@ impl Converter<'_> {
                 Kind::Str => value.text,
                 _ => format!("go_str(v={})", value.text),
             };
-            self.out.push_str(&format!("{{{{ {shown} }}}}"));
+            self.tag(&format!("{{{{ {shown} }}}}"));
             return Ok(());
         }
         self.bind(pipe, value)
@@ -202,8 +219,7 @@ impl Converter<'_> {
 
     fn set(&mut self, how: &str, tera: &str, value: &expr::Expr) {
         self.kinds.insert(tera.to_string(), value.kind);
-        self.out
-            .push_str(&format!("{{% {how} {tera} = {} %}}", value.text));
+        self.tag(&format!("{{% {how} {tera} = {} %}}", value.text));
     }
 
     fn if_(&mut self, c: &Control) {
@@ -218,7 +234,7 @@ impl Converter<'_> {
         };
         match condition {
             Ok(condition) => {
-                self.out.push_str(&format!("{{% if {condition} %}}"));
+                self.tag(&format!("{{% if {condition} %}}"));
                 self.body(&c.body);
                 if let Some(else_) = &c.else_ {
                     self.out.push_str("{% else %}");
@@ -272,25 +288,25 @@ impl Converter<'_> {
             Err(p) => return self.fail(p),
         };
         let item = self.scopes.fresh("r");
-        self.out.push_str(&format!(
-            "{{% for {item} in go_items(v={}) %}}",
-            value.text
-        ));
+        self.tag(&format!("{{% for {item} in go_items(v={}) %}}", value.text));
         self.scopes.enter_loop();
         self.scopes.push();
         // go_items gives [key or index, element] pairs.
-        let element = format!("{item}.1");
+        let element = format!("{item}[1]");
         match c.pipe.decl.as_slice() {
             [] => {}
             [v] => {
                 let tera = self.scopes.declare(&v.name);
+                self.kinds.insert(tera.clone(), Kind::Any);
                 self.out.push_str(&format!("{{% set {tera} = {element} %}}"));
             }
             [k, v, ..] => {
                 let key = self.scopes.declare(&k.name);
                 let val = self.scopes.declare(&v.name);
+                self.kinds.insert(key.clone(), Kind::Any);
+                self.kinds.insert(val.clone(), Kind::Any);
                 self.out.push_str(&format!(
-                    "{{% set {key} = {item}.0 %}}{{% set {val} = {element} %}}"
+                    "{{% set {key} = {item}[0] %}}{{% set {val} = {element} %}}"
                 ));
             }
         }
