@@ -56,8 +56,7 @@ fn is_go_action(action: &str) -> bool {
     // `getv "/k"`, `printf "%d" $x`: an argument after a space, which Tera
     // would need parentheses for.
     let after = body[word.len()..].trim_start();
-    body[word.len()..].starts_with(' ')
-        && after.starts_with(['"', '`', '$', '.', '\'', '('])
+    body[word.len()..].starts_with(' ') && after.starts_with(['"', '`', '$', '.', '\'', '('])
 }
 
 #[cfg(test)]

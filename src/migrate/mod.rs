@@ -151,19 +151,31 @@ pub fn migrate(args: &MigrateArgs, out: &mut dyn std::io::Write) -> Result<u8, M
             if in_place && !matches!(file.what, What::Converted { .. }) {
                 continue;
             }
-            write_file(&args.dest.join(&file.path), &file.contents, &src.join(&file.path))?;
+            write_file(
+                &args.dest.join(&file.path),
+                &file.contents,
+                &src.join(&file.path),
+            )?;
         }
     }
     eprintln!(
         "confd migrate: {converted} template(s) converted, {kept} already Tera, {copied} other file(s) copied{}{}",
-        if args.noop { " (nothing written: -noop)" } else { "" },
+        if args.noop {
+            " (nothing written: -noop)"
+        } else {
+            ""
+        },
         if needs_hand {
             "; the places listed above need a manual step (each fails at render time until fixed)"
         } else {
             ""
         }
     );
-    Ok(if needs_hand { EXIT_MANUAL } else { EXIT_CONVERTED })
+    Ok(if needs_hand {
+        EXIT_MANUAL
+    } else {
+        EXIT_CONVERTED
+    })
 }
 
 /// Every file under SRC, in path order, with what becomes of it.
@@ -182,11 +194,16 @@ fn plan(src: &Path) -> Result<Vec<Planned>, MigrateError> {
         let contents = std::fs::read(path).map_err(|e| io_error(path, &e))?;
         let is_template = relative.starts_with("templates");
         let planned = match (is_template, String::from_utf8(contents)) {
-            (true, Ok(text)) if detect::is_converted(&text) || !detect::looks_like_go(&text) && text.contains("{%") => Planned {
-                path: relative,
-                contents: text.into_bytes(),
-                what: What::AlreadyTera,
-            },
+            (true, Ok(text))
+                if detect::is_converted(&text)
+                    || !detect::looks_like_go(&text) && text.contains("{%") =>
+            {
+                Planned {
+                    path: relative,
+                    contents: text.into_bytes(),
+                    what: What::AlreadyTera,
+                }
+            }
             (true, Ok(text)) => {
                 let (tera, problems) = convert::convert(&relative.display().to_string(), &text);
                 Planned {

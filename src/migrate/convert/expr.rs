@@ -8,7 +8,7 @@
 use super::funcs::{self, Kind, Style};
 use super::text;
 use super::{Converter, Problem};
-use crate::migrate::gotmpl::{Arg, Command, NumberValue, Pipeline, Pos};
+use crate::migrate::gotmpl::{Arg, Command, Number, NumberValue, Pipeline, Pos};
 
 /// A Tera expression and what is known of its type.
 #[derive(Debug, Clone)]
@@ -18,13 +18,17 @@ pub struct Expr {
     pub text: String,
     /// What it evaluates to.
     pub kind: Kind,
+    /// For a number constant, its reading as an `int`, which Go uses when
+    /// the parameter it is passed to is an `int` (`add 16 1e3` adds 1000).
+    pub as_int: Option<String>,
 }
 
 impl Expr {
-    fn new(text: impl Into<String>, kind: Kind) -> Self {
+    pub(super) fn new(text: impl Into<String>, kind: Kind) -> Self {
         Expr {
             text: text.into(),
             kind,
+            as_int: None,
         }
     }
 }
@@ -76,7 +80,10 @@ impl Converter<'_> {
             _ => return Ok(None),
         };
         if args.is_empty() {
-            return Err(Problem::at(*pos, format!("{name} needs at least one argument")));
+            return Err(Problem::at(
+                *pos,
+                format!("{name} needs at least one argument"),
+            ));
         }
         let parts = args
             .iter()
@@ -110,7 +117,9 @@ impl Converter<'_> {
                 self.call(name, args, *pos)
             }
             // A method call: `datetime.Format "2006"`, `$t.Format "…"`.
-            Arg::Chain { fields, .. } | Arg::Variable { fields, .. } | Arg::Field { names: fields, .. }
+            Arg::Chain { fields, .. }
+            | Arg::Variable { fields, .. }
+            | Arg::Field { names: fields, .. }
                 if fields.last().is_some_and(|f| f == TIME_FORMAT)
                     && (!rest.is_empty() || piped.is_some()) =>
             {
@@ -124,10 +133,17 @@ impl Converter<'_> {
                     return Err(Problem::at(first.pos(), "Format takes one layout argument"));
                 };
                 Ok(Expr::new(
-                    format!("go_time_format(t={}, layout={})", receiver.text, layout.text),
+                    format!(
+                        "go_time_format(t={}, layout={})",
+                        receiver.text, layout.text
+                    ),
                     Kind::Str,
                 ))
             }
+            Arg::Nil(pos) => Err(Problem::at(
+                *pos,
+                "nil is not a command (confd fails on this action too); remove it",
+            )),
             _ if !rest.is_empty() || piped.is_some() => Err(Problem::at(
                 first.pos(),
                 "can't give argument to non-function (confd fails on this template too)",
@@ -154,22 +170,11 @@ impl Converter<'_> {
             Arg::Dot(_) => self.dot(),
             Arg::Nil(_) => Expr::new("none", Kind::Any),
             Arg::Bool { value, .. } => Expr::new(value.to_string(), Kind::Bool),
-            Arg::Number(number) => match number.value {
-                NumberValue::Int(i) => Expr::new(int(i), Kind::Any),
-                NumberValue::Uint(u) => match i64::try_from(u) {
-                    Ok(i) => Expr::new(int(i), Kind::Any),
-                    Err(_) => {
-                        return Err(Problem::at(number.pos, format!("{} does not fit in 64 bits", number.text)));
-                    }
-                },
-                NumberValue::Char(c) => Expr::new(int(i64::from(u32::from(c))), Kind::Any),
-                NumberValue::Float(f) => match text::float(f) {
-                    Some(literal) => Expr::new(literal, Kind::Any),
-                    None => {
-                        return Err(Problem::at(number.pos, format!("the number {} cannot be written in Tera", number.text)));
-                    }
-                },
-            },
+            Arg::Number(number) => {
+                let mut value = self.number(number)?;
+                value.as_int = number.int.map(int);
+                value
+            }
             Arg::String { value, .. } => Expr::new(text::string(value), Kind::Str),
             Arg::Field { names, .. } => with_fields(self.dot(), names),
             Arg::Variable { name, fields, pos } => {
@@ -190,6 +195,32 @@ impl Converter<'_> {
         })
     }
 
+    /// A number constant as Go reads it when nothing asks for an `int`.
+    fn number(&mut self, number: &Number) -> Result<Expr> {
+        Ok(match number.value {
+            NumberValue::Int(i) => Expr::new(int(i), Kind::Any),
+            NumberValue::Uint(u) => match i64::try_from(u) {
+                Ok(i) => Expr::new(int(i), Kind::Any),
+                Err(_) => {
+                    return Err(Problem::at(
+                        number.pos,
+                        format!("{} does not fit in 64 bits", number.text),
+                    ));
+                }
+            },
+            NumberValue::Char(c) => Expr::new(int(i64::from(u32::from(c))), Kind::Any),
+            NumberValue::Float(f) => match text::float(f) {
+                Some(literal) => Expr::new(literal, Kind::Any),
+                None => {
+                    return Err(Problem::at(
+                        number.pos,
+                        format!("the number {} cannot be written in Tera", number.text),
+                    ));
+                }
+            },
+        })
+    }
+
     /// The Tera name of Go variable `name`.
     fn variable(&mut self, name: &str, pos: Pos) -> Result<Expr> {
         match self.scopes.lookup(name) {
@@ -203,10 +234,13 @@ impl Converter<'_> {
         match name {
             "and" | "or" => {
                 if args.is_empty() {
-                    return Err(Problem::at(pos, format!("{name} needs at least one argument")));
+                    return Err(Problem::at(
+                        pos,
+                        format!("{name} needs at least one argument"),
+                    ));
                 }
                 return Ok(Expr::new(
-                    format!("go_{name}(args={})", list(&args)),
+                    format!("go_{name}(args={})", self.list_literal(&args)),
                     Kind::Any,
                 ));
             }
@@ -227,12 +261,27 @@ impl Converter<'_> {
         let Some(form) = funcs::lookup(name) else {
             return Err(Problem::at(pos, format!("function \"{name}\" not defined")));
         };
-        let in_place = funcs::IN_PLACE.contains(&name)
+        if let ("reverse", [list]) = (name, args.as_slice()) {
+            if list.kind == Kind::KvPairs {
+                // confd's reverse leaves `gets`'s named list type alone.
+                return Ok(list.clone());
+            }
+        }
+        let in_place = funcs::IN_PLACE
+            .contains(&name)
             .then(|| args.first().map(|a| a.text.clone()))
             .flatten()
             .filter(|target| self.is_variable(target));
+        let int_params = funcs::INT_PARAMS.contains(&name);
         let mut parts: Vec<String> = Vec::new();
-        let mut given = args.into_iter();
+        let mut given = args.into_iter().map(|mut arg| {
+            if int_params {
+                if let Some(as_int) = arg.as_int.take() {
+                    arg.text = as_int;
+                }
+            }
+            arg
+        });
         let mut input: Option<Expr> = None;
         for (i, param) in form.params.iter().enumerate() {
             match given.next() {
@@ -243,7 +292,10 @@ impl Converter<'_> {
         }
         let remaining: Vec<Expr> = given.collect();
         match form.rest {
-            Some(rest) => parts.push(format!("{rest}={}", list(&remaining))),
+            Some(rest) => {
+                let items = self.list_literal(&remaining);
+                parts.push(format!("{rest}={items}"));
+            }
             None if !remaining.is_empty() => {
                 return Err(Problem::at(
                     pos,
@@ -295,10 +347,54 @@ pub(super) fn truth(value: &Expr) -> String {
     }
 }
 
-/// A Tera list literal.
-fn list(items: &[Expr]) -> String {
-    let texts: Vec<&str> = items.iter().map(|e| e.text.as_str()).collect();
-    format!("[{}]", texts.join(", "))
+impl Converter<'_> {
+    /// A Tera list literal of `items`. Tera refuses array literals nested
+    /// more than two deep in one expression (even through calls), so an
+    /// item that holds a list literal itself is computed first, into a
+    /// variable, by a statement before the tag.
+    fn list_literal(&mut self, items: &[Expr]) -> String {
+        let texts: Vec<String> = items
+            .iter()
+            .map(|item| {
+                if array_depth(&item.text) < 2 {
+                    return item.text.clone();
+                }
+                let name = self.scopes.fresh("a");
+                self.pre.push(format!("{{% set {name} = {} %}}", item.text));
+                name
+            })
+            .collect();
+        format!("[{}]", texts.join(", "))
+    }
+}
+
+/// How deep array literals nest in Tera source `text` (string literals
+/// skipped).
+fn array_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// A Tera integer literal (a negative one in parentheses, so it is one

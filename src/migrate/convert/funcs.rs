@@ -12,6 +12,9 @@ pub enum Kind {
     Str,
     /// A bool: Tera's truth is Go's.
     Bool,
+    /// What `gets` returns: memkv's named type `KVPairs`, which confd's
+    /// `reverse` does not recognise and so leaves as it is.
+    KvPairs,
     /// Anything else, or unknown.
     Any,
 }
@@ -72,6 +75,10 @@ const fn filter(tera: &'static str, params: &'static [&'static str], kind: Kind)
 /// in a variable is changed for later uses too).
 pub const IN_PLACE: [&str; 3] = ["reverse", "sortByLength", "sortKVByLength"];
 
+/// The confd helpers whose parameters are Go `int`s: a number constant
+/// passed to them is read as an integer (`add 16 1e3` is 1016).
+pub const INT_PARAMS: [&str; 6] = ["add", "sub", "mul", "div", "mod", "seq"];
+
 /// The Tera form of Go builtin or confd helper `name`; `None` for the
 /// builtins the converter writes itself (`and`, `or`, `not`) or cannot
 /// (`call`).
@@ -98,7 +105,7 @@ pub fn lookup(name: &str) -> Option<Form> {
         "getv" => form("go_getv", &["key", "default"], None, Str),
         "getvs" => form("go_getvs", &["pattern"], None, Any),
         "get" => form("go_get", &["key"], None, Any),
-        "gets" => form("go_gets", &["pattern"], None, Any),
+        "gets" => form("go_gets", &["pattern"], None, Kind::KvPairs),
         "exists" => form("go_exists", &["key"], None, Bool),
         "ls" => form("go_ls", &["key"], None, Any),
         "lsdir" => form("go_lsdir", &["key"], None, Any),

@@ -107,10 +107,7 @@ pub(super) struct Converter<'t> {
 
 impl Converter<'_> {
     fn dot(&self) -> expr::Expr {
-        expr::Expr {
-            text: self.dot.0.clone(),
-            kind: self.dot.1,
-        }
+        expr::Expr::new(self.dot.0.clone(), self.dot.1)
     }
 
     /// Whether `text` is a Go variable's Tera name.
@@ -136,8 +133,10 @@ impl Converter<'_> {
             "{}:{}:{}: confd migrate could not convert this: {}",
             self.name, problem.line, problem.col, problem.message
         );
-        self.out
-            .push_str(&format!("{{{{ throw(message={}) }}}}", text::string(&message)));
+        self.out.push_str(&format!(
+            "{{{{ throw(message={}) }}}}",
+            text::string(&message)
+        ));
         self.problems.push(problem);
     }
 
@@ -259,10 +258,7 @@ impl Converter<'_> {
             Ok(value) => {
                 let name = self.scopes.fresh("w");
                 self.set("set", &name, &value);
-                let held = expr::Expr {
-                    text: name.clone(),
-                    kind: value.kind,
-                };
+                let held = expr::Expr::new(name.clone(), value.kind);
                 if let Err(p) = self.bind(&c.pipe, held.clone()) {
                     self.fail(p);
                 }
@@ -298,7 +294,8 @@ impl Converter<'_> {
             [v] => {
                 let tera = self.scopes.declare(&v.name);
                 self.kinds.insert(tera.clone(), Kind::Any);
-                self.out.push_str(&format!("{{% set {tera} = {element} %}}"));
+                self.out
+                    .push_str(&format!("{{% set {tera} = {element} %}}"));
             }
             [k, v, ..] => {
                 let key = self.scopes.declare(&k.name);
@@ -332,8 +329,10 @@ impl Converter<'_> {
                 "{}:{}:{}: template: no template {name:?} associated with template {:?}",
                 self.name, pos.line, pos.col, self.template.name
             );
-            self.out
-                .push_str(&format!("{{{{ throw(message={}) }}}}", text::string(&message)));
+            self.out.push_str(&format!(
+                "{{{{ throw(message={}) }}}}",
+                text::string(&message)
+            ));
             return;
         };
         if self.calls.iter().filter(|c| *c == name).count() >= MAX_TEMPLATE_DEPTH {
@@ -341,15 +340,14 @@ impl Converter<'_> {
                 "{}:{}:{}: template {name:?} calls itself more than {MAX_TEMPLATE_DEPTH} levels deep, which confd migrate does not expand",
                 self.name, pos.line, pos.col
             );
-            self.out
-                .push_str(&format!("{{{{ throw(message={}) }}}}", text::string(&message)));
+            self.out.push_str(&format!(
+                "{{{{ throw(message={}) }}}}",
+                text::string(&message)
+            ));
             return;
         }
         let value = match pipe.map(|p| self.pipeline(p)).transpose() {
-            Ok(value) => value.unwrap_or(expr::Expr {
-                text: "none".to_string(),
-                kind: Kind::Any,
-            }),
+            Ok(value) => value.unwrap_or(expr::Expr::new("none", Kind::Any)),
             Err(p) => return self.fail(p),
         };
         let arg = self.scopes.fresh("t");

@@ -166,7 +166,10 @@ mod tests {
         s.declare("$x");
         s.push_template("_t1");
         assert!(s.lookup("$x").is_none());
-        assert_eq!(s.lookup("$").map(|v| v.tera.clone()), Some("_t1".to_string()));
+        assert_eq!(
+            s.lookup("$").map(|v| v.tera.clone()),
+            Some("_t1".to_string())
+        );
         s.pop_template();
         assert!(s.lookup("$x").is_some());
     }

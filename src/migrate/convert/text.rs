@@ -63,7 +63,11 @@ pub fn float(value: f64) -> Option<String> {
         // Written out in full: Rust prints the shortest digits that read
         // back as the same value.
         let full = format!("{value}");
-        return Some(if full.contains('.') { full } else { format!("{full}.0") });
+        return Some(if full.contains('.') {
+            full
+        } else {
+            format!("{full}.0")
+        });
     }
     Some(text)
 }

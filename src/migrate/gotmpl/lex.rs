@@ -290,7 +290,11 @@ impl Lexer<'_> {
     fn left_delim(&mut self) -> State {
         self.action_start = self.pos;
         self.pos += LEFT_DELIM.len();
-        let after_marker = if has_left_trim_marker(self.rest()) { 2 } else { 0 };
+        let after_marker = if has_left_trim_marker(self.rest()) {
+            2
+        } else {
+            0
+        };
         if self.rest()[after_marker..].starts_with(LEFT_COMMENT) {
             self.pos += after_marker;
             self.ignore();
@@ -416,7 +420,9 @@ impl Lexer<'_> {
             count += 1;
         }
         let last = self.pos - 1;
-        if has_right_trim_marker(&self.input[last..]) && self.input[last + 2..].starts_with(RIGHT_DELIM) {
+        if has_right_trim_marker(&self.input[last..])
+            && self.input[last + 2..].starts_with(RIGHT_DELIM)
+        {
             self.pos = last;
             if count == 1 {
                 return State::RightDelim;
@@ -509,7 +515,8 @@ impl Lexer<'_> {
             match self.next() {
                 Some('\\') => {
                     if matches!(self.next(), None | Some('\n')) {
-                        return self.fail(self.start, "unterminated character constant".to_string());
+                        return self
+                            .fail(self.start, "unterminated character constant".to_string());
                     }
                 }
                 None | Some('\n') => {

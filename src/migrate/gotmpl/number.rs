@@ -220,7 +220,11 @@ fn parse_float(s: &str) -> Result<f64, NumErr> {
 
 /// Splits `digits[.digits][<exp>[+-]digits]` (underscores allowed) into
 /// mantissa and exponent text, checking the shape Go's `readFloat` accepts.
-fn split_float(s: &str, is_digit: fn(u8) -> bool, exp_char: u8) -> Result<(&str, Option<&str>), NumErr> {
+fn split_float(
+    s: &str,
+    is_digit: fn(u8) -> bool,
+    exp_char: u8,
+) -> Result<(&str, Option<&str>), NumErr> {
     let b = s.as_bytes();
     let mut i = 0;
     let mut saw_dot = false;
@@ -328,7 +332,11 @@ fn round_binary(mant: u64, sticky: bool, exp: i64) -> f64 {
     let (kept, rem, half) = if drop == 64 {
         (0u64, mant, 1u64 << 63)
     } else {
-        (mant >> drop, mant & ((1u64 << drop) - 1), 1u64 << (drop - 1))
+        (
+            mant >> drop,
+            mant & ((1u64 << drop) - 1),
+            1u64 << (drop - 1),
+        )
     };
     let round_up = rem > half || rem == half && (sticky || kept & 1 == 1);
     let mut kept = kept + u64::from(round_up);
@@ -397,10 +405,7 @@ mod tests {
             ("0x1p4", NumberValue::Float(16.0)),
             (".5", NumberValue::Float(0.5)),
             ("1_000.5", NumberValue::Float(1000.5)),
-            (
-                "18446744073709551615",
-                NumberValue::Uint(u64::MAX),
-            ),
+            ("18446744073709551615", NumberValue::Uint(u64::MAX)),
         ];
         for (text, want) in cases {
             assert_eq!(read_number(text).map(|r| r.value), Ok(want), "{text}");
@@ -453,7 +458,10 @@ mod tests {
             other => panic!("{text}: {other:?}"),
         };
         assert_eq!(go("089"), r#"integer overflow: "089""#);
-        assert_eq!(go("99999999999999999999"), r#"integer overflow: "99999999999999999999""#);
+        assert_eq!(
+            go("99999999999999999999"),
+            r#"integer overflow: "99999999999999999999""#
+        );
         assert_eq!(go("1__0"), r#"illegal number syntax: "1__0""#);
         assert_eq!(go("1_"), r#"illegal number syntax: "1_""#);
         assert_eq!(go("1_.5"), r#"illegal number syntax: "1_.5""#);

@@ -14,7 +14,10 @@ fn kinds_and_texts(src: &str) -> Vec<(Kind, String)> {
         .tokens
         .iter()
         .map(|t| match t.kind {
-            Kind::Error => (t.kind, lexed.error.clone().map(|e| e.message).unwrap_or_default()),
+            Kind::Error => (
+                t.kind,
+                lexed.error.clone().map(|e| e.message).unwrap_or_default(),
+            ),
             _ => (t.kind, src[t.start..t.end].to_string()),
         })
         .collect()
