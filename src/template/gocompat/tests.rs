@@ -336,22 +336,58 @@ fn confd_0_16_helpers() {
 /// Errors: the Tera call and the end of Go confd 0.16's error for the same
 /// Go call (after `executing "x.tmpl" at <…>: `).
 const CONFD_ERRORS: &[(&str, &str)] = &[
-    (r#"{{ go_getv(key="/nope") }}"#, "error calling getv: key does not exist: /nope"),
-    (r#"{{ go_getv(key="/a/b/") }}"#, "error calling getv: key does not exist: /a/b/"),
-    (r#"{{ go_get(key="/nope") }}"#, "error calling get: key does not exist: /nope"),
-    (r#"{{ go_atoi(s="4x") }}"#, r#"error calling atoi: strconv.Atoi: parsing "4x": invalid syntax"#),
+    (
+        r#"{{ go_getv(key="/nope") }}"#,
+        "error calling getv: key does not exist: /nope",
+    ),
+    (
+        r#"{{ go_getv(key="/a/b/") }}"#,
+        "error calling getv: key does not exist: /a/b/",
+    ),
+    (
+        r#"{{ go_get(key="/nope") }}"#,
+        "error calling get: key does not exist: /nope",
+    ),
+    (
+        r#"{{ go_atoi(s="4x") }}"#,
+        r#"error calling atoi: strconv.Atoi: parsing "4x": invalid syntax"#,
+    ),
     (
         r#"{{ go_atoi(s="99999999999999999999") }}"#,
         r#"error calling atoi: strconv.Atoi: parsing "99999999999999999999": value out of range"#,
     ),
-    (r#"{{ go_map(args=["a"]) }}"#, "error calling map: invalid map call"),
-    (r#"{{ go_map(args=[1, 2]) }}"#, "error calling map: map keys must be strings"),
-    (r#"{{ go_div(a=1, b=0) }}"#, "error calling div: runtime error: integer divide by zero"),
-    (r#"{{ go_mod(a=1, b=0) }}"#, "error calling mod: runtime error: integer divide by zero"),
-    (r#"{{ go_base64Decode(s="a*b=") }}"#, "error calling base64Decode: illegal base64 data at input byte 1"),
-    (r#"{{ go_base64Decode(s="aGk") }}"#, "error calling base64Decode: illegal base64 data at input byte 0"),
-    (r#"{{ go_gets(pattern="/a/[") }}"#, "error calling gets: syntax error in pattern"),
-    (r#"{{ go_getvs(pattern="/x[") }}"#, "error calling getvs: syntax error in pattern"),
+    (
+        r#"{{ go_map(args=["a"]) }}"#,
+        "error calling map: invalid map call",
+    ),
+    (
+        r#"{{ go_map(args=[1, 2]) }}"#,
+        "error calling map: map keys must be strings",
+    ),
+    (
+        r#"{{ go_div(a=1, b=0) }}"#,
+        "error calling div: runtime error: integer divide by zero",
+    ),
+    (
+        r#"{{ go_mod(a=1, b=0) }}"#,
+        "error calling mod: runtime error: integer divide by zero",
+    ),
+    (
+        r#"{{ go_base64Decode(s="a*b=") }}"#,
+        "error calling base64Decode: illegal base64 data at input byte 1",
+    ),
+    (
+        r#"{{ go_base64Decode(s="aGk") }}"#,
+        "error calling base64Decode: illegal base64 data at input byte 0",
+    ),
+    (
+        r#"{{ go_gets(pattern="/a/[") }}"#,
+        "error calling gets: syntax error in pattern",
+    ),
+    (
+        r#"{{ go_getvs(pattern="/x[") }}"#,
+        "error calling getvs: syntax error in pattern",
+    ),
     (
         r#"{{ go_parseBool(s="yes") }}"#,
         r#"error calling parseBool: strconv.ParseBool: parsing "yes": invalid syntax"#,
@@ -378,5 +414,8 @@ fn confd_0_16_errors() {
         assert_eq!(first.strip_prefix("error: "), Some(*want), "{tera}");
     }
     // A malformed pattern is only reported when the store has a key to try.
-    assert_eq!(ok(r#"{{ go_str(v=go_gets(pattern="/a/[")) }}"#, &[], &[]), "[]");
+    assert_eq!(
+        ok(r#"{{ go_str(v=go_gets(pattern="/a/[")) }}"#, &[], &[]),
+        "[]"
+    );
 }
