@@ -100,6 +100,7 @@
 //! - `slice` bounds are checked against the length (Go: the capacity).
 
 mod builtins;
+mod compare;
 mod confd;
 mod confd_data;
 mod float;
@@ -123,12 +124,12 @@ pub(crate) fn register(tera: &mut Tera) {
     tera.register_function("go_and", builtins::go_and);
     tera.register_function("go_or", builtins::go_or);
     tera.register_function("go_not", builtins::go_not);
-    tera.register_function("go_eq", builtins::go_eq);
-    tera.register_function("go_ne", builtins::go_ne);
-    tera.register_function("go_lt", builtins::go_lt);
-    tera.register_function("go_le", builtins::go_le);
-    tera.register_function("go_gt", builtins::go_gt);
-    tera.register_function("go_ge", builtins::go_ge);
+    tera.register_function("go_eq", compare::go_eq);
+    tera.register_function("go_ne", compare::go_ne);
+    tera.register_function("go_lt", compare::go_lt);
+    tera.register_function("go_le", compare::go_le);
+    tera.register_function("go_gt", compare::go_gt);
+    tera.register_function("go_ge", compare::go_ge);
     tera.register_function("go_len", builtins::go_len);
     tera.register_function("go_index", builtins::go_index);
     tera.register_function("go_slice", builtins::go_slice);
