@@ -36,7 +36,7 @@
 //! | `print`, `println`, `printf F …` | `go_print(args=[…])`, `go_println(args=[…])`, `go_printf(format=F, args=[…])` |
 //! | `html`, `js`, `urlquery` | `go_html(args=[…])`, `go_js(args=[…])`, `go_urlquery(args=[…])` |
 //! | `X.Name` | `go_field(v=X, name="Name")` (KVPair, SRV, map key, `time.Time` methods without arguments) |
-//! | `range X` | `for pair in go_items(v=X)`: `pair.0` the key or index, `pair.1` the element |
+//! | `range X` | `for pair in go_items(v=X)`: `pair[0]` the key or index, `pair[1]` the element |
 //! | `(datetime).Format L` | `go_time_format(t=T, layout=L)` |
 //!
 //! # confd 0.16's helpers: the form the converter emits
