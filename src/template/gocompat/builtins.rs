@@ -62,22 +62,26 @@ pub fn go_str(kwargs: Kwargs, _: &State) -> TeraResult<String> {
 
 /// `go_truth(v=X)`.
 pub fn go_truth(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     Ok(truth(&value_arg(&kwargs, "v")?))
 }
 
 /// `go_not(v=X)`.
 pub fn go_not(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     Ok(!truth(&value_arg(&kwargs, "v")?))
 }
 
 /// `go_and(args=[…])`: the first false argument, or the last.
 pub fn go_and(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     let args = list(&kwargs, "args")?;
     pick(args, "and", false)
 }
 
 /// `go_or(args=[…])`: the first true argument, or the last.
 pub fn go_or(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    check_limits()?;
     let args = list(&kwargs, "args")?;
     pick(args, "or", true)
 }
@@ -108,6 +112,7 @@ fn deref_type_name(go: &Go) -> &'static str {
 
 /// `go_len(v=X)`: bytes of a string, elements of a slice or map.
 pub fn go_len(kwargs: Kwargs, _: &State) -> TeraResult<i64> {
+    check_limits()?;
     let v = value_arg(&kwargs, "v")?;
     let n = match Go::of(&v) {
         Go::Str(s) => s.len(),

@@ -9,6 +9,7 @@ use tera::{Error, Kwargs, State, TeraResult, Value};
 use super::builtins::{call_error, list, value_arg};
 use super::fmt::sprintf;
 use super::value::Go;
+use crate::template::data::check_limits;
 
 /// text/template's `basicKind`.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -143,6 +144,7 @@ fn le(a: &Value, b: &Value) -> Result<bool, String> {
 
 /// `go_eq(args=[a, b, …])`.
 pub fn go_eq(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let args = list(&kwargs, "args")?;
     let (first, rest) = args
         .split_first()
@@ -156,6 +158,7 @@ fn pair(kwargs: &Kwargs) -> TeraResult<(Value, Value)> {
 
 /// `go_ne(a=, b=)`.
 pub fn go_ne(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let (a, b) = pair(&kwargs)?;
     eq(&a, std::slice::from_ref(&b))
         .map(|e| !e)
@@ -164,24 +167,28 @@ pub fn go_ne(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
 
 /// `go_lt(a=, b=)`.
 pub fn go_lt(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let (a, b) = pair(&kwargs)?;
     lt(&a, &b).map_err(|e| call_error("lt", e))
 }
 
 /// `go_le(a=, b=)`.
 pub fn go_le(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let (a, b) = pair(&kwargs)?;
     le(&a, &b).map_err(|e| call_error("le", e))
 }
 
 /// `go_gt(a=, b=)`.
 pub fn go_gt(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let (a, b) = pair(&kwargs)?;
     le(&a, &b).map(|r| !r).map_err(|e| call_error("gt", e))
 }
 
 /// `go_ge(a=, b=)`.
 pub fn go_ge(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
+    check_limits()?;
     let (a, b) = pair(&kwargs)?;
     lt(&a, &b).map(|r| !r).map_err(|e| call_error("ge", e))
 }
