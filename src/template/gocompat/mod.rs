@@ -98,6 +98,13 @@
 //! - Printable characters (`%q`, `js`) follow ICU's Unicode version, Go
 //!   1.19 Unicode 13: characters assigned since differ.
 //! - `slice` bounds are checked against the length (Go: the capacity).
+//! - `json`/`jsonArray` of text that is not JSON fail with serde's message,
+//!   not Go's (`invalid character 'o' looking for …`); the wrong kind of
+//!   document gives Go's `cannot unmarshal array into Go value …`.
+//! - `(datetime).Month` and `.Weekday` are their English names (what
+//!   `{{ }}` prints); `printf "%d"` of them is Go's number, not ours.
+//! - `base64Decode` of bytes that are not UTF-8 fails (a template holds
+//!   text); Go writes the bytes.
 
 mod builtins;
 mod compare;
