@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn precisions_like_go() {
-        assert_eq!(format_float(3.14159, 'f', 2), "3.14");
+        assert_eq!(format_float(1.23456, 'f', 2), "1.23");
         assert_eq!(format_float(2.5, 'f', 0), "2");
         assert_eq!(format_float(-0.0, 'f', 1), "-0.0");
         assert_eq!(format_float(123456.789, 'e', 6), "1.234568e+05");

@@ -36,7 +36,7 @@
 //! | `print`, `println`, `printf F …` | `go_print(args=[…])`, `go_println(args=[…])`, `go_printf(format=F, args=[…])` |
 //! | `html`, `js`, `urlquery` | `go_html(args=[…])`, `go_js(args=[…])`, `go_urlquery(args=[…])` |
 //! | `X.Name` | `go_field(v=X, name="Name")` (KVPair, SRV, map key, `time.Time` methods without arguments) |
-//! | `range X` | `for pair in go_items(v=X)`: `pair.0` the key or index, `pair.1` the element |
+//! | `range X` | `for pair in go_items(v=X)`: `pair[0]` the key or index, `pair[1]` the element |
 //! | `(datetime).Format L` | `go_time_format(t=T, layout=L)` |
 //!
 //! # confd 0.16's helpers: the form the converter emits
@@ -98,8 +98,16 @@
 //! - Printable characters (`%q`, `js`) follow ICU's Unicode version, Go
 //!   1.19 Unicode 13: characters assigned since differ.
 //! - `slice` bounds are checked against the length (Go: the capacity).
+//! - `json`/`jsonArray` of text that is not JSON fail with serde's message,
+//!   not Go's (`invalid character 'o' looking for …`); the wrong kind of
+//!   document gives Go's `cannot unmarshal array into Go value …`.
+//! - `(datetime).Month` and `.Weekday` are their English names (what
+//!   `{{ }}` prints); `printf "%d"` of them is Go's number, not ours.
+//! - `base64Decode` of bytes that are not UTF-8 fails (a template holds
+//!   text); Go writes the bytes.
 
 mod builtins;
+mod compare;
 mod confd;
 mod confd_data;
 mod float;
@@ -123,12 +131,12 @@ pub(crate) fn register(tera: &mut Tera) {
     tera.register_function("go_and", builtins::go_and);
     tera.register_function("go_or", builtins::go_or);
     tera.register_function("go_not", builtins::go_not);
-    tera.register_function("go_eq", builtins::go_eq);
-    tera.register_function("go_ne", builtins::go_ne);
-    tera.register_function("go_lt", builtins::go_lt);
-    tera.register_function("go_le", builtins::go_le);
-    tera.register_function("go_gt", builtins::go_gt);
-    tera.register_function("go_ge", builtins::go_ge);
+    tera.register_function("go_eq", compare::go_eq);
+    tera.register_function("go_ne", compare::go_ne);
+    tera.register_function("go_lt", compare::go_lt);
+    tera.register_function("go_le", compare::go_le);
+    tera.register_function("go_gt", compare::go_gt);
+    tera.register_function("go_ge", compare::go_ge);
     tera.register_function("go_len", builtins::go_len);
     tera.register_function("go_index", builtins::go_index);
     tera.register_function("go_slice", builtins::go_slice);

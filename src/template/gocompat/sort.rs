@@ -299,3 +299,68 @@ impl<T, L: Fn(&T, &T) -> bool> Sorter<'_, T, L> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::go_sort;
+
+    /// The key lengths of a test input, by the generator both this test
+    /// and the Go program that made `testdata/go_sort_cases.txt` use.
+    fn lengths(kind: &str, n: usize) -> Vec<usize> {
+        let mut x: u32 = 42;
+        let mut out: Vec<usize> = (0..n)
+            .map(|i| match kind {
+                "lcg" => {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345) & 0x7fff_ffff;
+                    (x >> 16) as usize % 9 + 1
+                }
+                "inc" => i / 3 + 1,
+                "dec" => (n - i) / 2 + 1,
+                "eq" => 3,
+                "organ" => {
+                    if i < n - i {
+                        i + 1
+                    } else {
+                        n - i
+                    }
+                }
+                _ => i % 7 + 1,
+            })
+            .collect();
+        if kind == "inc" {
+            let mut i = 0;
+            while i + 1 < n {
+                out.swap(i, i + 1);
+                i += 17;
+            }
+        }
+        out
+    }
+
+    /// Each line: the input's kind, its size, and the order Go 1.19's
+    /// `sort.Sort` left the elements in (by original index), sorting by
+    /// length only, so every tie shows Go's unstable order.
+    #[test]
+    fn ties_come_out_in_go_1_19_order() {
+        let cases = include_str!("testdata/go_sort_cases.txt");
+        let mut checked = 0;
+        for line in cases.lines() {
+            let mut parts = line.split(' ');
+            let (Some(kind), Some(n), Some(ids)) = (parts.next(), parts.next(), parts.next())
+            else {
+                panic!("bad line {line:?}");
+            };
+            let n: usize = n.parse().expect("a size");
+            let want: Vec<usize> = ids
+                .split(',')
+                .map(|i| i.parse().expect("an index"))
+                .collect();
+            let mut data: Vec<(usize, usize)> = lengths(kind, n).into_iter().enumerate().collect();
+            go_sort(&mut data, |a, b| a.1 < b.1);
+            let got: Vec<usize> = data.iter().map(|d| d.0).collect();
+            assert_eq!(got, want, "{kind} {n}");
+            checked += 1;
+        }
+        assert_eq!(checked, 48);
+    }
+}

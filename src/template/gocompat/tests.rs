@@ -332,3 +332,198 @@ fn confd_0_16_helpers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Errors: the Tera call and the end of Go confd 0.16's error for the same
+/// Go call (after `executing "x.tmpl" at <…>: `).
+const CONFD_ERRORS: &[(&str, &str)] = &[
+    (
+        r#"{{ go_getv(key="/nope") }}"#,
+        "error calling getv: key does not exist: /nope",
+    ),
+    (
+        r#"{{ go_getv(key="/a/b/") }}"#,
+        "error calling getv: key does not exist: /a/b/",
+    ),
+    (
+        r#"{{ go_get(key="/nope") }}"#,
+        "error calling get: key does not exist: /nope",
+    ),
+    (
+        r#"{{ go_atoi(s="4x") }}"#,
+        r#"error calling atoi: strconv.Atoi: parsing "4x": invalid syntax"#,
+    ),
+    (
+        r#"{{ go_atoi(s="99999999999999999999") }}"#,
+        r#"error calling atoi: strconv.Atoi: parsing "99999999999999999999": value out of range"#,
+    ),
+    (
+        r#"{{ go_map(args=["a"]) }}"#,
+        "error calling map: invalid map call",
+    ),
+    (
+        r#"{{ go_map(args=[1, 2]) }}"#,
+        "error calling map: map keys must be strings",
+    ),
+    (
+        r#"{{ go_div(a=1, b=0) }}"#,
+        "error calling div: runtime error: integer divide by zero",
+    ),
+    (
+        r#"{{ go_mod(a=1, b=0) }}"#,
+        "error calling mod: runtime error: integer divide by zero",
+    ),
+    (
+        r#"{{ go_base64Decode(s="a*b=") }}"#,
+        "error calling base64Decode: illegal base64 data at input byte 1",
+    ),
+    (
+        r#"{{ go_base64Decode(s="aGk") }}"#,
+        "error calling base64Decode: illegal base64 data at input byte 0",
+    ),
+    (
+        r#"{{ go_gets(pattern="/a/[") }}"#,
+        "error calling gets: syntax error in pattern",
+    ),
+    (
+        r#"{{ go_getvs(pattern="/x[") }}"#,
+        "error calling getvs: syntax error in pattern",
+    ),
+    (
+        r#"{{ go_parseBool(s="yes") }}"#,
+        r#"error calling parseBool: strconv.ParseBool: parsing "yes": invalid syntax"#,
+    ),
+    (
+        r#"{{ go_json(s="[1]") }}"#,
+        "error calling json: json: cannot unmarshal array into Go value of type map[string]interface {}",
+    ),
+    (
+        r#"{{ go_jsonArray(s="{}") }}"#,
+        "error calling jsonArray: json: cannot unmarshal object into Go value of type []interface {}",
+    ),
+    (
+        r#"{{ go_sortByLength(v=go_jsonArray(s="[1]")) }}"#,
+        "wrong type for value; expected []string; got []interface {}",
+    ),
+];
+
+#[test]
+fn confd_0_16_errors() {
+    for (tera, want) in CONFD_ERRORS {
+        let got = err(tera, &[], STORE);
+        let first = got.lines().next().unwrap_or_default();
+        assert_eq!(first.strip_prefix("error: "), Some(*want), "{tera}");
+    }
+    // A malformed pattern is only reported when the store has a key to try.
+    assert_eq!(
+        ok(r#"{{ go_str(v=go_gets(pattern="/a/[")) }}"#, &[], &[]),
+        "[]"
+    );
+}
+
+/// Field access, ranging and truth; expected output from Go confd 0.16.
+#[test]
+fn fields_ranges_and_truth_like_confd() {
+    let j = r#"{% set j = go_json(s=go_getv(key="/json")) %}"#;
+    assert_eq!(
+        ok(
+            &format!(
+                "{j}{{% for p in go_items(v=j) %}}{{{{ p[0] }}}}={{{{ go_str(v=p[1]) }}}};{{% endfor %}}"
+            ),
+            &[],
+            STORE
+        ),
+        "big=8e+06;f=1.5;l=[1 a true];n=<no value>;o=map[k:1e+21];port=8080;s=str;"
+    );
+    assert_eq!(
+        ok(
+            r#"{% for p in go_items(v=go_jsonArray(s=go_getv(key="/arr"))) %}{{ p[0] }}:{{ go_str(v=p[1]) }};{% endfor %}"#,
+            &[],
+            STORE
+        ),
+        "0:1;1:2.5;2:x;3:<no value>;4:map[a:1];"
+    );
+    assert_eq!(
+        ok(
+            &format!(
+                r#"{j}{{{{ go_str(v=go_field(v=go_field(v=j, name="missing"), name="deeper")) }}}}"#
+            ),
+            &[],
+            STORE
+        ),
+        "<no value>"
+    );
+    assert_eq!(ok(r#"{{ go_items(v=none) | length }}"#, &[], STORE), "0");
+    let range_int = err(r#"{{ go_items(v=5) }}"#, &[], STORE);
+    assert!(
+        range_int.starts_with("error: range can't iterate over 5"),
+        "{range_int}"
+    );
+    let range_str = err(r#"{{ go_items(v="ab") }}"#, &[], STORE);
+    assert!(
+        range_str.starts_with("error: range can't iterate over ab"),
+        "{range_str}"
+    );
+    let on_string = err(r#"{{ go_field(v="a", name="Foo") }}"#, &[], STORE);
+    assert!(
+        on_string.starts_with("error: can't evaluate field Foo in type string"),
+        "{on_string}"
+    );
+    let on_pair = err(
+        r#"{{ go_field(v=go_get(key="/a/b"), name="Foo") }}"#,
+        &[],
+        STORE,
+    );
+    assert!(
+        on_pair.starts_with("error: can't evaluate field Foo in type memkv.KVPair"),
+        "{on_pair}"
+    );
+    // {{ if (json …).n }}y{{ else }}n{{ end }}{{ if get "/a/b" }}Y{{ end }}
+    assert_eq!(
+        ok(
+            &format!(
+                r#"{j}{{% if go_truth(v=go_field(v=j, name="n")) %}}y{{% else %}}n{{% endif %}}{{% if go_truth(v=go_get(key="/a/b")) %}}Y{{% endif %}}"#
+            ),
+            &[],
+            STORE
+        ),
+        "nY"
+    );
+}
+
+#[test]
+fn datetime_is_a_go_time() {
+    let out = ok(
+        r#"{% set d = go_datetime() %}{{ go_str(v=d) }}|{{ go_time_format(t=d, layout="2006") }}|{{ go_str(v=go_field(v=d, name="Year")) }}"#,
+        &[],
+        STORE,
+    );
+    let mut parts = out.split('|');
+    let (Some(printed), Some(year), Some(field_year)) = (parts.next(), parts.next(), parts.next())
+    else {
+        panic!("{out}");
+    };
+    // 2026-11-30 11:13:24.123456789 +0000 UTC m=+0.000012345
+    assert!(printed.starts_with(year), "{printed}");
+    assert!(printed.contains(" +0000 UTC m=+"), "{printed}");
+    assert_eq!(year, field_year);
+    assert_eq!(
+        ok(
+            r#"{{ go_time_format(t="2024-03-05T07:08:09.5Z", layout="Mon Jan _2 15:04:05.000 MST 2006") }}"#,
+            &[],
+            &[]
+        ),
+        "Tue Mar  5 07:08:09.500 UTC 2024"
+    );
+}
+
+#[test]
+fn reverse_and_kv_sort_keep_pairs() {
+    assert_eq!(
+        ok(
+            r#"{{ go_str(v=go_reverse(v=go_gets(pattern="/a/c/*"))) }} {{ go_str(v=go_reverse(v=none)) }}"#,
+            &[],
+            STORE
+        ),
+        "[{/a/c/e 3} {/a/c/d 2}] <no value>"
+    );
+}

@@ -259,7 +259,11 @@ fn format_layout(t: &Civil, zone: &str, layout: &str) -> String {
         let mut element: Option<(usize, String)> = None;
         let mut lit_extra = 0;
         let mut s = String::new();
-        let hour12 = if t.hour % 12 == 0 { 12 } else { t.hour % 12 };
+        let hour12 = if t.hour.is_multiple_of(12) {
+            12
+        } else {
+            t.hour % 12
+        };
         match l[i] {
             b'J' if at(i, "Jan") => {
                 if at(i, "January") {
