@@ -25,6 +25,9 @@ use super::gotmpl::{self, Control, List, Node, Pipeline, Pos, Template};
 use funcs::Kind;
 use scope::{Assign, Scopes};
 
+/// The data confd runs its templates with: none at all.
+const NO_DATA: &str = "go_nodata()";
+
 /// How deep a template that calls itself is expanded.
 pub const MAX_TEMPLATE_DEPTH: usize = 16;
 
@@ -62,9 +65,9 @@ pub fn convert(name: &str, source: &str) -> (String, Vec<Problem>) {
         template: &template,
         out: String::from(MARKER),
         problems: Vec::new(),
-        scopes: Scopes::new("none"),
+        scopes: Scopes::new(NO_DATA),
         kinds: HashMap::new(),
-        dot: ("none".to_string(), Kind::Any),
+        dot: (NO_DATA.to_string(), Kind::Any),
         calls: Vec::new(),
         name,
         pre: Vec::new(),
@@ -347,7 +350,7 @@ impl Converter<'_> {
             return;
         }
         let value = match pipe.map(|p| self.pipeline(p)).transpose() {
-            Ok(value) => value.unwrap_or(expr::Expr::new("none", Kind::Any)),
+            Ok(value) => value.unwrap_or(expr::Expr::new(NO_DATA, Kind::Any)),
             Err(p) => return self.fail(p),
         };
         let arg = self.scopes.fresh("t");

@@ -11,7 +11,7 @@ use tera::{Error, Kwargs, State, TeraResult, Value};
 
 use super::fmt::{sprint, sprintf, sprintln, template_print};
 use super::quote::{html_escape, js_escape, url_query_escape};
-use super::value::{Go, sorted_entries};
+use super::value::{Go, is_missing, missing, sorted_entries};
 use crate::template::data::check_limits;
 
 pub(super) fn call_error(name: &str, message: impl std::fmt::Display) -> Error {
@@ -329,15 +329,20 @@ pub fn go_urlquery(kwargs: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 fn field(value: &Value, name: &str) -> Result<Value, String> {
+    // A field of something missing is missing (`.nokey.x` prints
+    // `<no value>`), but a field of a nil that is there (a JSON null) is
+    // Go's nil pointer error.
+    if is_missing(value) {
+        return Ok(missing());
+    }
     let go = Go::of(value);
     let found = match go {
-        // A field of nothing is nothing (a missing key's value, then .x).
-        Go::Nil => return Ok(Value::none()),
+        Go::Nil => return Err(format!("nil pointer evaluating interface {{}}.{name}")),
         Go::Map(map) => {
             return Ok(map
                 .get(&super::value::key(name))
                 .cloned()
-                .unwrap_or_else(Value::none));
+                .unwrap_or_else(missing));
         }
         Go::KvPair(map) if matches!(name, "Key" | "Value") => {
             map.get(&super::value::key(name)).cloned()
@@ -349,6 +354,12 @@ fn field(value: &Value, name: &str) -> Result<Value, String> {
         _ => None,
     };
     found.ok_or_else(|| format!("can't evaluate field {name} in type {}", go.type_name()))
+}
+
+/// `go_nodata()`: the data confd runs a template with (none at all), and
+/// what `{{template "t"}}` passes without a pipeline.
+pub fn go_nodata(_: Kwargs, _: &State) -> TeraResult<Value> {
+    Ok(missing())
 }
 
 /// `go_field(v=X, name=N)`: Go's `X.N` (a struct field, a map key, or one

@@ -35,6 +35,7 @@
 //! | `slice X I J` | `go_slice(v=X, args=[I, J])` |
 //! | `print`, `println`, `printf F …` | `go_print(args=[…])`, `go_println(args=[…])`, `go_printf(format=F, args=[…])` |
 //! | `html`, `js`, `urlquery` | `go_html(args=[…])`, `go_js(args=[…])`, `go_urlquery(args=[…])` |
+//! | `.` and `$` of a template run without data | `go_nodata()`: missing, unlike a JSON `null` |
 //! | `X.Name` | `go_field(v=X, name="Name")` (KVPair, SRV, map key, `time.Time` methods without arguments) |
 //! | `range X` | `for pair in go_items(v=X)`: `pair[0]` the key or index, `pair[1]` the element |
 //! | `(datetime).Format L` | `go_time_format(t=T, layout=L)` |
@@ -86,8 +87,6 @@
 //! - `lookupIP`/`lookupSRV`: a resolver that does not answer fails the
 //!   render (confd renders an empty list, dropping every address); a name
 //!   that does not exist gives `[]` as in confd.
-//! - A JSON `null` and a missing key are both nil: `.x` on a JSON null gives
-//!   `<no value>` here where Go fails with `nil pointer evaluating`.
 //! - Slices of strings from `jsonArray` look like `[]string`: `reverse` and
 //!   `sortByLength` accept them (Go: `[]interface {}`, left as is / refused).
 //! - A pointer inside a slice or map (`{{ lookupSRV … }}` printed whole) is
@@ -147,6 +146,7 @@ pub(crate) fn register(tera: &mut Tera) {
     tera.register_function("go_js", builtins::go_js);
     tera.register_function("go_urlquery", builtins::go_urlquery);
     tera.register_function("go_field", builtins::go_field);
+    tera.register_function("go_nodata", builtins::go_nodata);
     tera.register_function("go_items", builtins::go_items);
 
     tera.register_function("go_getv", confd_data::go_getv);

@@ -17,6 +17,26 @@ pub const KVPAIR_MARKER: &str = "\u{1}go:memkv.KVPair";
 /// The marker entry of a `*net.SRV` (what confd's `lookupSRV` returns): a map
 /// `{"Target", "Port", "Priority", "Weight", SRV_MARKER: true}`.
 pub const SRV_MARKER: &str = "\u{1}go:*net.SRV";
+/// The whole of a value that is not there at all (Go's invalid
+/// `reflect.Value`): a map key that is missing, or the data of a template
+/// run without any (confd runs its templates with nil data). It prints and
+/// tests as nil, and a field of it is missing too, where a field of a nil
+/// that is there (a JSON `null`) is an error, as in Go.
+pub const MISSING_MARKER: &str = "\u{1}go:missing";
+
+/// A missing value (see [`MISSING_MARKER`]).
+pub fn missing() -> Value {
+    let mut map = Map::new();
+    map.insert(key(MISSING_MARKER), Value::from(true));
+    Value::from(map)
+}
+
+/// Whether `value` is [`missing`].
+pub fn is_missing(value: &Value) -> bool {
+    value
+        .as_map()
+        .is_some_and(|map| map.contains_key(&key(MISSING_MARKER)))
+}
 /// The marker entry of a `time.Time` (what confd's `datetime` returns); its
 /// value is the instant as RFC 3339 with nanoseconds and the UTC offset, e.g.
 /// `2024-05-01T12:00:00.5+02:00`.
@@ -57,7 +77,7 @@ pub enum Go<'a> {
 impl<'a> Go<'a> {
     /// Classifies a Tera value.
     pub fn of(value: &'a Value) -> Go<'a> {
-        if value.is_none() || value.is_undefined() {
+        if value.is_none() || value.is_undefined() || is_missing(value) {
             return Go::Nil;
         }
         if let Some(b) = value.as_bool() {
