@@ -393,6 +393,20 @@ mod tests {
     }
 
     #[test]
+    fn migrate_takes_go_style_flags_and_two_folders() {
+        let cli = parse(["confd", "migrate", "-noop", "-force", "/old", "/new"]).expect("parses");
+        match cli.command {
+            Some(Command::Migrate(args)) => {
+                assert_eq!((args.noop, args.force), (true, true));
+                assert_eq!(args.src, PathBuf::from("/old"));
+                assert_eq!(args.dest, PathBuf::from("/new"));
+            }
+            other => panic!("not migrate: {other:?}"),
+        }
+        assert!(parse(["confd", "migrate", "/old"]).is_err(), "DEST is required");
+    }
+
+    #[test]
     fn check_subcommand_takes_go_style_flags() {
         let cli = parse(["confd", "check", "-confdir", "/c", "-file", "f.yaml"]).expect("parses");
         match cli.command {
@@ -400,7 +414,7 @@ mod tests {
                 assert_eq!(args.confdir, PathBuf::from("/c"));
                 assert_eq!(args.files, vec![PathBuf::from("f.yaml")]);
             }
-            None => panic!("no subcommand"),
+            other => panic!("not check: {other:?}"),
         }
     }
 
@@ -485,7 +499,7 @@ mod tests {
         let cli = parse(["confd", "check", "-confdir", "/a", "--confdir=/b"]).expect("parses");
         match cli.command {
             Some(Command::Check(args)) => assert_eq!(args.confdir, PathBuf::from("/b")),
-            None => panic!("no subcommand"),
+            other => panic!("not check: {other:?}"),
         }
     }
 

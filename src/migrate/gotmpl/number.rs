@@ -49,8 +49,8 @@ pub(crate) fn read_number(text: &str) -> Result<Readings, NumberError> {
         (_, u) => u,
     };
     let mut float = int.map(|i| i as f64).or(uint.map(|u| u as f64));
-    if int.is_none() && uint.is_none() {
-        if let Ok(f) = parse_float(text) {
+    if int.is_none() && uint.is_none()
+        && let Ok(f) = parse_float(text) {
             // A float reading of something that looks like an integer means
             // the integer was too large (or, for `089`, not octal).
             if !text.contains(['.', 'e', 'E', 'p', 'P']) {
@@ -69,7 +69,6 @@ pub(crate) fn read_number(text: &str) -> Result<Readings, NumberError> {
                 uint = Some(f as u64);
             }
         }
-    }
     let Some(float) = float else {
         return Err(NumberError::Go(format!(
             "illegal number syntax: {}",
