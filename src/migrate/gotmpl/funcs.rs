@@ -70,7 +70,15 @@ mod tests {
 
     #[test]
     fn builtins_and_confd_helpers_are_known_and_nothing_else() {
-        for name in ["printf", "eq", "index", "getv", "lsdir", "sortKVByLength", "atoi"] {
+        for name in [
+            "printf",
+            "eq",
+            "index",
+            "getv",
+            "lsdir",
+            "sortKVByLength",
+            "atoi",
+        ] {
             assert!(is_confd_function(name), "{name}");
         }
         for name in ["cget", "break", "continue", "Getv", "upper", ""] {

@@ -49,25 +49,26 @@ pub(crate) fn read_number(text: &str) -> Result<Readings, NumberError> {
         (_, u) => u,
     };
     let mut float = int.map(|i| i as f64).or(uint.map(|u| u as f64));
-    if int.is_none() && uint.is_none() {
-        if let Ok(f) = parse_float(text) {
-            // A float reading of something that looks like an integer means
-            // the integer was too large (or, for `089`, not octal).
-            if !text.contains(['.', 'e', 'E', 'p', 'P']) {
-                return Err(NumberError::Go(format!(
-                    "integer overflow: {}",
-                    go_quote(text)
-                )));
-            }
-            float = Some(f);
-            // Go's `float64(int64(f)) == f`: integral and within range.
-            let two_63 = 2f64.powi(63);
-            if f.fract() == 0.0 && (-two_63..two_63).contains(&f) {
-                int = Some(f as i64);
-            }
-            if f.fract() == 0.0 && (0.0..2.0 * two_63).contains(&f) {
-                uint = Some(f as u64);
-            }
+    if int.is_none()
+        && uint.is_none()
+        && let Ok(f) = parse_float(text)
+    {
+        // A float reading of something that looks like an integer means
+        // the integer was too large (or, for `089`, not octal).
+        if !text.contains(['.', 'e', 'E', 'p', 'P']) {
+            return Err(NumberError::Go(format!(
+                "integer overflow: {}",
+                go_quote(text)
+            )));
+        }
+        float = Some(f);
+        // Go's `float64(int64(f)) == f`: integral and within range.
+        let two_63 = 2f64.powi(63);
+        if f.fract() == 0.0 && (-two_63..two_63).contains(&f) {
+            int = Some(f as i64);
+        }
+        if f.fract() == 0.0 && (0.0..2.0 * two_63).contains(&f) {
+            uint = Some(f as u64);
         }
     }
     let Some(float) = float else {
@@ -220,7 +221,11 @@ fn parse_float(s: &str) -> Result<f64, NumErr> {
 
 /// Splits `digits[.digits][<exp>[+-]digits]` (underscores allowed) into
 /// mantissa and exponent text, checking the shape Go's `readFloat` accepts.
-fn split_float(s: &str, is_digit: fn(u8) -> bool, exp_char: u8) -> Result<(&str, Option<&str>), NumErr> {
+fn split_float(
+    s: &str,
+    is_digit: fn(u8) -> bool,
+    exp_char: u8,
+) -> Result<(&str, Option<&str>), NumErr> {
     let b = s.as_bytes();
     let mut i = 0;
     let mut saw_dot = false;
@@ -328,7 +333,11 @@ fn round_binary(mant: u64, sticky: bool, exp: i64) -> f64 {
     let (kept, rem, half) = if drop == 64 {
         (0u64, mant, 1u64 << 63)
     } else {
-        (mant >> drop, mant & ((1u64 << drop) - 1), 1u64 << (drop - 1))
+        (
+            mant >> drop,
+            mant & ((1u64 << drop) - 1),
+            1u64 << (drop - 1),
+        )
     };
     let round_up = rem > half || rem == half && (sticky || kept & 1 == 1);
     let mut kept = kept + u64::from(round_up);
@@ -397,10 +406,7 @@ mod tests {
             ("0x1p4", NumberValue::Float(16.0)),
             (".5", NumberValue::Float(0.5)),
             ("1_000.5", NumberValue::Float(1000.5)),
-            (
-                "18446744073709551615",
-                NumberValue::Uint(u64::MAX),
-            ),
+            ("18446744073709551615", NumberValue::Uint(u64::MAX)),
         ];
         for (text, want) in cases {
             assert_eq!(read_number(text).map(|r| r.value), Ok(want), "{text}");
@@ -453,7 +459,10 @@ mod tests {
             other => panic!("{text}: {other:?}"),
         };
         assert_eq!(go("089"), r#"integer overflow: "089""#);
-        assert_eq!(go("99999999999999999999"), r#"integer overflow: "99999999999999999999""#);
+        assert_eq!(
+            go("99999999999999999999"),
+            r#"integer overflow: "99999999999999999999""#
+        );
         assert_eq!(go("1__0"), r#"illegal number syntax: "1__0""#);
         assert_eq!(go("1_"), r#"illegal number syntax: "1_""#);
         assert_eq!(go("1_.5"), r#"illegal number syntax: "1_.5""#);

@@ -85,11 +85,19 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn error<T>(&self, offset: usize, message: impl Into<String>) -> Result<T> {
-        Err(ParseError::new(self.pos(offset), message.into(), ErrorKind::Go))
+        Err(ParseError::new(
+            self.pos(offset),
+            message.into(),
+            ErrorKind::Go,
+        ))
     }
 
     pub(crate) fn unsupported<T>(&self, offset: usize, message: impl Into<String>) -> Result<T> {
-        Err(ParseError::new(self.pos(offset), message.into(), ErrorKind::Unsupported))
+        Err(ParseError::new(
+            self.pos(offset),
+            message.into(),
+            ErrorKind::Unsupported,
+        ))
     }
 
     /// A string literal's value, or Go's complaint about it.
@@ -109,15 +117,29 @@ impl<'a> Parser<'a> {
         if token.kind == Kind::Error {
             return self.lex_failure(token);
         }
-        self.error(token.start, format!("unexpected {} in {context}", self.describe(token)))
+        self.error(
+            token.start,
+            format!("unexpected {} in {context}", self.describe(token)),
+        )
     }
 
+    /// The lexer's error; like Go, it names where the action started when
+    /// that is on another line.
     fn lex_failure<T>(&self, token: Token) -> Result<T> {
-        let message = self
-            .lex_error
-            .as_ref()
-            .map_or_else(|| "unreadable input".to_string(), |e| e.message.clone());
-        self.error(token.start, message)
+        let Some(error) = &self.lex_error else {
+            return self.error(token.start, "unreadable input");
+        };
+        let mut message = error.message.clone();
+        if let Some(action) = error.action {
+            let started = self.pos(action);
+            if started.line != self.pos(error.offset).line {
+                match message.strip_suffix(" action") {
+                    Some(what) => message = format!("{what} action started at {started}"),
+                    None => message = format!("{message} in action started at {started}"),
+                }
+            }
+        }
+        self.error(error.offset, message)
     }
 
     /// A token as Go's messages show it: `EOF`, `<keyword>`, or quoted (cut
@@ -220,7 +242,10 @@ impl<'a> Parser<'a> {
                 Item::Else(offset) => return self.error(offset, "unexpected {{else}}"),
             }
         }
-        let mut root = List { nodes, pos: root_pos };
+        let mut root = List {
+            nodes,
+            pos: root_pos,
+        };
         // The file's own body joins the set of named templates under its
         // name, by the rule that governs two definitions of one name.
         if let Some(existing) = self.defines.iter_mut().find(|d| d.name == name) {
@@ -229,7 +254,10 @@ impl<'a> Parser<'a> {
                     let offset = self.src.len();
                     return self.error(
                         offset,
-                        format!("template: multiple definition of template {}", go_quote(name)),
+                        format!(
+                            "template: multiple definition of template {}",
+                            go_quote(name)
+                        ),
                     );
                 }
                 root = existing.body.clone();
@@ -255,7 +283,10 @@ impl<'a> Parser<'a> {
             Some(_) => {
                 return self.error(
                     offset,
-                    format!("template: multiple definition of template {}", go_quote(&define.name)),
+                    format!(
+                        "template: multiple definition of template {}",
+                        go_quote(&define.name)
+                    ),
                 );
             }
         }
@@ -408,14 +439,22 @@ impl<'a> Parser<'a> {
             "range" => "{{range}}",
             _ => "{{with}}",
         };
-        self.open.push(Open { what, offset: delim });
+        self.open.push(Open {
+            what,
+            offset: delim,
+        });
         let result = self.control_parts(delim, context, else_if);
         self.open.pop();
         self.vars.truncate(scope);
         result
     }
 
-    fn control_parts(&mut self, delim: usize, context: &'static str, else_if: bool) -> Result<Control> {
+    fn control_parts(
+        &mut self,
+        delim: usize,
+        context: &'static str,
+        else_if: bool,
+    ) -> Result<Control> {
         let pipe = self.pipeline(context, Kind::RightDelim)?;
         let in_range = context == "range";
         self.range_depth += usize::from(in_range);

@@ -5,12 +5,12 @@
 //! functions, fields after a literal, non-executable pipeline stages, and the
 //! shapes of declarations.
 
+use super::ParseError;
 use super::ast::{Arg, Command, Number, NumberValue, Pipeline, Var};
 use super::lex::{Kind, Token};
 use super::number::{NumberError, read_number};
 use super::parser::Parser;
 use super::quote::{UnquoteError, go_quote, unquote_rune};
-use super::ParseError;
 
 type Result<T> = std::result::Result<T, ParseError>;
 
@@ -83,7 +83,10 @@ impl Parser<'_> {
                             // The second variable of a range, or nothing
                             // (then the pipeline is reported empty).
                             Kind::Variable | Kind::RightDelim | Kind::RightParen => continue,
-                            _ => return self.error(after.start, "range can only initialize variables"),
+                            _ => {
+                                return self
+                                    .error(after.start, "range can only initialize variables");
+                            }
                         }
                     }
                     return self.error(next.start, format!("too many declarations in {context}"));
@@ -106,7 +109,11 @@ impl Parser<'_> {
         }
         for (i, cmd) in pipe.cmds.iter().enumerate().skip(1) {
             if let Some(
-                arg @ (Arg::Bool { .. } | Arg::Dot(_) | Arg::Nil(_) | Arg::Number(_) | Arg::String { .. }),
+                arg @ (Arg::Bool { .. }
+                | Arg::Dot(_)
+                | Arg::Nil(_)
+                | Arg::Number(_)
+                | Arg::String { .. }),
             ) = cmd.args.first()
             {
                 let pos = arg.pos();
@@ -162,11 +169,18 @@ impl Parser<'_> {
             names.push(self.text(field)[1..].to_string());
         }
         Ok(Some(match term {
-            Arg::Field { names: mut base, pos } => {
+            Arg::Field {
+                names: mut base,
+                pos,
+            } => {
                 base.extend(names);
                 Arg::Field { names: base, pos }
             }
-            Arg::Variable { name, mut fields, pos } => {
+            Arg::Variable {
+                name,
+                mut fields,
+                pos,
+            } => {
                 fields.extend(names);
                 Arg::Variable { name, fields, pos }
             }
@@ -203,7 +217,10 @@ impl Parser<'_> {
         let arg = match token.kind {
             Kind::Identifier => {
                 if !self.has_function(text) {
-                    return self.error(token.start, format!("function {} not defined", go_quote(text)));
+                    return self.error(
+                        token.start,
+                        format!("function {} not defined", go_quote(text)),
+                    );
                 }
                 Arg::Identifier {
                     name: text.to_string(),
@@ -214,7 +231,10 @@ impl Parser<'_> {
             Kind::Nil => Arg::Nil(pos),
             Kind::Variable => {
                 if !self.vars.iter().any(|v| v == text) {
-                    return self.error(token.start, format!("undefined variable {}", go_quote(text)));
+                    return self.error(
+                        token.start,
+                        format!("undefined variable {}", go_quote(text)),
+                    );
                 }
                 Arg::Variable {
                     name: text.to_string(),
@@ -232,7 +252,10 @@ impl Parser<'_> {
             },
             Kind::CharConstant => Arg::Number(self.char_number(token)?),
             Kind::Complex => {
-                return self.unsupported(token.start, format!("complex number {text} is not supported"));
+                return self.unsupported(
+                    token.start,
+                    format!("complex number {text} is not supported"),
+                );
             }
             Kind::Number => Arg::Number(self.number(token)?),
             Kind::LeftParen => {
@@ -267,8 +290,12 @@ impl Parser<'_> {
                 float: Some(f64::from(u32::from(c))),
                 pos: self.pos(token.start),
             }),
-            Err(UnquoteError::Syntax(why)) if why.starts_with("malformed") => self.error(token.start, why),
-            Err(UnquoteError::Syntax(why)) => self.error(token.start, format!("invalid syntax ({why})")),
+            Err(UnquoteError::Syntax(why)) if why.starts_with("malformed") => {
+                self.error(token.start, why)
+            }
+            Err(UnquoteError::Syntax(why)) => {
+                self.error(token.start, format!("invalid syntax ({why})"))
+            }
             Err(UnquoteError::NotUtf8) => self.error(token.start, "invalid syntax"),
         }
     }
@@ -285,9 +312,10 @@ impl Parser<'_> {
                 pos: self.pos(token.start),
             }),
             Err(NumberError::Go(message)) => self.error(token.start, message),
-            Err(NumberError::Imaginary) => {
-                self.unsupported(token.start, format!("imaginary number {text} is not supported"))
-            }
+            Err(NumberError::Imaginary) => self.unsupported(
+                token.start,
+                format!("imaginary number {text} is not supported"),
+            ),
         }
     }
 }

@@ -26,7 +26,9 @@ pub(crate) fn unquote(text: &str) -> Result<String, UnquoteError> {
         .strip_prefix('"')
         .and_then(|rest| rest.strip_suffix('"'))
     else {
-        return Err(UnquoteError::Syntax(format!("{text} is not a quoted string")));
+        return Err(UnquoteError::Syntax(format!(
+            "{text} is not a quoted string"
+        )));
     };
     let mut bytes = Vec::with_capacity(inner.len());
     let mut rest = inner;
