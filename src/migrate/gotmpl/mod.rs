@@ -17,11 +17,14 @@
 //! `quote.rs` (Go's number, string and character literal rules), `ast.rs`
 //! (the tree), `funcs.rs` (the function names confd's templates may call).
 //!
-//! What this reader does not take (each reported as
+//! What this reader does not take, though Go does (each reported as
 //! [`ErrorKind::Unsupported`], never silently changed): complex and imaginary
-//! numbers, and string literals whose bytes are not UTF-8 (`"\xff"`). Only
-//! the default delimiters `{{ }}` exist, as in confd. `{{else with}}` is Go
-//! 1.23 syntax and is refused as Go 1.19 refuses it.
+//! numbers, string literals whose bytes are not UTF-8 (`"\xff"`), and
+//! constructs nested more than 50 levels deep. Such a report comes only when
+//! Go finds nothing wrong with the file: otherwise Go's error is reported, as
+//! confd would fail on it. Only the default delimiters `{{ }}` exist, as in
+//! confd. `{{else with}}` is Go 1.23 syntax and is refused as Go 1.19 refuses
+//! it.
 //!
 //! Differences in messages: Go reports `template: NAME:LINE: message`; this
 //! reader reports the line and column of the offending token, and the

@@ -43,12 +43,24 @@ pub(crate) struct Parser<'a> {
     /// How many `range` bodies enclose the current point (of this template:
     /// a `block` body starts at zero, as in Go).
     range_depth: usize,
+    /// How deep control structures, named templates and parentheses nest
+    /// here, against [`MAX_NESTING`].
+    nesting: usize,
+    /// The first thing Go accepts that this tree cannot hold.
+    deferred: Option<ParseError>,
     /// The constructs whose `{{end}}` is still to come.
     open: Vec<Open>,
     defines: Vec<Define>,
 }
 
 type Result<T> = std::result::Result<T, ParseError>;
+
+/// How deep constructs (control structures, named templates, parentheses)
+/// may nest. Go has no limit; this parser recurses like Go's, and a bound
+/// keeps a hostile file from exhausting the stack: an unoptimized build
+/// spends several kilobytes of stack per level, and test threads have 2 MiB.
+/// Real templates nest a handful of levels.
+pub(crate) const MAX_NESTING: usize = 50;
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(
@@ -69,6 +81,8 @@ impl<'a> Parser<'a> {
             functions,
             vars: vec!["$".to_string()],
             range_depth: 0,
+            nesting: 0,
+            deferred: None,
             open: Vec::new(),
             defines: Vec::new(),
         }
@@ -100,15 +114,34 @@ impl<'a> Parser<'a> {
         ))
     }
 
+    /// Notes something Go accepts but this tree cannot hold. Parsing goes
+    /// on, so that a later error Go would report still wins (the template is
+    /// then broken for confd too); the first such note is the result if
+    /// nothing else is wrong.
+    pub(crate) fn defer_unsupported(&mut self, offset: usize, message: impl Into<String>) {
+        if self.deferred.is_none() {
+            self.deferred = Some(ParseError::new(
+                self.pos(offset),
+                message.into(),
+                ErrorKind::Unsupported,
+            ));
+        }
+    }
+
     /// A string literal's value, or Go's complaint about it.
-    pub(crate) fn unquote(&self, token: Token) -> Result<String> {
+    pub(crate) fn unquote(&mut self, token: Token) -> Result<String> {
         match unquote(self.text(token)) {
             Ok(value) => Ok(value),
-            Err(UnquoteError::Syntax(why)) => self.error(token.start, format!("invalid syntax ({why})")),
-            Err(UnquoteError::NotUtf8) => self.unsupported(
-                token.start,
-                "string literal is not valid UTF-8 (Go allows it; a converted template cannot hold it)",
-            ),
+            Err(UnquoteError::Syntax(why)) => {
+                self.error(token.start, format!("invalid syntax ({why})"))
+            }
+            Err(UnquoteError::NotUtf8(lossy)) => {
+                self.defer_unsupported(
+                    token.start,
+                    "string literal is not valid UTF-8 (Go allows it; a converted template cannot hold it)",
+                );
+                Ok(lossy)
+            }
         }
     }
 
@@ -214,6 +247,24 @@ impl<'a> Parser<'a> {
         Ok(token)
     }
 
+    /// Runs `body` one level deeper, refusing to go beyond [`MAX_NESTING`].
+    pub(crate) fn nested<T>(
+        &mut self,
+        offset: usize,
+        body: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        if self.nesting >= MAX_NESTING {
+            return self.unsupported(
+                offset,
+                format!("nested more than {MAX_NESTING} levels deep"),
+            );
+        }
+        self.nesting += 1;
+        let result = body(self);
+        self.nesting -= 1;
+        result
+    }
+
     pub(crate) fn has_function(&self, name: &str) -> bool {
         (self.functions)(name)
     }
@@ -251,19 +302,19 @@ impl<'a> Parser<'a> {
         if let Some(existing) = self.defines.iter_mut().find(|d| d.name == name) {
             if !is_empty_tree(&existing.body) {
                 if !is_empty_tree(&root) {
-                    let offset = self.src.len();
-                    return self.error(
-                        offset,
-                        format!(
-                            "template: multiple definition of template {}",
-                            go_quote(name)
-                        ),
+                    let message = format!(
+                        "template: multiple definition of template {}",
+                        go_quote(name)
                     );
+                    return Err(ParseError::new(existing.pos, message, ErrorKind::Go));
                 }
                 root = existing.body.clone();
             } else {
                 existing.body = root.clone();
             }
+        }
+        if let Some(unsupported) = self.deferred {
+            return Err(unsupported);
         }
         Ok(Template {
             name: name.to_string(),
@@ -327,7 +378,7 @@ impl<'a> Parser<'a> {
         let vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let depth = std::mem::replace(&mut self.range_depth, 0);
         self.open.push(Open { what, offset });
-        let result = body(self);
+        let result = self.nested(offset, body);
         self.open.pop();
         self.vars = vars;
         self.range_depth = depth;
@@ -443,7 +494,7 @@ impl<'a> Parser<'a> {
             what,
             offset: delim,
         });
-        let result = self.control_parts(delim, context, else_if);
+        let result = self.nested(delim, |p| p.control_parts(delim, context, else_if));
         self.open.pop();
         self.vars.truncate(scope);
         result

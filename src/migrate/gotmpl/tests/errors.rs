@@ -233,3 +233,35 @@ fn the_first_error_in_reading_order_wins() {
         "unterminated quoted string"
     );
 }
+
+#[test]
+fn nesting_is_bounded_instead_of_exhausting_the_stack() {
+    let deep = |n: usize| format!("{{{{ {}1{} }}}}", "(".repeat(n), ")".repeat(n));
+    assert!(parse_confd(&deep(parser::MAX_NESTING)).is_ok());
+    let e = error(&deep(parser::MAX_NESTING + 1));
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert_eq!(
+        e.message,
+        format!("nested more than {} levels deep", parser::MAX_NESTING)
+    );
+    let ifs = |n: usize| format!("{}x{}", "{{ if . }}".repeat(n), "{{ end }}".repeat(n));
+    assert!(parse_confd(&ifs(parser::MAX_NESTING)).is_ok());
+    assert_eq!(
+        error(&ifs(parser::MAX_NESTING + 1)).kind,
+        ErrorKind::Unsupported
+    );
+    // A flood of unnested constructs is fine.
+    let flat = "{{ if . }}x{{ end }}".repeat(10_000);
+    assert_eq!(parse_confd(&flat).map(|t| t.root.nodes.len()), Ok(10_000));
+}
+
+#[test]
+fn two_bodies_for_the_file_name_point_at_the_definition() {
+    let e = parse(
+        "main",
+        "x\n{{define \"main\"}}M{{end}}body",
+        &is_confd_function,
+    )
+    .expect_err("two bodies");
+    assert_eq!(e.pos(), Pos::new(2, 1));
+}

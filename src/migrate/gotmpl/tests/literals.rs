@@ -184,6 +184,37 @@ fn complex_numbers_and_non_utf8_strings_are_unsupported_not_invalid() {
     let e = error(r#"{{"\xff"}}"#);
     assert_eq!(e.kind, ErrorKind::Unsupported);
     assert!(e.message.contains("UTF-8"), "{}", e.message);
+    let e = error("{{ template \"\\xff\" }}");
+    assert_eq!((e.kind, e.col), (ErrorKind::Unsupported, 13));
+}
+
+#[test]
+fn an_error_go_reports_wins_over_an_unsupported_literal() {
+    let cases = [
+        // Go reads `0i`, then refuses the `.7` glued to it.
+        ("{{ 0i.7 }}", r#"unexpected ".7" in operand"#),
+        (
+            "{{ \"\\xff\" }}{{ nofunc }}",
+            r#"function "nofunc" not defined"#,
+        ),
+        (
+            "{{ 1i }}{{ if . }}",
+            "unexpected EOF (the {{if}} at 1:9 has no {{end}})",
+        ),
+        // Complex literals fmt cannot scan are Go's errors.
+        (
+            "{{ 0x2_87+Ei }}",
+            r#"strconv.ParseFloat: parsing "0x2_87": invalid syntax"#,
+        ),
+        ("{{ 1i+2i }}", "syntax error scanning complex number"),
+    ];
+    for (src, want) in cases {
+        let e = error(src);
+        assert_eq!((e.message.as_str(), e.kind), (want, ErrorKind::Go), "{src}");
+    }
+    // With nothing else wrong, the first unsupported literal is reported.
+    let e = error("{{ 1 }}\n{{ 2i }}{{ 3i }}");
+    assert_eq!((e.line, e.col, e.kind), (2, 4, ErrorKind::Unsupported));
 }
 
 #[test]
