@@ -19,10 +19,10 @@
 //!
 //! What this reader does not take, though Go does (each reported as
 //! [`ErrorKind::Unsupported`], never silently changed): complex and imaginary
-//! numbers, string literals whose bytes are not UTF-8 (`"\xff"`), and
-//! constructs nested more than 50 levels deep. Such a report comes only when
-//! Go finds nothing wrong with the file: otherwise Go's error is reported, as
-//! confd would fail on it. Only the default delimiters `{{ }}` exist, as in
+//! numbers and string literals whose bytes are not UTF-8 (`"\xff"`), which
+//! are reported only when Go finds nothing else wrong with the file (else
+//! Go's error is, as confd fails on it); and constructs nested more than 50
+//! levels deep, which stop the parse where they are. Only the default delimiters `{{ }}` exist, as in
 //! confd. `{{else with}}` is Go 1.23 syntax and is refused as Go 1.19 refuses
 //! it.
 //!
