@@ -12,6 +12,7 @@
 
 use super::ast::{Control, Define, DefineKind, List, Node, Pos, Template};
 use super::lex::{Kind, LexError, Token};
+use super::position::LineIndex;
 use super::quote::{UnquoteError, go_quote, go_quote_prefix, unquote};
 use super::{ErrorKind, ParseError};
 
@@ -35,8 +36,7 @@ pub(crate) struct Parser<'a> {
     lex_error: Option<LexError>,
     /// Index of the next token.
     idx: usize,
-    /// Byte offset of the start of each line.
-    line_starts: Vec<usize>,
+    lines: LineIndex<'a>,
     functions: &'a dyn Fn(&str) -> bool,
     /// Variables in scope, innermost last; `$` always first.
     pub(crate) vars: Vec<String>,
@@ -69,15 +69,12 @@ impl<'a> Parser<'a> {
         lex_error: Option<LexError>,
         functions: &'a dyn Fn(&str) -> bool,
     ) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Parser {
             src,
             tokens,
             lex_error,
             idx: 0,
-            line_starts,
+            lines: LineIndex::new(src),
             functions,
             vars: vec!["$".to_string()],
             range_depth: 0,
@@ -92,10 +89,7 @@ impl<'a> Parser<'a> {
 
     /// The line and column (in characters) of a byte offset.
     pub(crate) fn pos(&self, offset: usize) -> Pos {
-        let line = self.line_starts.partition_point(|&start| start <= offset);
-        let start = self.line_starts[line.saturating_sub(1)];
-        let col = self.src.get(start..offset).map_or(0, |s| s.chars().count());
-        Pos::new(line, col + 1)
+        self.lines.pos(offset)
     }
 
     pub(crate) fn error<T>(&self, offset: usize, message: impl Into<String>) -> Result<T> {
