@@ -114,7 +114,7 @@ pub enum Node {
     Comment {
         /// What is between `/*` and `*/`.
         text: String,
-        /// The `{{` of the comment.
+        /// The `/*`.
         pos: Pos,
     },
     /// `{{pipeline}}`: outputs the pipeline's value, unless the pipeline

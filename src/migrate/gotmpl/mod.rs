@@ -11,17 +11,22 @@
 //! # Ok::<(), gotmpl::ParseError>(())
 //! ```
 //!
-//! Layout: `lex.rs` (characters → tokens, trimming and comments),
-//! `parser.rs` (lists, control structures, `define`/`block`, scoping),
-//! `pipeline.rs` (pipelines, commands, operands, terms), `number.rs` and
-//! `quote.rs` (Go's number, string and character literal rules), `ast.rs`
-//! (the tree), `funcs.rs` (the function names confd's templates may call).
+//! Layout: `lex/` (characters → tokens: delimiters, trimming and comments in
+//! `mod.rs`, names, numbers and quoted literals in `scan.rs`), `parser.rs`
+//! (lists, control structures, `define`/`block`, scoping), `pipeline.rs`
+//! (pipelines, commands, operands, terms), `number.rs` and `quote.rs` (Go's
+//! number, string and character literal rules), `position.rs` (offsets to
+//! lines and columns), `ast.rs` (the tree), `funcs.rs` (the function names
+//! confd's templates may call).
 //!
-//! What this reader does not take (each reported as
+//! What this reader does not take, though Go does (each reported as
 //! [`ErrorKind::Unsupported`], never silently changed): complex and imaginary
-//! numbers, and string literals whose bytes are not UTF-8 (`"\xff"`). Only
-//! the default delimiters `{{ }}` exist, as in confd. `{{else with}}` is Go
-//! 1.23 syntax and is refused as Go 1.19 refuses it.
+//! numbers and string literals whose bytes are not UTF-8 (`"\xff"`), which
+//! are reported only when Go finds nothing else wrong with the file (else
+//! Go's error is, as confd fails on it); and constructs nested more than 50
+//! levels deep, which stop the parse where they are. Only the default
+//! delimiters `{{ }}` exist, as in confd. `{{else with}}` is Go 1.23 syntax
+//! and is refused as Go 1.19 refuses it.
 //!
 //! Differences in messages: Go reports `template: NAME:LINE: message`; this
 //! reader reports the line and column of the offending token, and the
@@ -35,6 +40,7 @@ mod lex;
 mod number;
 mod parser;
 mod pipeline;
+mod position;
 mod quote;
 
 #[cfg(test)]

@@ -32,6 +32,91 @@ enum NumErr {
     Range,
 }
 
+/// Checks a complex literal token (`1+2i`) as Go reads it (`fmt.Sscan`
+/// into a `complex128`): `Ok` when Go accepts it, else Go's message.
+pub(crate) fn check_complex(text: &str) -> Result<(), String> {
+    const SYNTAX: &str = "syntax error scanning complex number";
+    let mut rest = text;
+    let real = float_token(&mut rest);
+    let Some(sign) = rest
+        .strip_prefix(['+', '-'])
+        .map(|r| &rest[..rest.len() - r.len()])
+    else {
+        return Err(SYNTAX.to_string());
+    };
+    rest = &rest[1..];
+    let imag = format!("{sign}{}", float_token(&mut rest));
+    if !rest.starts_with('i') {
+        return Err(SYNTAX.to_string());
+    }
+    scan_float(real)?;
+    scan_float(&imag)
+}
+
+/// fmt's `floatToken`: the longest prefix of `s` that looks like a float
+/// (sign, `0x`, digits and underscores, point, exponent), consumed from `s`.
+fn float_token<'a>(s: &mut &'a str) -> &'a str {
+    let text = *s;
+    let b = text.as_bytes();
+    let mut i = 0;
+    let accept = |i: &mut usize, set: &[u8]| {
+        let ok = b.get(*i).is_some_and(|c| set.contains(c));
+        *i += usize::from(ok);
+        ok
+    };
+    accept(&mut i, b"+-");
+    // "Inf": an `i` not followed by "nf" stays taken, as in fmt.
+    if accept(&mut i, b"iI") && accept(&mut i, b"nN") && accept(&mut i, b"fF") {
+        *s = &text[i..];
+        return &text[..i];
+    }
+    let mut digits: &[u8] = b"0123456789_";
+    let mut exp: &[u8] = b"eEpP";
+    if accept(&mut i, b"0") && accept(&mut i, b"xX") {
+        digits = b"0123456789aAbBcCdDeEfF_";
+        exp = b"pP";
+    }
+    while accept(&mut i, digits) {}
+    if accept(&mut i, b".") {
+        while accept(&mut i, digits) {}
+    }
+    if accept(&mut i, exp) {
+        accept(&mut i, b"+-");
+        while accept(&mut i, b"0123456789_") {}
+    }
+    *s = &text[i..];
+    &text[..i]
+}
+
+/// fmt's `convertFloat`: `strconv.ParseFloat`, except that a decimal
+/// mantissa may take a binary exponent (`1.5p3`).
+fn scan_float(text: &str) -> Result<(), String> {
+    let describe = |func: &str, err: NumErr| {
+        let why = match err {
+            NumErr::Syntax => "invalid syntax",
+            NumErr::Range => "value out of range",
+        };
+        format!("strconv.{func}: parsing {}: {why}", go_quote(text))
+    };
+    match text.find('p') {
+        Some(p) if !text.contains(['x', 'X']) => {
+            parse_float(&text[..p]).map_err(|e| describe("ParseFloat", e))?;
+            let exp = text[p + 1..]
+                .strip_prefix(['+', '-'])
+                .unwrap_or(&text[p + 1..]);
+            if exp.is_empty() || !exp.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(describe("Atoi", NumErr::Syntax));
+            }
+            exp.parse::<i64>()
+                .map(drop)
+                .map_err(|_| describe("Atoi", NumErr::Range))
+        }
+        _ => parse_float(text)
+            .map(drop)
+            .map_err(|e| describe("ParseFloat", e)),
+    }
+}
+
 /// Reads a number token (never a character constant) as `parse.newNumber`.
 pub(crate) fn read_number(text: &str) -> Result<Readings, NumberError> {
     // An imaginary literal is complex unless Go cannot read the rest as a
@@ -49,26 +134,28 @@ pub(crate) fn read_number(text: &str) -> Result<Readings, NumberError> {
         (_, u) => u,
     };
     let mut float = int.map(|i| i as f64).or(uint.map(|u| u as f64));
-    if int.is_none() && uint.is_none()
-        && let Ok(f) = parse_float(text) {
-            // A float reading of something that looks like an integer means
-            // the integer was too large (or, for `089`, not octal).
-            if !text.contains(['.', 'e', 'E', 'p', 'P']) {
-                return Err(NumberError::Go(format!(
-                    "integer overflow: {}",
-                    go_quote(text)
-                )));
-            }
-            float = Some(f);
-            // Go's `float64(int64(f)) == f`: integral and within range.
-            let two_63 = 2f64.powi(63);
-            if f.fract() == 0.0 && (-two_63..two_63).contains(&f) {
-                int = Some(f as i64);
-            }
-            if f.fract() == 0.0 && (0.0..2.0 * two_63).contains(&f) {
-                uint = Some(f as u64);
-            }
+    if int.is_none()
+        && uint.is_none()
+        && let Ok(f) = parse_float(text)
+    {
+        // A float reading of something that looks like an integer means
+        // the integer was too large (or, for `089`, not octal).
+        if !text.contains(['.', 'e', 'E', 'p', 'P']) {
+            return Err(NumberError::Go(format!(
+                "integer overflow: {}",
+                go_quote(text)
+            )));
         }
+        float = Some(f);
+        // Go's `float64(int64(f)) == f`: integral and within range.
+        let two_63 = 2f64.powi(63);
+        if f.fract() == 0.0 && (-two_63..two_63).contains(&f) {
+            int = Some(f as i64);
+        }
+        if f.fract() == 0.0 && (0.0..2.0 * two_63).contains(&f) {
+            uint = Some(f as u64);
+        }
+    }
     let Some(float) = float else {
         return Err(NumberError::Go(format!(
             "illegal number syntax: {}",
@@ -471,6 +558,58 @@ mod tests {
         assert_eq!(go("1e400"), r#"illegal number syntax: "1e400""#);
         assert_eq!(go("0b102"), r#"illegal number syntax: "0b102""#);
         assert_eq!(read_number("1i"), Err(NumberError::Imaginary));
+        assert_eq!(
+            read_number("1_i"),
+            Err(NumberError::Go(
+                r#"illegal number syntax: "1_i""#.to_string()
+            ))
+        );
         assert_eq!(read_number("0i"), Err(NumberError::Imaginary));
+    }
+
+    #[test]
+    fn complex_literals_are_checked_as_fmt_scans_them() {
+        for ok in [
+            "1+2i",
+            "1.5-0.5i",
+            "0x1p1+1i",
+            "1e3+1e-3i",
+            "1p2+3i",
+            "1p+2+3i",
+        ] {
+            assert_eq!(check_complex(ok), Ok(()), "{ok}");
+        }
+        let cases = [
+            (
+                "0x2_87+Ei",
+                r#"strconv.ParseFloat: parsing "0x2_87": invalid syntax"#,
+            ),
+            (
+                "--15i",
+                r#"strconv.ParseFloat: parsing "-": invalid syntax"#,
+            ),
+            (
+                "08+_i",
+                r#"strconv.ParseFloat: parsing "+_": invalid syntax"#,
+            ),
+            (
+                "+i+1i",
+                r#"strconv.ParseFloat: parsing "+i": invalid syntax"#,
+            ),
+            ("1i+2i", "syntax error scanning complex number"),
+            ("1p+2i", "syntax error scanning complex number"),
+            ("1p_2+3i", r#"strconv.Atoi: parsing "1p_2": invalid syntax"#),
+            (
+                "-1+-2i",
+                r#"strconv.ParseFloat: parsing "+-2": invalid syntax"#,
+            ),
+            (
+                "1e400+1i",
+                r#"strconv.ParseFloat: parsing "1e400": value out of range"#,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(check_complex(text), Err(want.to_string()), "{text}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use super::ast::{Control, Define, DefineKind, List, Node, Pos, Template};
 use super::lex::{Kind, LexError, Token};
+use super::position::LineIndex;
 use super::quote::{UnquoteError, go_quote, go_quote_prefix, unquote};
 use super::{ErrorKind, ParseError};
 
@@ -35,20 +36,31 @@ pub(crate) struct Parser<'a> {
     lex_error: Option<LexError>,
     /// Index of the next token.
     idx: usize,
-    /// Byte offset of the start of each line.
-    line_starts: Vec<usize>,
+    lines: LineIndex<'a>,
     functions: &'a dyn Fn(&str) -> bool,
     /// Variables in scope, innermost last; `$` always first.
     pub(crate) vars: Vec<String>,
     /// How many `range` bodies enclose the current point (of this template:
     /// a `block` body starts at zero, as in Go).
     range_depth: usize,
+    /// How deep control structures, named templates and parentheses nest
+    /// here, against [`MAX_NESTING`].
+    nesting: usize,
+    /// The first thing Go accepts that this tree cannot hold.
+    deferred: Option<ParseError>,
     /// The constructs whose `{{end}}` is still to come.
     open: Vec<Open>,
     defines: Vec<Define>,
 }
 
 type Result<T> = std::result::Result<T, ParseError>;
+
+/// How deep constructs (control structures, named templates, parentheses)
+/// may nest. Go has no limit; this parser recurses like Go's, and a bound
+/// keeps a hostile file from exhausting the stack: an unoptimized build
+/// spends several kilobytes of stack per level, and test threads have 2 MiB.
+/// Real templates nest a handful of levels.
+pub(crate) const MAX_NESTING: usize = 50;
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(
@@ -57,18 +69,17 @@ impl<'a> Parser<'a> {
         lex_error: Option<LexError>,
         functions: &'a dyn Fn(&str) -> bool,
     ) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Parser {
             src,
             tokens,
             lex_error,
             idx: 0,
-            line_starts,
+            lines: LineIndex::new(src),
             functions,
             vars: vec!["$".to_string()],
             range_depth: 0,
+            nesting: 0,
+            deferred: None,
             open: Vec::new(),
             defines: Vec::new(),
         }
@@ -78,10 +89,7 @@ impl<'a> Parser<'a> {
 
     /// The line and column (in characters) of a byte offset.
     pub(crate) fn pos(&self, offset: usize) -> Pos {
-        let line = self.line_starts.partition_point(|&start| start <= offset);
-        let start = self.line_starts[line.saturating_sub(1)];
-        let col = self.src.get(start..offset).map_or(0, |s| s.chars().count());
-        Pos::new(line, col + 1)
+        self.lines.pos(offset)
     }
 
     pub(crate) fn error<T>(&self, offset: usize, message: impl Into<String>) -> Result<T> {
@@ -100,15 +108,34 @@ impl<'a> Parser<'a> {
         ))
     }
 
+    /// Notes something Go accepts but this tree cannot hold. Parsing goes
+    /// on, so that a later error Go would report still wins (the template is
+    /// then broken for confd too); the first such note is the result if
+    /// nothing else is wrong.
+    pub(crate) fn defer_unsupported(&mut self, offset: usize, message: impl Into<String>) {
+        if self.deferred.is_none() {
+            self.deferred = Some(ParseError::new(
+                self.pos(offset),
+                message.into(),
+                ErrorKind::Unsupported,
+            ));
+        }
+    }
+
     /// A string literal's value, or Go's complaint about it.
-    pub(crate) fn unquote(&self, token: Token) -> Result<String> {
+    pub(crate) fn unquote(&mut self, token: Token) -> Result<String> {
         match unquote(self.text(token)) {
             Ok(value) => Ok(value),
-            Err(UnquoteError::Syntax(why)) => self.error(token.start, format!("invalid syntax ({why})")),
-            Err(UnquoteError::NotUtf8) => self.unsupported(
-                token.start,
-                "string literal is not valid UTF-8 (Go allows it; a converted template cannot hold it)",
-            ),
+            Err(UnquoteError::Syntax(why)) => {
+                self.error(token.start, format!("invalid syntax ({why})"))
+            }
+            Err(UnquoteError::NotUtf8(lossy)) => {
+                self.defer_unsupported(
+                    token.start,
+                    "string literal is not valid UTF-8 (Go allows it; a converted template cannot hold it)",
+                );
+                Ok(lossy)
+            }
         }
     }
 
@@ -123,12 +150,23 @@ impl<'a> Parser<'a> {
         )
     }
 
+    /// The lexer's error; like Go, it names where the action started when
+    /// that is on another line.
     fn lex_failure<T>(&self, token: Token) -> Result<T> {
-        let message = self
-            .lex_error
-            .as_ref()
-            .map_or_else(|| "unreadable input".to_string(), |e| e.message.clone());
-        self.error(token.start, message)
+        let Some(error) = &self.lex_error else {
+            return self.error(token.start, "unreadable input");
+        };
+        let mut message = error.message.clone();
+        if let Some(action) = error.action {
+            let started = self.pos(action);
+            if started.line != self.pos(error.offset).line {
+                match message.strip_suffix(" action") {
+                    Some(what) => message = format!("{what} action started at {started}"),
+                    None => message = format!("{message} in action started at {started}"),
+                }
+            }
+        }
+        self.error(error.offset, message)
     }
 
     /// A token as Go's messages show it: `EOF`, `<keyword>`, or quoted (cut
@@ -203,6 +241,24 @@ impl<'a> Parser<'a> {
         Ok(token)
     }
 
+    /// Runs `body` one level deeper, refusing to go beyond [`MAX_NESTING`].
+    pub(crate) fn nested<T>(
+        &mut self,
+        offset: usize,
+        body: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        if self.nesting >= MAX_NESTING {
+            return self.unsupported(
+                offset,
+                format!("nested more than {MAX_NESTING} levels deep"),
+            );
+        }
+        self.nesting += 1;
+        let result = body(self);
+        self.nesting -= 1;
+        result
+    }
+
     pub(crate) fn has_function(&self, name: &str) -> bool {
         (self.functions)(name)
     }
@@ -240,19 +296,19 @@ impl<'a> Parser<'a> {
         if let Some(existing) = self.defines.iter_mut().find(|d| d.name == name) {
             if !is_empty_tree(&existing.body) {
                 if !is_empty_tree(&root) {
-                    let offset = self.src.len();
-                    return self.error(
-                        offset,
-                        format!(
-                            "template: multiple definition of template {}",
-                            go_quote(name)
-                        ),
+                    let message = format!(
+                        "template: multiple definition of template {}",
+                        go_quote(name)
                     );
+                    return Err(ParseError::new(existing.pos, message, ErrorKind::Go));
                 }
                 root = existing.body.clone();
             } else {
                 existing.body = root.clone();
             }
+        }
+        if let Some(unsupported) = self.deferred {
+            return Err(unsupported);
         }
         Ok(Template {
             name: name.to_string(),
@@ -316,7 +372,7 @@ impl<'a> Parser<'a> {
         let vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let depth = std::mem::replace(&mut self.range_depth, 0);
         self.open.push(Open { what, offset });
-        let result = body(self);
+        let result = self.nested(offset, body);
         self.open.pop();
         self.vars = vars;
         self.range_depth = depth;
@@ -432,7 +488,7 @@ impl<'a> Parser<'a> {
             what,
             offset: delim,
         });
-        let result = self.control_parts(delim, context, else_if);
+        let result = self.nested(delim, |p| p.control_parts(delim, context, else_if));
         self.open.pop();
         self.vars.truncate(scope);
         result

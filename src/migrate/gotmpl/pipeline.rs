@@ -8,7 +8,7 @@
 use super::ParseError;
 use super::ast::{Arg, Command, Number, NumberValue, Pipeline, Var};
 use super::lex::{Kind, Token};
-use super::number::{NumberError, read_number};
+use super::number::{NumberError, check_complex, read_number};
 use super::parser::Parser;
 use super::quote::{UnquoteError, go_quote, unquote_rune};
 
@@ -252,14 +252,20 @@ impl Parser<'_> {
             },
             Kind::CharConstant => Arg::Number(self.char_number(token)?),
             Kind::Complex => {
-                return self.unsupported(
+                if let Err(message) = check_complex(text) {
+                    return self.error(token.start, message);
+                }
+                self.defer_unsupported(
                     token.start,
                     format!("complex number {text} is not supported"),
                 );
+                Arg::Number(placeholder(text, pos))
             }
             Kind::Number => Arg::Number(self.number(token)?),
             Kind::LeftParen => {
-                let pipe = self.pipeline("parenthesized pipeline", Kind::RightParen)?;
+                let pipe = self.nested(token.start, |p| {
+                    p.pipeline("parenthesized pipeline", Kind::RightParen)
+                })?;
                 Arg::Pipe {
                     pipe: Box::new(pipe),
                     pos,
@@ -296,11 +302,12 @@ impl Parser<'_> {
             Err(UnquoteError::Syntax(why)) => {
                 self.error(token.start, format!("invalid syntax ({why})"))
             }
-            Err(UnquoteError::NotUtf8) => self.error(token.start, "invalid syntax"),
+            // A character constant is one rune: never bytes to assemble.
+            Err(UnquoteError::NotUtf8(_)) => self.error(token.start, "invalid syntax"),
         }
     }
 
-    fn number(&self, token: Token) -> Result<Number> {
+    fn number(&mut self, token: Token) -> Result<Number> {
         let text = self.text(token);
         match read_number(text) {
             Ok(r) => Ok(Number {
@@ -312,10 +319,26 @@ impl Parser<'_> {
                 pos: self.pos(token.start),
             }),
             Err(NumberError::Go(message)) => self.error(token.start, message),
-            Err(NumberError::Imaginary) => self.unsupported(
-                token.start,
-                format!("imaginary number {text} is not supported"),
-            ),
+            Err(NumberError::Imaginary) => {
+                self.defer_unsupported(
+                    token.start,
+                    format!("imaginary number {text} is not supported"),
+                );
+                Ok(placeholder(text, self.pos(token.start)))
+            }
         }
+    }
+}
+
+/// Stands in for a number this tree cannot hold (complex), so that parsing
+/// can go on to find any error Go would report; it never reaches a caller.
+fn placeholder(text: &str, pos: super::ast::Pos) -> Number {
+    Number {
+        text: text.to_string(),
+        value: NumberValue::Float(f64::NAN),
+        int: None,
+        uint: None,
+        float: None,
+        pos,
     }
 }

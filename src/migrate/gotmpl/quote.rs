@@ -8,8 +8,8 @@ pub(crate) enum UnquoteError {
     /// Go rejects it too (Go says only "invalid syntax"; `detail` says why).
     Syntax(String),
     /// Go accepts it, but its value is not UTF-8 (`"\xff"`), which a Tera
-    /// string cannot hold.
-    NotUtf8,
+    /// string cannot hold; the value with the bad bytes replaced is given.
+    NotUtf8(String),
 }
 
 /// The value of a string literal as written in a template, quotes included:
@@ -46,7 +46,8 @@ pub(crate) fn unquote(text: &str) -> Result<String, UnquoteError> {
         }
         rest = tail;
     }
-    String::from_utf8(bytes).map_err(|_| UnquoteError::NotUtf8)
+    String::from_utf8(bytes)
+        .map_err(|e| UnquoteError::NotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// The rune of a character constant as written, quotes included (`'a'`,
@@ -266,8 +267,9 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_utf8_are_reported() {
-        assert_eq!(unquote(r#""\xff""#), Err(UnquoteError::NotUtf8));
-        assert_eq!(unquote(r#""\377""#), Err(UnquoteError::NotUtf8));
+        let lossy = Err(UnquoteError::NotUtf8("a\u{fffd}".to_string()));
+        assert_eq!(unquote(r#""a\xff""#), lossy);
+        assert_eq!(unquote(r#""a\377""#), lossy);
     }
 
     #[test]

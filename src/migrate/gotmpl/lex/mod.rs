@@ -8,13 +8,15 @@
 //! consumes tokens in order, so it meets any parse error that comes before
 //! the lexing error first, as Go's does.
 //!
+//! The scanners for names, numbers and quoted literals are in `scan.rs`.
+//!
 //! Trimming: `{{- ` (dash, then an ASCII space, tab, CR or LF) drops the
 //! ASCII spaces at the end of the text before it, ` -}}` those at the start of
 //! the text after it. Without the space (`{{-3}}`) the dash is a minus sign.
 //! Comments `{{/* … */}}` must start right after `{{` (or `{{- `) and end
 //! right before `}}` (or ` -}}`).
 
-use super::quote::{go_quote, go_unicode};
+use super::quote::go_unicode;
 
 /// What a token is (Go's `itemType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,8 @@ pub(crate) struct Token {
 pub(crate) struct LexError {
     pub offset: usize,
     pub message: String,
+    /// The `{{` of the action the error is in (not for comments).
+    pub action: Option<usize>,
 }
 
 /// The tokens of a source; the last is `Eof`, or `Error` with `error` set.
@@ -152,6 +156,7 @@ pub(crate) fn lex(input: &str, keywords: Keywords) -> Lexed {
         pos: 0,
         start: 0,
         action_start: 0,
+        in_action: false,
         paren_depth: 0,
         keywords,
         tokens: Vec::new(),
@@ -193,6 +198,8 @@ struct Lexer<'a> {
     start: usize,
     /// The `{{` of the current action, for "unclosed action".
     action_start: usize,
+    /// Between an action's `{{` and `}}` (comments excluded).
+    in_action: bool,
     paren_depth: i32,
     keywords: Keywords,
     tokens: Vec<Token>,
@@ -249,7 +256,12 @@ impl Lexer<'_> {
             start: offset,
             end: offset,
         });
-        self.error = Some(LexError { offset, message });
+        let action = self.in_action.then_some(self.action_start);
+        self.error = Some(LexError {
+            offset,
+            message,
+            action,
+        });
         State::Done
     }
 
@@ -301,6 +313,7 @@ impl Lexer<'_> {
             return State::Comment;
         }
         self.emit(Kind::LeftDelim);
+        self.in_action = true;
         self.pos += after_marker;
         self.ignore();
         self.paren_depth = 0;
@@ -342,6 +355,7 @@ impl Lexer<'_> {
         }
         self.pos += RIGHT_DELIM.len();
         self.emit(Kind::RightDelim);
+        self.in_action = false;
         if trim {
             self.pos += trim_space_len_start(self.rest());
             self.ignore();
@@ -431,195 +445,9 @@ impl Lexer<'_> {
         self.emit(Kind::Space);
         State::InsideAction
     }
-
-    /// Whether what follows may end a name: space, `.`, `,`, `|`, `:`,
-    /// parentheses, `}}` or the end ("$x+2" is refused, in Go's words, in
-    /// case arithmetic is ever added).
-    fn at_terminator(&self) -> bool {
-        match self.peek() {
-            None => true,
-            Some(c) if is_space(c) => true,
-            Some('.' | ',' | '|' | ':' | ')' | '(') => true,
-            Some(_) => self.rest().starts_with(RIGHT_DELIM),
-        }
-    }
-
-    fn bad_character(&mut self) -> State {
-        let at = self.pos;
-        let message = match self.peek() {
-            Some(c) => format!("bad character {}", go_unicode(c)),
-            None => "bad character at end of input".to_string(),
-        };
-        self.fail(at, message)
-    }
-
-    /// A function name, keyword, `true` or `false`.
-    fn identifier(&mut self) -> State {
-        while self.peek().is_some_and(is_alphanumeric) {
-            self.next();
-        }
-        if !self.at_terminator() {
-            return self.bad_character();
-        }
-        let kind = match &self.input[self.start..self.pos] {
-            "block" => Kind::Block,
-            "break" if self.keywords.break_ok => Kind::Break,
-            "continue" if self.keywords.continue_ok => Kind::Continue,
-            "define" => Kind::Define,
-            "else" => Kind::Else,
-            "end" => Kind::End,
-            "if" => Kind::If,
-            "nil" => Kind::Nil,
-            "range" => Kind::Range,
-            "template" => Kind::Template,
-            "with" => Kind::With,
-            "true" | "false" => Kind::Bool,
-            _ => Kind::Identifier,
-        };
-        self.emit(kind);
-        State::InsideAction
-    }
-
-    /// After `$`: `$` alone or `$name`.
-    fn variable(&mut self) -> State {
-        if self.at_terminator() {
-            self.emit(Kind::Variable);
-            return State::InsideAction;
-        }
-        self.field_or_variable(Kind::Variable)
-    }
-
-    /// After `.` or `$`: the name (or `.` alone, which is dot).
-    fn field_or_variable(&mut self, kind: Kind) -> State {
-        if self.at_terminator() {
-            self.emit(if kind == Kind::Variable {
-                Kind::Variable
-            } else {
-                Kind::Dot
-            });
-            return State::InsideAction;
-        }
-        while self.peek().is_some_and(is_alphanumeric) {
-            self.next();
-        }
-        if !self.at_terminator() {
-            return self.bad_character();
-        }
-        self.emit(kind);
-        State::InsideAction
-    }
-
-    /// A character constant; its contents are checked by the parser.
-    fn char_constant(&mut self) -> State {
-        loop {
-            match self.next() {
-                Some('\\') => {
-                    if matches!(self.next(), None | Some('\n')) {
-                        return self
-                            .fail(self.start, "unterminated character constant".to_string());
-                    }
-                }
-                None | Some('\n') => {
-                    return self.fail(self.start, "unterminated character constant".to_string());
-                }
-                Some('\'') => break,
-                Some(_) => {}
-            }
-        }
-        self.emit(Kind::CharConstant);
-        State::InsideAction
-    }
-
-    /// A number, loosely: the parser checks it exactly. Like Go's, this
-    /// takes `1+2i` as one complex token.
-    fn number(&mut self) -> State {
-        if !self.scan_number() {
-            let text = &self.input[self.start..self.pos];
-            return self.fail(self.start, format!("bad number syntax: {}", go_quote(text)));
-        }
-        if matches!(self.peek(), Some('+' | '-')) {
-            if !self.scan_number() || !self.input[..self.pos].ends_with('i') {
-                let text = &self.input[self.start..self.pos];
-                return self.fail(self.start, format!("bad number syntax: {}", go_quote(text)));
-            }
-            self.emit(Kind::Complex);
-        } else {
-            self.emit(Kind::Number);
-        }
-        State::InsideAction
-    }
-
-    fn scan_number(&mut self) -> bool {
-        const DECIMAL: &str = "0123456789_";
-        const HEX: &str = "0123456789abcdefABCDEF_";
-        self.accept("+-");
-        let mut digits = DECIMAL;
-        if self.accept("0") {
-            // A leading 0 alone does not make a float octal, so octal
-            // digits are only taken after 0o.
-            if self.accept("xX") {
-                digits = HEX;
-            } else if self.accept("oO") {
-                digits = "01234567_";
-            } else if self.accept("bB") {
-                digits = "01_";
-            }
-        }
-        self.accept_run(digits);
-        if self.accept(".") {
-            self.accept_run(digits);
-        }
-        if digits == DECIMAL && self.accept("eE") {
-            self.accept("+-");
-            self.accept_run(DECIMAL);
-        }
-        if digits == HEX && self.accept("pP") {
-            self.accept("+-");
-            self.accept_run(DECIMAL);
-        }
-        self.accept("i");
-        if self.peek().is_some_and(is_alphanumeric) {
-            self.next();
-            return false;
-        }
-        true
-    }
-
-    /// A `"…"` string; escapes are checked by the parser.
-    fn quote(&mut self) -> State {
-        loop {
-            match self.next() {
-                Some('\\') => {
-                    if matches!(self.next(), None | Some('\n')) {
-                        return self.fail(self.start, "unterminated quoted string".to_string());
-                    }
-                }
-                None | Some('\n') => {
-                    return self.fail(self.start, "unterminated quoted string".to_string());
-                }
-                Some('"') => break,
-                Some(_) => {}
-            }
-        }
-        self.emit(Kind::String);
-        State::InsideAction
-    }
-
-    /// A `` `…` `` string, which may span lines.
-    fn raw_quote(&mut self) -> State {
-        loop {
-            match self.next() {
-                None => {
-                    return self.fail(self.start, "unterminated raw quoted string".to_string());
-                }
-                Some('`') => break,
-                Some(_) => {}
-            }
-        }
-        self.emit(Kind::RawString);
-        State::InsideAction
-    }
 }
+
+mod scan;
 
 #[cfg(test)]
 mod tests;
