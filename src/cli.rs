@@ -403,7 +403,10 @@ mod tests {
             }
             other => panic!("not migrate: {other:?}"),
         }
-        assert!(parse(["confd", "migrate", "/old"]).is_err(), "DEST is required");
+        assert!(
+            parse(["confd", "migrate", "/old"]).is_err(),
+            "DEST is required"
+        );
     }
 
     #[test]

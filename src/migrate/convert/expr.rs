@@ -52,9 +52,10 @@ impl Converter<'_> {
     /// The truth of a pipeline, as a Tera condition.
     pub(super) fn condition(&mut self, pipe: &Pipeline) -> Result<String> {
         if let [cmd] = pipe.cmds.as_slice()
-            && let Some(condition) = self.logic(cmd)? {
-                return Ok(condition);
-            }
+            && let Some(condition) = self.logic(cmd)?
+        {
+            return Ok(condition);
+        }
         let value = self.pipeline(pipe)?;
         Ok(truth(&value))
     }
@@ -261,10 +262,11 @@ impl Converter<'_> {
             return Err(Problem::at(pos, format!("function \"{name}\" not defined")));
         };
         if let ("reverse", [list]) = (name, args.as_slice())
-            && list.kind == Kind::KvPairs {
-                // confd's reverse leaves `gets`'s named list type alone.
-                return Ok(list.clone());
-            }
+            && list.kind == Kind::KvPairs
+        {
+            // confd's reverse leaves `gets`'s named list type alone.
+            return Ok(list.clone());
+        }
         let in_place = funcs::IN_PLACE
             .contains(&name)
             .then(|| args.first().map(|a| a.text.clone()))
@@ -273,10 +275,9 @@ impl Converter<'_> {
         let int_params = funcs::INT_PARAMS.contains(&name);
         let mut parts: Vec<String> = Vec::new();
         let mut given = args.into_iter().map(|mut arg| {
-            if int_params
-                && let Some(as_int) = arg.as_int.take() {
-                    arg.text = as_int;
-                }
+            if int_params && let Some(as_int) = arg.as_int.take() {
+                arg.text = as_int;
+            }
             arg
         });
         let mut input: Option<Expr> = None;

@@ -80,9 +80,75 @@ fn fmt_f(out: &mut String, d: &Digits, prec: usize) {
     }
 }
 
+/// Go's hexadecimal float (`strconv.FormatFloat(a, 'x', prec, 64)`) of a
+/// non-negative finite `a`: `0x1.ep+04` for 30; `prec` < 0 is the shortest.
+fn hex_float(a: f64, format: char, prec: i64) -> String {
+    let bits = a.to_bits();
+    let mut exp = ((bits >> 52) & 0x7ff) as i64;
+    let mut mant = bits & ((1u64 << 52) - 1);
+    if exp == 0 {
+        exp = 1;
+    } else {
+        mant |= 1u64 << 52;
+    }
+    exp -= 1023;
+    if mant == 0 {
+        exp = 0;
+    }
+    // The leading 1 (if any) at bit 60.
+    mant <<= 60 - 52;
+    while mant != 0 && mant & (1 << 60) == 0 {
+        mant <<= 1;
+        exp -= 1;
+    }
+    if (0..15).contains(&prec) {
+        let shift = (prec * 4) as u32;
+        let extra = (mant << shift) & ((1u64 << 60) - 1);
+        mant >>= 60 - shift;
+        if extra | (mant & 1) > 1 << 59 {
+            mant += 1;
+        }
+        mant <<= 60 - shift;
+        if mant & (1 << 61) != 0 {
+            mant >>= 1;
+            exp += 1;
+        }
+    }
+    let digits: &[u8; 16] = if format == 'X' {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut out = String::from(if format == 'X' { "0X" } else { "0x" });
+    out.push(if (mant >> 60) & 1 == 1 { '1' } else { '0' });
+    mant <<= 4;
+    let fraction_digits = if prec < 0 {
+        (mant != 0).then_some(usize::MAX)
+    } else {
+        usize::try_from(prec).ok().filter(|&p| p > 0)
+    };
+    if let Some(count) = fraction_digits {
+        out.push('.');
+        let mut written = 0;
+        while written < count && (prec >= 0 || mant != 0) {
+            out.push(digits[((mant >> 60) & 15) as usize] as char);
+            mant <<= 4;
+            written += 1;
+        }
+    }
+    out.push(if format == 'X' { 'P' } else { 'p' });
+    out.push(if exp < 0 { '-' } else { '+' });
+    let exp = exp.unsigned_abs();
+    if exp < 10 {
+        out.push('0');
+    }
+    out.push_str(&exp.to_string());
+    out
+}
+
 /// `strconv.FormatFloat(v, format, prec, 64)`; `prec` < 0 asks for the
-/// shortest representation. Formats other than `e E f F g G b` give Go's
-/// `%` + format.
+/// shortest representation. Formats other than `e E f F g G b x X` give
+/// Go's `%` + format.
 pub fn format_float(v: f64, format: char, prec: i64) -> String {
     let mut out = String::new();
     if v.is_nan() {
@@ -110,6 +176,10 @@ pub fn format_float(v: f64, format: char, prec: i64) -> String {
             if exp >= 0 { "+" } else { "" },
             exp
         ));
+        return out;
+    }
+    if format == 'x' || format == 'X' {
+        out.push_str(&hex_float(a, format, prec));
         return out;
     }
     let shortest_wanted = prec < 0;
@@ -219,5 +289,27 @@ mod tests {
         assert_eq!(format_float(100.0, 'g', 3), "100");
         assert_eq!(format_float(1e-7, 'G', -1), "1E-07");
         assert_eq!(format_float(1.0, 'b', -1), "4503599627370496p-52");
+    }
+
+    #[test]
+    fn hexadecimal_floats_like_go() {
+        // Expected strings from Go 1.19's strconv.FormatFloat(v, 'x', p, 64).
+        assert_eq!(format_float(30.0, 'x', -1), "0x1.ep+04");
+        assert_eq!(format_float(1.0, 'x', -1), "0x1p+00");
+        assert_eq!(format_float(0.0, 'x', -1), "0x0p+00");
+        assert_eq!(format_float(-0.1, 'X', -1), "-0X1.999999999999AP-04");
+        assert_eq!(format_float(1e300, 'x', -1), "0x1.7e43c8800759cp+996");
+        assert_eq!(format_float(30.0, 'x', 3), "0x1.e00p+04");
+        assert_eq!(format_float(1.5, 'x', 0), "0x1p+01");
+        assert_eq!(format_float(5e-324, 'x', -1), "0x1p-1074");
+        // Through printf's flags (Go 1.19's fmt.Printf).
+        let args: Vec<tera::Value> = [30.0, 1.5, 2.0, 1.0, 3.0]
+            .into_iter()
+            .map(tera::Value::from)
+            .collect();
+        assert_eq!(
+            crate::template::gocompat::fmt::sprintf("%x|%X|%8.2x|%#x|%+x", &args),
+            "0x1.ep+04|0X1.8P+00|0x1.00p+01|0x1.0000p+00|+0x1.8p+01"
+        );
     }
 }

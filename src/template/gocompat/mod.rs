@@ -91,9 +91,8 @@
 //!   `sortByLength` accept them (Go: `[]interface {}`, left as is / refused).
 //! - A pointer inside a slice or map (`{{ lookupSRV … }}` printed whole) is
 //!   an address in Go; here the struct `&{…}`.
-//! - `printf`: `%x`/`%X` of a float64 (hexadecimal floats) and `%#v`
-//!   (Go syntax) of anything but strings print Go's `%!x(float64=…)` form
-//!   or plain `%v`; `%p` gives the error form.
+//! - `printf`: `%#v` (Go syntax) of anything but strings prints plain
+//!   `%v`; `%p` gives the error form.
 //! - Printable characters (`%q`, `js`) follow ICU's Unicode version, Go
 //!   1.19 Unicode 13: characters assigned since differ.
 //! - `slice` bounds are checked against the length (Go: the capacity).

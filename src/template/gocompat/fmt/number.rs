@@ -133,8 +133,7 @@ impl Printer {
             'b' | 'g' | 'G' => self.fmt_float(x, verb, -1),
             'f' | 'e' | 'E' => self.fmt_float(x, verb, 6),
             'F' => self.fmt_float(x, 'f', 6),
-            // Go's hexadecimal floats: not supported; the error form makes
-            // the gap visible rather than printing different digits.
+            'x' | 'X' => self.fmt_float(x, verb, -1),
             _ => self.bad_verb(verb, value, depth),
         }
     }
