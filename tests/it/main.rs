@@ -14,4 +14,5 @@ mod etcd;
 mod haproxy;
 mod library;
 mod migrate;
+mod migrate_cli;
 mod net;

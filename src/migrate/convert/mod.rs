@@ -17,6 +17,9 @@ mod funcs;
 mod scope;
 mod text;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 
 use super::Problem;
