@@ -238,18 +238,26 @@ impl Converter<'_> {
             })
         };
         match condition {
-            Ok(condition) => {
-                self.tag(&format!("{{% if {condition} %}}"));
-                self.body(&c.body);
-                if let Some(else_) = &c.else_ {
-                    self.out.push_str("{% else %}");
-                    self.body(else_);
-                }
-                self.out.push_str("{% endif %}");
-            }
+            Ok(condition) => self.branches(&condition, c, None),
             Err(p) => self.fail(p),
         }
         self.scopes.pop();
+    }
+
+    /// `{% if condition %}` body `{% else %}` else `{% endif %}`; the body
+    /// runs with `dot` as `.` when given (`with`).
+    fn branches(&mut self, condition: &str, c: &Control, dot: Option<(String, Kind)>) {
+        self.tag(&format!("{{% if {condition} %}}"));
+        let outer = dot.map(|dot| std::mem::replace(&mut self.dot, dot));
+        self.body(&c.body);
+        if let Some(outer) = outer {
+            self.dot = outer;
+        }
+        if let Some(else_) = &c.else_ {
+            self.out.push_str("{% else %}");
+            self.body(else_);
+        }
+        self.out.push_str("{% endif %}");
     }
 
     fn body(&mut self, list: &List) {
@@ -268,16 +276,7 @@ impl Converter<'_> {
                 if let Err(p) = self.bind(&c.pipe, held.clone()) {
                     self.fail(p);
                 }
-                self.out
-                    .push_str(&format!("{{% if {} %}}", expr::truth(&held)));
-                let outer = std::mem::replace(&mut self.dot, (name, value.kind));
-                self.body(&c.body);
-                self.dot = outer;
-                if let Some(else_) = &c.else_ {
-                    self.out.push_str("{% else %}");
-                    self.body(else_);
-                }
-                self.out.push_str("{% endif %}");
+                self.branches(&expr::truth(&held), c, Some((name, value.kind)));
             }
             Err(p) => self.fail(p),
         }
