@@ -1,45 +1,52 @@
 //! `confd check`: lints a confdir for CI without a live backend and without
 //! touching any destination. Parses every resource, compiles every template
-//! and, given fixture data (`-file`), renders each resource to memory and
-//! applies its min_keys guard. Every problem is one `path:line:col: message`
-//! line on stdout; the exit status is 0 when clean, 1 otherwise.
+//! and looks for keyword arguments confd's helpers do not take; given
+//! fixture data (`-file`), renders each resource to memory, applies its
+//! min_keys guard and parses the output of a resource that declares a
+//! `format`. Every problem is reported, each as one line in the chosen
+//! format ([`CheckFormat`]); the exit status is 0 when clean, 1 otherwise.
+
+mod problem;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub use problem::{Problem, Severity};
 
 use crate::backend::file::parse_file;
 use crate::cli::CheckArgs;
-use crate::resource;
+use crate::resource::{self, Resource};
 use crate::snapshot::{Snapshot, View};
 use crate::template::{Template, TemplateCompiler, TemplateError};
 
-/// Runs the checks and returns the exit status.
+/// Runs the checks, prints every problem and returns the exit status.
 pub fn run(args: &CheckArgs) -> u8 {
     let problems = problems(args);
     for problem in &problems {
-        println!("{problem}");
+        println!("{}", problem.format(args.format));
     }
     u8::from(!problems.is_empty())
 }
 
-/// Every problem found, one line each.
-pub fn problems(args: &CheckArgs) -> Vec<String> {
+/// Every problem found, in the order: resource files, shared dests, fixture
+/// files, then per resource its template (once per template) and its render.
+pub fn problems(args: &CheckArgs) -> Vec<Problem> {
     let prefix = args.prefix.as_deref().unwrap_or("");
     // Every resource, even one sharing its dest with another, so that its
     // template is checked too; the shared dest is a problem of its own.
     let (resources, errors) = resource::load_each(&args.confdir, prefix);
-    let mut problems: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
+    let mut problems: Vec<Problem> = errors.iter().map(Problem::from_config).collect();
     problems.extend(
         resource::shared_dests(&resources)
-            .into_iter()
-            .map(|(_, e)| e.to_string()),
+            .iter()
+            .map(|(_, e)| Problem::from_config(e)),
     );
 
     let fixtures = match load_fixtures(&args.files) {
         Ok(f) => f,
-        Err(e) => {
-            problems.push(e);
+        Err(problem) => {
+            problems.push(problem);
             None
         }
     };
@@ -50,47 +57,73 @@ pub fn problems(args: &CheckArgs) -> Vec<String> {
         let template = compiled
             .entry(r.src.clone())
             .or_insert_with(|| {
-                let result = compiler.load(&r.src);
+                let (result, unknown) = compiler.load_linted(&r.src);
                 if let Err(e) = &result {
-                    problems.push(e.to_string());
+                    problems.extend(Problem::from_template(e, &r.src));
                 }
+                let name = r.src.display().to_string();
+                problems.extend(unknown.iter().map(|d| Problem::from_diagnostic(d, &name)));
                 result
             })
             .clone();
-        let (Some(snapshot), Ok(template)) = (&fixtures, template) else {
-            continue;
-        };
-        let view = View::new(snapshot.clone(), &r.prefix, &r.keys);
-        if let Some(min) = r.min_keys {
-            let count = view.key_count();
-            if count < min {
-                let (line, col) = r.min_keys_position.unwrap_or((1, 1));
-                problems.push(format!(
-                    "{}:{line}:{col}: the fixtures give {count} keys under {}, fewer than min_keys = {min}",
-                    r.file.display(),
-                    view.roots().join(", ")
-                ));
-                continue;
-            }
-        }
-        // The resource's own limits: CI must not hang on a runaway template.
-        let rendered = template.render_limited(view, Arc::default(), r.render_limits);
-        if let Err(e) = rendered.text {
-            problems.push(format!("{e} (resource {})", r.name));
+        if let (Some(snapshot), Ok(template)) = (&fixtures, template) {
+            problems.extend(render_problems(r, &template, snapshot));
         }
     }
     problems
 }
 
-fn load_fixtures(files: &[PathBuf]) -> Result<Option<Arc<Snapshot>>, String> {
+/// What rendering `r` against the fixtures finds: too few keys, a render
+/// error (a missing key, at its template position), output that is not of
+/// the declared format.
+fn render_problems(r: &Resource, template: &Template, snapshot: &Arc<Snapshot>) -> Vec<Problem> {
+    let view = View::new(snapshot.clone(), &r.prefix, &r.keys);
+    if let Some(min) = r.min_keys {
+        let count = view.key_count();
+        if count < min {
+            let message = format!(
+                "the fixtures give {count} keys under {}, fewer than min_keys = {min}",
+                view.roots().join(", ")
+            );
+            let at = Some(r.min_keys_position.unwrap_or((1, 1)));
+            return vec![Problem::new(r.file.display().to_string(), at, message).of(&r.name)];
+        }
+    }
+    // The resource's own limits: CI must not hang on a runaway template.
+    let rendered = template.render_limited(view, Arc::default(), r.render_limits);
+    let text = match rendered.text {
+        Ok(text) => text,
+        Err(e) => {
+            return Problem::from_template(&e, &r.src)
+                .into_iter()
+                .map(|p| p.of(&r.name))
+                .collect();
+        }
+    };
+    match r.format.map(|f| f.validate(&text)) {
+        // The position is in the rendered text, not in the template: the
+        // template file is named, without a line.
+        Some(Err(e)) => {
+            vec![Problem::new(r.src.display().to_string(), None, e.to_string()).of(&r.name)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn load_fixtures(files: &[PathBuf]) -> Result<Option<Arc<Snapshot>>, Problem> {
     if files.is_empty() {
         return Ok(None);
     }
+    let problem =
+        |file: &Path, message: String| Problem::new(file.display().to_string(), None, message);
     let mut pairs = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("{}: {}", file.display(), crate::error::io_reason(&e)))?;
-        pairs.extend(parse_file(file, &text).map_err(|e| format!("{}: {e}", file.display()))?);
+            .map_err(|e| problem(file, crate::error::io_reason(&e)))?;
+        pairs.extend(parse_file(file, &text).map_err(|e| problem(file, e))?);
     }
     Ok(Some(Arc::new(Snapshot::from_pairs(pairs))))
 }
+
+#[cfg(test)]
+mod tests;

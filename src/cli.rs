@@ -72,6 +72,21 @@ pub struct CheckArgs {
     /// Prefix prepended to every resource's keys.
     #[arg(long, env = "CONFD_PREFIX")]
     pub prefix: Option<String>,
+    /// How problems are printed: text (`path:line:col: message`), github
+    /// (workflow annotations) or json (one object per line).
+    #[arg(long, env = "CONFD_CHECK_FORMAT", value_enum, default_value = "text")]
+    pub format: CheckFormat,
+}
+
+/// `confd check -format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// `path:line:col: message`.
+    Text,
+    /// GitHub Actions workflow commands: `::error file=…,line=…,col=…::message`.
+    Github,
+    /// One JSON object per problem and line.
+    Json,
 }
 
 /// Flags of a normal run (SPEC §2).

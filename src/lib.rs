@@ -13,7 +13,7 @@
 //! - [`engine`]: one pass — render (with guards), sync, reload;
 //! - [`sync`]: stage, compare, check, swap; [`command`]: check and reload commands;
 //! - [`daemon`]: when passes run — the schedule, the kept data, the watch workers, the loop;
-//! - [`check`]: linting for CI; [`app`]: the entry point and exit statuses.
+//! - [`check`]: linting for CI; [`output_format`]: a resource's declared syntax; [`app`]: the entry point and exit statuses.
 
 pub mod app;
 pub mod backend;
@@ -28,6 +28,7 @@ pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod migrate;
+pub mod output_format;
 pub mod resource;
 pub mod services;
 pub mod setup;

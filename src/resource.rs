@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{ConfigError, line_col};
+use crate::output_format::OutputFormat;
 use crate::size::{format_size, parse_size};
 use crate::snapshot::{clean_key, join_keys};
 use crate::template::{MAX_OUTPUT_LIMIT, MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits};
@@ -61,6 +62,9 @@ pub struct Resource {
     /// How long the render may run and how much it may write
     /// (`render_timeout`, `max_output_size`; defaults 10 s and 64 MiB).
     pub render_limits: RenderLimits,
+    /// The syntax the rendered text must have (`format`), checked before
+    /// check_cmd; `None` checks nothing.
+    pub format: Option<OutputFormat>,
 }
 
 impl Resource {
@@ -99,6 +103,7 @@ struct RawResource {
     wait: Option<Spanned<String>>,
     render_timeout: Option<Spanned<String>>,
     max_output_size: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
 }
 
 /// Loads every `*.toml` under `<confdir>/conf.d` (recursively, sorted by
@@ -361,6 +366,19 @@ pub fn parse(
         })?;
     }
 
+    let format = match raw.format {
+        Some(f) => Some(OutputFormat::parse(f.get_ref()).ok_or_else(|| {
+            at(
+                f.span(),
+                format!(
+                    "format {:?} is not one of \"json\", \"yaml\", \"toml\"",
+                    f.get_ref()
+                ),
+            )
+        })?),
+        None => None,
+    };
+
     let prefix = join_keys(global_prefix, raw.prefix.as_deref().unwrap_or(""));
     Ok(Resource {
         name: name.to_string(),
@@ -381,6 +399,7 @@ pub fn parse(
         command_timeout,
         wait,
         render_limits,
+        format,
     })
 }
 
@@ -543,6 +562,23 @@ mod tests {
             r.render_limits.max_output,
             RenderLimits::default().max_output
         );
+    }
+
+    #[test]
+    fn format_is_parsed_strictly() {
+        let r = parse_text(&format!("{MINIMAL}format = \"json\"\n")).expect("valid");
+        assert_eq!(r.format, Some(OutputFormat::Json));
+        let r = parse_text(&format!("{MINIMAL}format = \"yaml\"\n")).expect("valid");
+        assert_eq!(r.format, Some(OutputFormat::Yaml));
+        let r = parse_text(&format!("{MINIMAL}format = \"toml\"\n")).expect("valid");
+        assert_eq!(r.format, Some(OutputFormat::Toml));
+        assert_eq!(parse_text(MINIMAL).expect("valid").format, None);
+        let e = error(&format!("{MINIMAL}format = \"xml\"\n"));
+        assert_eq!(
+            e,
+            "conf.d/t.toml:5:10: format \"xml\" is not one of \"json\", \"yaml\", \"toml\""
+        );
+        assert!(error(&format!("{MINIMAL}format = 1\n")).starts_with("conf.d/t.toml:5:"));
     }
 
     #[test]

@@ -340,6 +340,12 @@ impl Engine {
 
     /// Writes one resource's rendered content to its destination.
     async fn write_resource(&self, resource: &Resource, content: &str) -> Outcome {
+        // Before check_cmd and before anything is staged: dest stays as it is.
+        if let Some(format) = resource.format
+            && let Err(e) = format.validate(content)
+        {
+            return Failure::validate(format!("{}: {e}", resource.src.display())).into();
+        }
         let target = Target {
             dest: &resource.dest,
             content: content.as_bytes(),

@@ -42,6 +42,8 @@ pub enum Step {
     Render,
     /// `min_keys` or `max_shrink` refused the data.
     Guard,
+    /// The rendered text is not of the resource's declared `format`.
+    Validate,
     /// `check_cmd` rejected the staged file.
     Check,
     /// Inspecting dest, staging or swapping the file.
@@ -57,6 +59,7 @@ impl Step {
             Step::Backend => "backend",
             Step::Render => "render",
             Step::Guard => "guard",
+            Step::Validate => "validate",
             Step::Check => "check",
             Step::Write => "write",
             Step::Reload => "reload",
@@ -128,6 +131,16 @@ impl Failure {
             step: Step::Guard,
             message: message.into(),
             data_related: true,
+        }
+    }
+
+    /// Rendered text that is not of the resource's declared `format`
+    /// (the template's fault: waiting for data cannot fix it).
+    pub fn validate(message: impl Into<String>) -> Failure {
+        Failure {
+            step: Step::Validate,
+            message: message.into(),
+            data_related: false,
         }
     }
 

@@ -281,10 +281,9 @@ async fn render_off_loop(
         .zip(done)
         .map(|(job, rendered)| {
             let rendered = rendered.unwrap_or_else(|| Rendered {
-                text: Err(TemplateError::Render(format!(
-                    "{}: the render did not complete",
-                    job.template.name()
-                ))),
+                text: Err(TemplateError::Render(
+                    format!("{}: the render did not complete", job.template.name()).into(),
+                )),
                 services_asked: Vec::new(),
             });
             (job, rendered)

@@ -139,9 +139,9 @@ impl Renderer {
                     template.render_budgeted(view, services, budget)
                 }))
                 .unwrap_or_else(|_| {
-                    failed(TemplateError::Render(format!(
-                        "{name}: the render panicked"
-                    )))
+                    failed(TemplateError::Render(
+                        format!("{name}: the render panicked").into(),
+                    ))
                 });
                 // The caller may have given up; then nobody needs the result.
                 let _ = sender.send(rendered);
@@ -149,10 +149,13 @@ impl Renderer {
             }
         };
         if let Err(e) = self.pool.run(Box::new(work)) {
-            return failed(TemplateError::Render(format!(
-                "{name}: cannot start a render thread: {}",
-                crate::error::io_reason(&e)
-            )));
+            return failed(TemplateError::Render(
+                format!(
+                    "{name}: cannot start a render thread: {}",
+                    crate::error::io_reason(&e)
+                )
+                .into(),
+            ));
         }
 
         // From here on, leaving early (the future dropped) stops the render.
@@ -188,9 +191,9 @@ impl Renderer {
             }
             Waited::Lost => {
                 abandon.armed = false;
-                failed(TemplateError::Render(format!(
-                    "{name}: the render thread ended without a result"
-                )))
+                failed(TemplateError::Render(
+                    format!("{name}: the render thread ended without a result").into(),
+                ))
             }
             Waited::Stopped | Waited::Stuck => {
                 abandon.armed = matches!(waited, Waited::Stuck);

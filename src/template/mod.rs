@@ -16,9 +16,11 @@
 
 mod bounded;
 mod data;
+mod diagnostic;
 mod funcs;
 pub mod gocompat;
 mod limits;
+mod lint;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -29,6 +31,7 @@ use std::time::Instant;
 use tera::{Context, ErrorKind, Tera};
 
 pub use bounded::{max_stuck, render_bounded};
+pub use diagnostic::{Diagnostic, Diagnostics};
 pub use limits::{
     DEFAULT_MAX_OUTPUT, DEFAULT_RENDER_TIMEOUT, LimitExceeded, MAX_OUTPUT_LIMIT,
     MAX_RENDER_TIMEOUT, MIN_RENDER_TIMEOUT, RenderLimits,
@@ -52,11 +55,11 @@ pub enum TemplateError {
     },
     /// The template has a syntax error or calls an unknown helper.
     #[error("{0}")]
-    Compile(String),
+    Compile(Diagnostics),
     /// Rendering failed: a missing key, a bad helper argument, an undefined
     /// variable.
     #[error("{0}")]
-    Render(String),
+    Render(Diagnostics),
     /// The render was stopped, or not started, because of a limit: its
     /// `render_timeout` or `max_output_size`, or earlier renders stuck past
     /// their timeouts.
@@ -112,17 +115,31 @@ impl TemplateCompiler {
 
     /// Reads and compiles a template file. Errors name the file as given.
     pub fn load(&self, path: &Path) -> Result<Template, TemplateError> {
-        let source = std::fs::read_to_string(path).map_err(|e| TemplateError::Read {
-            path: path.to_path_buf(),
-            reason: crate::error::io_reason(&e),
-        })?;
-        self.compile(&path.display().to_string(), &source)
+        let source = read_source(path)?;
+        self.compile_file(path, &source)
+    }
+
+    /// Like [`load`](Self::load), and also reports the keyword arguments
+    /// confd's helpers do not take (for `confd check`; a render ignores
+    /// them).
+    pub fn load_linted(&self, path: &Path) -> (Result<Template, TemplateError>, Vec<Diagnostic>) {
+        match read_source(path) {
+            Ok(source) => (
+                self.compile_file(path, &source),
+                lint::unknown_arguments(&path.display().to_string(), &source),
+            ),
+            Err(e) => (Err(e), Vec::new()),
+        }
+    }
+
+    fn compile_file(&self, path: &Path, source: &str) -> Result<Template, TemplateError> {
+        self.compile(&path.display().to_string(), source)
             .map_err(|e| match e {
                 // A confd user's template, not converted yet: say what to do
                 // rather than list Tera's objections to Go's syntax.
-                TemplateError::Compile(message) if crate::migrate::detect::looks_like_go(&source) => {
-                    TemplateError::Compile(format!(
-                        "{message} (this is a Go text/template, confd's format: convert the confdir with `confd migrate SRC_CONFDIR DEST_CONFDIR`)"
+                TemplateError::Compile(found) if crate::migrate::detect::looks_like_go(source) => {
+                    TemplateError::Compile(found.with_hint(
+                        " (this is a Go text/template, confd's format: convert the confdir with `confd migrate SRC_CONFDIR DEST_CONFDIR`)",
                     ))
                 }
                 other => other,
@@ -206,7 +223,9 @@ impl Template {
             (Some(exceeded), _) => Err(self.limit_error(exceeded)),
             (None, Err(e)) => Err(TemplateError::Render(one_line(&e))),
             (None, Ok(())) => String::from_utf8(output.into_inner()).map_err(|_| {
-                TemplateError::Render(format!("{}: the rendered text is not UTF-8", self.name))
+                TemplateError::Render(
+                    format!("{}: the rendered text is not UTF-8", self.name).into(),
+                )
             }),
         };
         Rendered {
@@ -221,6 +240,13 @@ impl Template {
             exceeded,
         }
     }
+}
+
+fn read_source(path: &Path) -> Result<String, TemplateError> {
+    std::fs::read_to_string(path).map_err(|e| TemplateError::Read {
+        path: path.to_path_buf(),
+        reason: crate::error::io_reason(&e),
+    })
 }
 
 /// The outcome of one render.
@@ -280,32 +306,32 @@ fn register_helpers(tera: &mut Tera) {
     gocompat::register(tera);
 }
 
-/// Turns a Tera error into `file:line:col: message` lines joined by `; `.
-fn one_line(error: &tera::Error) -> String {
+/// Turns a Tera error into one diagnostic per problem it reports.
+fn one_line(error: &tera::Error) -> Diagnostics {
     match error.kind() {
-        ErrorKind::SyntaxError(report) | ErrorKind::RenderingError(report) => format!(
-            "{}:{}:{}: {}",
+        ErrorKind::SyntaxError(report) | ErrorKind::RenderingError(report) => Diagnostics::at(
             report.filename(),
             report.span().start_line,
             report.span().start_col + 1,
-            flatten(report.message())
+            flatten(report.message()),
         ),
         // Validation problems (unknown function, filter, …) arrive as
         // pre-rendered reports: pick the message and location out of each.
         _ => {
             let text = error.to_string();
-            let lines = report_lines(&text);
-            if lines.is_empty() {
-                flatten(&text)
+            let found = report_lines(&text);
+            if found.is_empty() {
+                Diagnostics::from(flatten(&text))
             } else {
-                lines.join("; ")
+                Diagnostics(found)
             }
         }
     }
 }
 
-/// Extracts `file:line:col: message` from Tera's rendered reports.
-fn report_lines(text: &str) -> Vec<String> {
+/// Extracts file, position and message from Tera's rendered reports
+/// (`error: MESSAGE` then `--> FILE:LINE:COL`).
+fn report_lines(text: &str) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut message: Option<&str> = None;
     for line in text.lines() {
@@ -315,10 +341,32 @@ fn report_lines(text: &str) -> Vec<String> {
         } else if let Some(location) = trimmed.strip_prefix("--> ")
             && let Some(m) = message.take()
         {
-            out.push(format!("{location}: {m}"));
+            out.push(located(location, m));
         }
     }
     out
+}
+
+/// `FILE:LINE:COL` (the file may hold colons) and a message.
+fn located(location: &str, message: &str) -> Diagnostic {
+    let mut parts = location.rsplitn(3, ':');
+    let (col, line, file) = (parts.next(), parts.next(), parts.next());
+    match (
+        file,
+        line.and_then(|l| l.parse().ok()),
+        col.and_then(|c| c.parse().ok()),
+    ) {
+        (Some(file), Some(line), Some(col)) => Diagnostic {
+            file: file.to_string(),
+            at: Some((line, col)),
+            message: flatten(message),
+        },
+        _ => Diagnostic {
+            file: String::new(),
+            at: None,
+            message: format!("{location}: {}", flatten(message)),
+        },
+    }
 }
 
 fn flatten(text: &str) -> String {
