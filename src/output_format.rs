@@ -86,7 +86,12 @@ impl OutputFormat {
                 for document in serde_yaml_ng::Deserializer::from_str(text) {
                     IgnoredAny::deserialize(document).map_err(|e| {
                         let at = e.location().map(|l| (l.line(), l.column()));
-                        error(at, e.to_string())
+                        let mut message = e.to_string();
+                        if let Some((line, col)) = at {
+                            message =
+                                message.replacen(&format!(" at line {line} column {col}"), "", 1);
+                        }
+                        error(at, message)
                     })?;
                 }
                 Ok(())
@@ -150,6 +155,9 @@ mod tests {
             "{position:?}"
         );
         assert!(message.contains("not valid YAML"), "{message}");
+        // The error's own position is said once (the context's stays).
+        assert!(!message.contains("at line 3 column 2"), "{message}");
+        assert!(message.contains("(rendered line 3, column 2)"), "{message}");
         // A broken second document is found as well.
         let (position, _) = at(OutputFormat::Yaml, "a: 1\n---\nb: : :\n");
         assert!(matches!(position, Some((3, _))), "{position:?}");

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod check_format;
 mod cli;
 mod consul;
 mod consul_server;
