@@ -217,5 +217,24 @@ fn declared_format_guards_the_dest_at_sync_time() {
             ["cfg.out"],
             "{format}: a stage file was left"
         );
+        // Waiting for data cannot fix a template: -wait-keys gives up at once.
+        let started = std::time::Instant::now();
+        let run = s.run(&[
+            "-onetime",
+            "-wait-keys",
+            "30s",
+            "-backend",
+            "file",
+            "-file",
+            &data,
+            "-confdir",
+            &confdir,
+        ]);
+        run.expect_code(1);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{format}: waited"
+        );
+        assert_eq!(read(&dest), "previous\n");
     }
 }
