@@ -120,9 +120,26 @@ fn load_fixtures(files: &[PathBuf]) -> Result<Option<Arc<Snapshot>>, Problem> {
     for file in files {
         let text = std::fs::read_to_string(file)
             .map_err(|e| problem(file, crate::error::io_reason(&e)))?;
-        pairs.extend(parse_file(file, &text).map_err(|e| problem(file, e))?);
+        pairs.extend(parse_file(file, &text).map_err(|e| {
+            let mut found = problem(file, e);
+            let at = first_position(&found.message);
+            (found.line, found.col) = (at.map(|a| a.0), at.map(|a| a.1));
+            found
+        })?);
     }
     Ok(Some(Arc::new(Snapshot::from_pairs(pairs))))
+}
+
+/// The first `line N column M` in a parser's message (serde_json's and
+/// serde_yaml_ng's spelling), so that a broken fixture file is annotated
+/// at its line too.
+fn first_position(message: &str) -> Option<(usize, usize)> {
+    let rest = &message[message.find("line ")? + 5..];
+    let (line, rest) = rest.split_once(" column ")?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    Some((line.parse().ok()?, rest[..digits].parse().ok()?))
 }
 
 #[cfg(test)]

@@ -132,3 +132,29 @@ fn json_lines_parse_back_with_every_field() {
     assert_eq!(parsed[5]["line"], serde_json::Value::Null);
     assert!(parsed.iter().all(|p| p["severity"] == "error"));
 }
+
+#[test]
+fn broken_fixture_file_is_reported_at_its_line() {
+    for (name, text, line) in [
+        ("f.yaml", "a: 1\nb: [1, 2\n", 3),
+        ("f.json", "{\n  \"a\": 1,\n}\n", 3),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        confdir(dir.path());
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).expect("write");
+        let args = CheckArgs {
+            confdir: dir.path().to_path_buf(),
+            files: vec![file.clone()],
+            prefix: None,
+            format: CheckFormat::Json,
+        };
+        let found = problems(&args);
+        let fixture = found
+            .iter()
+            .find(|p| p.file == file.display().to_string())
+            .expect("the fixture file is named");
+        assert_eq!(fixture.line, Some(line), "{fixture:?}");
+        assert!(fixture.col.is_some(), "{fixture:?}");
+    }
+}
