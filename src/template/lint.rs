@@ -68,11 +68,14 @@ const SIGNATURES: &[(Kind, &str, &[&str])] = &[
     (Kind::Filter, "sortKVByLength", &[]),
 ];
 
-fn signature(kind: Kind, name: &str) -> Option<&'static [&'static str]> {
+/// A helper of this kind and name with its arguments, when it is listed.
+type Signature = (Kind, &'static str, &'static [&'static str]);
+
+fn signature(kind: Kind, name: &str) -> Option<Signature> {
     SIGNATURES
         .iter()
         .find(|(k, n, _)| *k == kind && *n == name)
-        .map(|(_, _, args)| *args)
+        .copied()
 }
 
 /// The unknown keyword arguments of confd's helpers in `source`, each at
@@ -207,7 +210,7 @@ fn tokens(body: &str, base: usize) -> Vec<(usize, Token<'_>)> {
 
 /// An open bracket: a call of a known helper, or anything else.
 struct Frame {
-    call: Option<(Kind, &'static str, &'static [&'static str])>,
+    call: Option<Signature>,
     /// Right after `(` or `,`: a `name=` here is a keyword argument.
     at_argument: bool,
 }
@@ -230,12 +233,7 @@ fn check_tag(tokens: &[(usize, Token<'_>)], report: &mut impl FnMut(usize, Strin
                             Some(Token::Punct("." | "::")) | Some(Token::Name("is")) => None,
                             _ => Some(Kind::Function),
                         };
-                        kind.and_then(|k| {
-                            SIGNATURES
-                                .iter()
-                                .find(|(sk, n, _)| *sk == k && n == name)
-                                .map(|(k, n, _)| (*k, *n, signature(*k, n).unwrap_or(&[])))
-                        })
+                        kind.and_then(|k| signature(k, name))
                     }
                     _ => None,
                 };
