@@ -16,3 +16,5 @@ mod library;
 mod migrate;
 mod migrate_cli;
 mod net;
+mod scenario_dns;
+mod scenario_ha;
