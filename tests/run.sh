@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the system packages
-# the tests use when they are missing (Debian's apt-get: haproxy, and
-# etcd-server for the real etcd the backend tests start), then checks
+# the tests use when they are missing (Debian's apt-get: haproxy, etcd-server
+# for the real etcd the backend tests start, dnsmasq for the DNS scenario, and
+# keepalived and nginx so that the template library is validated by its real
+# programs instead of being skipped), then checks
 # formatting, lints, builds and runs every test, and builds the docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,11 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v haproxy >/dev/null 2>&1 || packages+=(haproxy)
 command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
+# Debian puts these three in /usr/sbin, which a non-root PATH may lack.
+PATH=$PATH:/usr/sbin:/sbin
+command -v dnsmasq >/dev/null 2>&1 || packages+=(dnsmasq)
+command -v keepalived >/dev/null 2>&1 || packages+=(keepalived)
+command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 if ((${#packages[@]})); then
     echo "== installing ${packages[*]}"
     sudo=""

@@ -29,6 +29,8 @@ const EXAMPLES: &[&str] = &[
     "guard-min-keys",
     "haproxy-consul",
     "haproxy-etcd",
+    "haproxy-keepalived",
+    "haproxy-swarm-dns",
 ];
 
 /// Time limit for one confd run or one validation.
@@ -212,10 +214,23 @@ fn program_for(name: &str) -> Option<Program> {
         }),
         "keepalived" => Some(Program {
             tool: "keepalived",
-            check_cmd_in_tests: true,
+            // The fixtures name eth0, which `keepalived -t` wants to exist.
+            check_cmd_in_tests: Path::new("/sys/class/net/eth0").exists(),
         }),
         _ => None,
     }
+}
+
+/// A network interface of this machine other than loopback, if any.
+fn local_interface() -> Option<String> {
+    let mut names: Vec<String> = fs::read_dir("/sys/class/net")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lo")
+        .collect();
+    names.sort();
+    names.into_iter().next()
 }
 
 /// Runs the program's own configuration test on `output`, if it is installed.
@@ -237,8 +252,19 @@ fn validate_with_program(name: &str, output: &Path, scratch: &Path) {
             cmd
         }
         "keepalived" => {
+            // `keepalived -t` refuses an interface this machine lacks: test
+            // a copy naming one it has when the fixture's (eth0) is missing.
+            let text = fs::read_to_string(output).expect("read keepalived output");
+            let local = match local_interface() {
+                Some(name) if !Path::new("/sys/class/net/eth0").exists() => {
+                    text.replace("interface eth0\n", &format!("interface {name}\n"))
+                }
+                _ => text,
+            };
+            let conf = scratch.join("keepalived-validate.conf");
+            fs::write(&conf, local).expect("write keepalived validation copy");
             let mut cmd = command("keepalived");
-            cmd.arg("-t").arg("-f").arg(output);
+            cmd.arg("-t").arg("-f").arg(conf);
             cmd
         }
         "nginx" => {
@@ -543,6 +569,16 @@ fn example_haproxy_consul() {
 #[test]
 fn example_haproxy_etcd() {
     example("haproxy-etcd");
+}
+
+#[test]
+fn example_haproxy_keepalived() {
+    example("haproxy-keepalived");
+}
+
+#[test]
+fn example_haproxy_swarm_dns() {
+    example("haproxy-swarm-dns");
 }
 
 #[test]

@@ -17,3 +17,5 @@ mod library;
 mod migrate;
 mod migrate_cli;
 mod net;
+mod scenario_dns;
+mod scenario_ha;

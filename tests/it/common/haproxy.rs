@@ -219,6 +219,7 @@ fn signal(pid: u32, name: &str) {
 pub struct Upstream {
     name: String,
     port: u16,
+    address: std::net::SocketAddr,
     hits: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -228,7 +229,20 @@ impl Upstream {
     /// Starts serving on a free port.
     pub fn start(name: &str) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind an upstream");
-        let port = listener.local_addr().expect("upstream address").port();
+        Upstream::serve(name, listener)
+    }
+
+    /// Starts serving on `ip:port`: several upstreams on one port, each on
+    /// its own loopback address (127.0.0.2, 127.0.0.3, … are loopback on
+    /// Linux), as replicas behind one DNS name are. Fails when it is taken.
+    pub fn start_at(name: &str, ip: [u8; 4], port: u16) -> std::io::Result<Upstream> {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::from(ip), port))?;
+        Ok(Upstream::serve(name, listener))
+    }
+
+    fn serve(name: &str, listener: TcpListener) -> Upstream {
+        let address = listener.local_addr().expect("upstream address");
+        let port = address.port();
         let hits = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -250,6 +264,7 @@ impl Upstream {
         Upstream {
             name: name.to_string(),
             port,
+            address,
             hits,
             stop,
             thread: Some(thread),
@@ -277,8 +292,7 @@ impl Upstream {
         };
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
-        let _ =
-            TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(&self.address, Duration::from_secs(1));
         let _ = thread.join();
     }
 }

@@ -7,6 +7,7 @@
 pub mod confd;
 pub mod consul;
 pub mod dns;
+pub mod dnsmasq;
 pub mod etcd;
 pub mod haproxy;
 

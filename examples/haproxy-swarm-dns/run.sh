@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# HAProxy following a Docker Swarm's DNS, with real traffic: dnsmasq (the
+# Swarm's DNS) -> confd polling every second -> HAProxy -> replicas. Starts
+# dnsmasq answering from a hosts file of its own, three web replicas on one
+# port each on its own loopback address (127.0.0.2-4, like tasks.web's A
+# records), one api replica behind an SRV record, HAProxy in master-worker
+# mode and confd, all in a temporary directory; then adds and removes replicas
+# in DNS and checks the traffic.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+CONFD=${CONFD:-$repo/target/debug/confd}
+case $CONFD in /*) ;; */*) CONFD=$PWD/$CONFD ;; esac
+if ! command -v "$CONFD" >/dev/null; then
+    echo "run.sh: no confd binary at $CONFD (run 'cargo build' or set CONFD)" >&2
+    exit 1
+fi
+PATH=$PATH:/usr/sbin:/sbin
+for tool in dnsmasq haproxy curl python3; do
+    command -v "$tool" >/dev/null || { echo "run.sh: needs $tool" >&2; exit 1; }
+done
+
+# CONFD_* variables set the same values as flags: clear any from your shell.
+unset "${!CONFD_@}"
+
+work=$(mktemp -d)
+pids=()        # started in this order; stopped in reverse
+cleanup() {
+    local i pid n
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        pid=${pids[i]}
+        kill -TERM "$pid" 2>/dev/null || continue
+        for ((n = 0; n < 50; n++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+
+fail() {
+    echo "run.sh: $*" >&2
+    echo "--- haproxy.cfg"   >&2; cat haproxy.cfg  >&2 2>/dev/null || true
+    echo "--- confd.log"     >&2; cat confd.log    >&2 2>/dev/null || true
+    echo "--- dnsmasq.log"   >&2; cat dnsmasq.log  >&2 2>/dev/null || true
+    echo "--- haproxy.log"   >&2; cat haproxy.log  >&2 2>/dev/null || true
+    exit 1
+}
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Waits up to $1 seconds for the command that follows to succeed.
+within() {
+    local limit=$1 start=$SECONDS
+    shift
+    until "$@"; do
+        (( SECONDS - start < limit )) || return 1
+        sleep 0.2
+    done
+}
+
+# -- replicas: HTTP servers answering with their own name --------------------
+# Each binds its own address; the port is chosen by the first and shared.
+cat > responder.py <<'PY'
+import http.server, sys
+name, host, port = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(name)))
+        self.end_headers()
+        self.wfile.write(name)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer((host, port), Handler)
+with open(sys.argv[4], "w") as out:
+    out.write(str(server.server_address[1]))
+server.serve_forever()
+PY
+replica() {  # name address port
+    python3 responder.py "$1" "$2" "$3" "$1.port.tmp" 2>>replicas.log &
+    pids+=($!)
+    within 10 test -s "$1.port.tmp" || fail "$1 did not start on $2:$3"
+}
+web=$(free_port)
+replica web1 127.0.0.2 "$web"
+replica web2 127.0.0.3 "$web"
+replica web3 127.0.0.4 "$web"
+replica api1 127.0.0.5 0
+api=$(cat api1.port.tmp)
+
+# -- dnsmasq: the Swarm's DNS --------------------------------------------------
+# Answers from dns.hosts only (no forwarding, nothing cached: --local-ttl=0);
+# re-reads it on SIGHUP. tasks.web starts with two replicas.
+hosts() {  # the web replicas' addresses
+    { for ip in "$@"; do echo "$ip tasks.web"; done; echo "127.0.0.5 api-1.swarm"; } > dns.hosts
+}
+hosts 127.0.0.2 127.0.0.3
+dns=$(free_port)
+user=(); [ "$(id -u)" = 0 ] && user=(--user=root)   # keep reading our private dir
+dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --local=/#/ \
+    --local-ttl=0 --port="$dns" --listen-address=127.0.0.1 --bind-interfaces \
+    --addn-hosts="$work/dns.hosts" --pid-file="$work/dnsmasq.pid" --log-facility="$work/dnsmasq.log" \
+    --srv-host="_http._tcp.tasks.api,api-1.swarm,$api" "${user[@]}" &
+pids+=($!)
+dnsmasq_pid=$!
+# How many times dnsmasq has read dns.hosts (it logs each read).
+host_reads() { local n; n=$(grep -c "read $work/dns.hosts" dnsmasq.log 2>/dev/null); echo "${n:-0}"; }
+more_than() { (( $("$1") > $2 )); }     # more_than COUNTER N: the counter passed N
+within 10 more_than host_reads 0 || fail "dnsmasq did not start"
+# Replaces the replicas of tasks.web in DNS.
+set_replicas() {
+    local reads
+    reads=$(host_reads)
+    hosts "$@"
+    kill -HUP "$dnsmasq_pid"
+    within 10 more_than host_reads "$reads" || fail "dnsmasq did not re-read dns.hosts"
+}
+
+# -- HAProxy, master-worker mode, on a bootstrap configuration ---------------
+listen=$(free_port)
+cat > haproxy.cfg <<CFG
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend http-in
+    bind 127.0.0.1:$listen
+    http-request return status 503 content-type text/plain string bootstrap
+CFG
+haproxy -W -f haproxy.cfg -p haproxy.pid >haproxy.log 2>&1 &
+pids+=($!)
+within 10 test -s haproxy.pid || fail "haproxy did not start"
+
+hit() { curl -sS --max-time 5 -H "Host: $1" "http://127.0.0.1:$listen/" || echo "(no answer)"; }
+names() { for ((i = 0; i < $2; i++)); do hit "$1"; echo; done | sort -u | paste -sd' '; }
+is() { [[ $(names "$1" 9) == "$2" ]]; }
+loads() { grep -c 'Loading success' haproxy.log; }
+
+# -- data, then confd polling every second -------------------------------------
+cat > services.yaml <<YAML
+haproxy:
+  port: $listen
+services:
+  web:                 # tasks.web's A records, each on port $web
+    domain: web.example.com
+    port: $web
+  api:                 # _http._tcp.tasks.api's SRV records
+    domain: api.example.com
+    srv: http
+YAML
+echo "options timeout:1 attempts:2" > resolv.conf
+echo "\$ CONFD_DNS_SERVER=127.0.0.1:$dns confd -backend file -file services.yaml -confdir $here/confd -interval 1"
+CONFD_DNS_SERVER=127.0.0.1:$dns CONFD_RESOLV_CONF=$work/resolv.conf \
+    "$CONFD" -backend file -file services.yaml -confdir "$here/confd" -interval 1 -log-level debug >confd.log 2>&1 &
+pids+=($!)
+
+echo "== 1. confd renders a server per DNS answer; HAProxy routes to them"
+within 15 is web.example.com "web1 web2" || fail "web.example.com is not served by web1 and web2"
+within 5 is api.example.com "api1" || fail "api.example.com is not served by api1 (SRV)"
+grep '^    server' haproxy.cfg
+echo "web.example.com x9 -> $(names web.example.com 9)"
+echo "api.example.com x9 -> $(names api.example.com 9)"
+
+echo
+echo "== 2. a third replica appears in DNS"
+set_replicas 127.0.0.2 127.0.0.3 127.0.0.4
+within 15 is web.example.com "web1 web2 web3" || fail "web3 does not receive requests"
+echo "web.example.com x9 -> $(names web.example.com 9)"
+
+echo
+echo "== 3. DNS answers in a new order at every poll: nothing is written, nothing reloaded"
+before=$(stat -c '%i %Y.%y' haproxy.cfg) reloads=$(loads)
+polls() { local n; n=$(grep -c 'outcome=unchanged' confd.log 2>/dev/null); echo "${n:-0}"; }   # passes that changed nothing
+within 15 more_than polls $(($(polls) + 2)) || fail "confd did not poll"
+[[ $(stat -c '%i %Y.%y' haproxy.cfg) == "$before" ]] || fail "haproxy.cfg was rewritten"
+[[ $(loads) == "$reloads" ]] || fail "HAProxy was reloaded"
+echo "3 more polls, haproxy.cfg untouched, no reload"
+
+echo
+echo "== 4. the first replica leaves DNS"
+set_replicas 127.0.0.3 127.0.0.4
+within 15 is web.example.com "web2 web3" || fail "web1 still receives requests"
+echo "web.example.com x9 -> $(names web.example.com 9)"
+
+echo
+echo "haproxy-swarm-dns: OK"
