@@ -2,7 +2,9 @@
 # Runs the whole test suite on a fresh machine: installs the system packages
 # the tests use when they are missing (Debian's apt-get: haproxy, and
 # etcd-server for the real etcd the backend tests start), then checks
-# formatting, lints, builds and runs every test, and builds the docs.
+# formatting, lints, builds and runs every test, builds the docs, and builds,
+# checks and installs the Debian package (cargo-deb from crates.io when
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +27,7 @@ echo "== cargo test"
 cargo test --locked
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
+echo "== debian package"
+packaging/build-deb.sh
+packaging/check-deb.sh
 echo "== all checks passed"

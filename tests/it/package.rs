@@ -19,14 +19,13 @@ fn all_long_flags(s: &Scenario) -> Vec<String> {
             .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
         {
             let flag = word.split('=').next().unwrap_or(word);
-            if let Some(name) = flag.strip_prefix("--") {
-                if !name.is_empty()
-                    && name != "help"
-                    && name != "version"
-                    && !flags.contains(&name.to_string())
-                {
-                    flags.push(name.to_string());
-                }
+            if let Some(name) = flag.strip_prefix("--")
+                && !name.is_empty()
+                && name != "help"
+                && name != "version"
+                && !flags.contains(&name.to_string())
+            {
+                flags.push(name.to_string());
             }
         }
     }
