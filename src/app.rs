@@ -41,7 +41,83 @@ where
     match cli.command {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Migrate(args)) => crate::migrate::run(&args),
+        Some(Command::Completions(args)) => print_completions(args.shell),
+        Some(Command::Man) => print_man_page(),
         None => run_sync(cli.flags),
+    }
+}
+
+/// `confd completions SHELL`: the script, on stdout.
+fn print_completions(shell: clap_complete::Shell) -> u8 {
+    let mut command = cli::definition();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "confd", &mut script);
+    write_stdout(&script)
+}
+
+/// `confd man`: the man page in roff, on stdout.
+fn print_man_page() -> u8 {
+    let command = cli::definition();
+    let mut page = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(command.clone()).render(&mut page) {
+        eprintln!(
+            "confd: cannot render the man page: {}",
+            crate::error::io_reason(&e)
+        );
+        return EXIT_FAILED;
+    }
+    // The page covers the top-level flags; each subcommand gets a section
+    // of its own with its arguments.
+    for sub in command.get_subcommands() {
+        page.extend_from_slice(subcommand_section(sub).as_bytes());
+    }
+    write_stdout(&page)
+}
+
+/// A man page section (roff) for `confd SUB`: what it does and its
+/// arguments.
+fn subcommand_section(sub: &clap::Command) -> String {
+    let roff = |text: &str| text.replace('\\', "\\e").replace('-', "\\-");
+    let mut out = format!(".SH \"CONFD {}\"\n", sub.get_name().to_uppercase());
+    if let Some(about) = sub.get_long_about().or(sub.get_about()) {
+        out.push_str(&roff(&about.to_string()));
+        out.push('\n');
+    }
+    for arg in sub.get_arguments() {
+        if arg.is_hide_set() || arg.get_id() == "help" {
+            continue;
+        }
+        let name = match (arg.get_long(), arg.get_value_names()) {
+            (Some(long), _) => format!("\\fB\\-\\-{}\\fR", roff(long)),
+            (None, Some(names)) => {
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                format!("\\fI{}\\fR", names.join(" "))
+            }
+            (None, None) => format!("\\fI{}\\fR", arg.get_id()),
+        };
+        out.push_str(&format!(".TP\n{name}\n"));
+        if let Some(help) = arg.get_long_help().or(arg.get_help()) {
+            out.push_str(&roff(&help.to_string()));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is
+/// not an error worth a message.
+fn write_stdout(bytes: &[u8]) -> u8 {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(bytes) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!(
+                "confd: cannot write to stdout: {}",
+                crate::error::io_reason(&e)
+            );
+            EXIT_FAILED
+        }
     }
 }
 

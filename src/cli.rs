@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// `confd [FLAGS]` or `confd check [FLAGS]`.
 #[derive(Debug, Parser)]
@@ -40,6 +40,49 @@ pub enum Command {
     /// whose templates are Tera and render the same bytes; conf.d is copied
     /// unchanged.
     Migrate(MigrateArgs),
+    /// Print a completion script for a shell: bash, zsh or fish (also
+    /// elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `confd man > confd.1`.
+    Man,
+}
+
+/// Flags of `confd completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// The version and the commit it was built from, on one line (the man
+/// page's header).
+pub const SHORT_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CONFD_COMMIT"),
+    ")"
+);
+
+/// What `-version` prints: the version, the commit it was built from and
+/// the backends built in.
+pub fn version_text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let backends: Vec<&str> = crate::backend::BackendKind::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        format!("{SHORT_VERSION}\nbackends: {}", backends.join(", "))
+    })
+}
+
+/// The whole command line definition, as `--help`, completions and the man
+/// page show it.
+pub fn definition() -> clap::Command {
+    Cli::command()
+        .version(SHORT_VERSION)
+        .long_version(version_text())
 }
 
 /// Flags of `confd migrate`.
@@ -352,7 +395,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    Cli::try_parse_from(normalize_go_flags(args)?)
+    let matches = definition().try_get_matches_from(normalize_go_flags(args)?)?;
+    Cli::from_arg_matches(&matches)
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 # the tests use when they are missing (Debian's apt-get: haproxy, etcd-server
 # for the real etcd the backend tests start, dnsmasq for the DNS scenario, and
 # keepalived and nginx so that the template library is validated by its real
-# programs instead of being skipped), then checks
-# formatting, lints, builds and runs every test, and builds the docs.
+# programs instead of being skipped), then checks formatting, lints, builds and
+# runs every test, builds the docs, and builds, checks and installs the Debian
+# package (cargo-deb from crates.io when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,7 @@ echo "== cargo test"
 cargo test --locked
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
+echo "== debian package"
+packaging/build-deb.sh
+packaging/check-deb.sh
 echo "== all checks passed"

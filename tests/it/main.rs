@@ -19,3 +19,4 @@ mod migrate_cli;
 mod net;
 mod scenario_dns;
 mod scenario_ha;
+mod package;
