@@ -14,3 +14,4 @@ mod haproxy;
 mod library;
 mod net;
 mod vault;
+mod vault_daemon;
