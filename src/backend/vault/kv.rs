@@ -157,6 +157,25 @@ pub fn listed_names(data: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The path of `name` (as a LIST answer spells it: folders end in `/`)
+/// in `folder`; `None` for a name that is empty or would climb out (`..`),
+/// which a well-behaved server never lists.
+pub fn child(folder: &str, name: &str) -> Option<String> {
+    let bare = name.trim_end_matches('/');
+    if bare.is_empty()
+        || bare
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return None;
+    }
+    Some(if folder.is_empty() {
+        bare.to_string()
+    } else {
+        format!("{folder}/{bare}")
+    })
+}
+
 /// The keys collected from one read, with the precedence rule that makes the
 /// result independent of the order secrets were read in: a secret's own key
 /// always wins over a key made from another secret's field
