@@ -420,3 +420,24 @@ fn vault_token_comes_from_the_environment_and_never_shows() {
     assert!(help.stdout.contains("--secret-id"), "{}", help.stdout);
     assert!(!help.stdout.contains("secret-id-value") && !help.stdout.contains(&token));
 }
+
+#[test]
+fn a_dead_first_node_fails_over_and_large_answers_are_capped() {
+    let bao = Bao::start();
+    app_secret(&bao);
+    let s = scenario(&["/kv/app"], "{{ getv(key=\"/kv/app\") }}");
+    // Nothing listens on the first node: the second one serves the read.
+    let dead = format!("http://127.0.0.1:{}", crate::common::free_port());
+    let run = onetime(&s, "vault", &[dead.as_str(), bao.url().as_str()], &AS_ROOT);
+    run.expect_code(0);
+    assert_eq!(read(&s.out("out")), "ok");
+    // A secret larger than -max-response-size fails naming the limit, and
+    // the file keeps its content.
+    bao.write_v1("kv", "app", json!({ "value": "x".repeat(4096) }));
+    let mut capped = AS_ROOT.to_vec();
+    capped.extend(["-max-response-size", "2KiB"]);
+    let run = vault_onetime(&s, &bao.url(), &capped);
+    run.expect_code(1);
+    assert!(run.stderr.contains("-max-response-size"), "{}", run.stderr);
+    assert_eq!(read(&s.out("out")), "ok");
+}

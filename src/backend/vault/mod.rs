@@ -7,11 +7,12 @@
 //! through `<mount>/metadata/`, while keys keep their logical paths
 //! (`/secret/app/db`). The root itself is read as a secret, then the tree
 //! below it is listed folder by folder and every secret in it read. How a
-//! secret becomes keys is [`kv::Collected::add_secret`]'s rule (confd's).
+//! secret becomes keys is confd's rule (`kv::Collected::add_secret`).
 //!
 //! Vault has no change notification: with `-watch` the daemon says so and
 //! polls at `-interval`. The token is obtained and kept fresh by
-//! [`client::Client`]; a read refused with 403 logs in again once and reads
+//! `client::Client`; a read refused with 403 while the token no longer
+//! works (its `lookup-self` is refused too) logs in again once and reads
 //! again, so a revoked or aged-out token never stops a daemon whose method
 //! can log in.
 
