@@ -199,7 +199,7 @@ impl Client {
             Err(failure.unwrap_or_else(|| {
                 error(
                     self.describe_auth(),
-                    "the token expired and cannot be renewed; give a new one with -auth-token or VAULT_TOKEN (and send SIGHUP)".to_string(),
+                    "the token expired and cannot be renewed; give a new one (auth_token in confd.toml and SIGHUP, or a restart with a new -auth-token or VAULT_TOKEN), or use an auth method that can log in again".to_string(),
                     false,
                 )
             }))
