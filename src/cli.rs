@@ -135,7 +135,7 @@ pub enum CheckFormat {
 /// Flags of a normal run (SPEC §2).
 #[derive(Debug, Clone, Args, Default)]
 pub struct Flags {
-    /// Backend: etcd (v2 API), etcdv3, consul, env or file.
+    /// Backend: etcd (v2 API), etcdv3, consul, env, file or vault.
     #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
     pub backend: Option<String>,
     /// Backend address; repeatable, tried in order.
@@ -201,20 +201,58 @@ pub struct Flags {
     /// With -onetime: retry while keys are missing or the backend is down, up to this long.
     #[arg(long = "wait-keys", env = "CONFD_WAIT_KEYS", value_name = "DURATION")]
     pub wait_keys: Option<String>,
-    /// HTTP basic auth user (etcd, consul).
+    /// HTTP basic auth user (etcd, consul); the user of Vault's userpass.
     #[arg(long, env = "CONFD_USERNAME")]
     pub username: Option<String>,
-    /// HTTP basic auth password (etcd, consul).
+    /// HTTP basic auth password (etcd, consul); the password of Vault's userpass.
     // A secret: --help names the variable but never shows its value.
     #[arg(long, env = "CONFD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Use HTTP basic auth (etcd, consul).
     #[arg(long = "basic-auth", env = "CONFD_BASIC_AUTH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub basic_auth: Option<bool>,
-    /// Consul ACL token (also CONSUL_HTTP_TOKEN).
+    /// Consul ACL token (also CONSUL_HTTP_TOKEN); Vault token (also VAULT_TOKEN) or GitHub token.
     // A secret: --help names the variable but never shows its value.
     #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+    // Vault's auth flags, as confd names them. The values of secret-bearing
+    // variables stay out of --help.
+    /// Vault auth method: token, app-role, userpass, github, kubernetes or cert (vault).
+    #[arg(long = "auth-type", env = "CONFD_AUTH_TYPE", value_name = "TYPE")]
+    pub auth_type: Option<String>,
+    /// Vault AppRole role ID, or the Kubernetes role (vault).
+    #[arg(
+        long = "role-id",
+        env = "CONFD_ROLE_ID",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
+    pub role_id: Option<String>,
+    /// Vault AppRole secret ID (vault).
+    #[arg(
+        long = "secret-id",
+        env = "CONFD_SECRET_ID",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
+    pub secret_id: Option<String>,
+    /// Mount path of the Vault auth method [default: the method's name, approle for app-role] (vault).
+    #[arg(long, env = "CONFD_PATH", value_name = "PATH")]
+    pub path: Option<String>,
+    /// Service-account token file for -auth-type kubernetes [default:
+    /// /var/run/secrets/kubernetes.io/serviceaccount/token] (vault).
+    #[arg(
+        long = "kubernetes-token-file",
+        env = "CONFD_KUBERNETES_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub kubernetes_token_file: Option<PathBuf>,
+    /// Refused: Vault's app-id auth no longer exists (use -auth-type app-role).
+    #[arg(long = "app-id", env = "CONFD_APP_ID", hide_env_values = true)]
+    pub app_id: Option<String>,
+    /// Refused: Vault's app-id auth no longer exists (use -auth-type app-role).
+    #[arg(long = "user-id", env = "CONFD_USER_ID", hide_env_values = true)]
+    pub user_id: Option<String>,
     /// TLS client certificate (PEM).
     #[arg(long = "client-cert", env = "CONFD_CLIENT_CERT", value_name = "FILE")]
     pub client_cert: Option<PathBuf>,
@@ -483,7 +521,14 @@ mod tests {
     #[test]
     fn help_hides_the_values_of_secret_variables() {
         let command = Cli::command();
-        for name in ["password", "auth_token"] {
+        for name in [
+            "password",
+            "auth_token",
+            "secret_id",
+            "role_id",
+            "app_id",
+            "user_id",
+        ] {
             let arg = command
                 .get_arguments()
                 .find(|a| a.get_id() == name)

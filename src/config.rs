@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::backend::consul::ConsulConfig;
 use crate::backend::file::FileConfig;
 use crate::backend::http::{ClientAuth, HttpConfig};
+use crate::backend::vault::{VaultConfig, VaultSettings};
 use crate::backend::{BackendConfig, BackendKind};
 use crate::cli::Flags;
 use crate::error::ConfigError;
@@ -100,6 +101,8 @@ pub struct Settings {
     /// How long a watch may go without a word from its node (confd.toml
     /// only).
     pub watch_timeout: Duration,
+    /// Vault's auth settings.
+    pub vault: VaultSettings,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -152,6 +155,22 @@ struct FileSettings {
     max_response_size: Option<SizeSetting>,
     #[serde(alias = "watch-timeout")]
     watch_timeout: Option<String>,
+    // Vault, with confd's spellings.
+    #[serde(alias = "auth-type")]
+    auth_type: Option<String>,
+    #[serde(alias = "role-id")]
+    role_id: Option<String>,
+    #[serde(alias = "secret-id")]
+    secret_id: Option<String>,
+    path: Option<String>,
+    #[serde(alias = "kubernetes-token-file")]
+    kubernetes_token_file: Option<PathBuf>,
+    // app-id auth is gone from Vault: confd.toml files that still name its
+    // settings parse, and `auth_type = "app-id"` says why it is refused.
+    #[serde(rename = "app_id", alias = "app-id")]
+    _app_id: Option<String>,
+    #[serde(rename = "user_id", alias = "user-id")]
+    _user_id: Option<String>,
 }
 
 /// A size in confd.toml: a number of bytes or a string with a unit.
@@ -322,11 +341,14 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
             username: flags.username.clone().or(file.username),
             password: flags.password.clone().or(file.password),
             basic_auth: flags.basic_auth.or(file.basic_auth).unwrap_or(false),
-            auth_token: flags
-                .auth_token
-                .clone()
-                .or(file.auth_token)
-                .or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok()),
+            auth_token: flags.auth_token.clone().or(file.auth_token).or_else(|| {
+                // Each server's own variable, never the other's.
+                let variable = match backend {
+                    BackendKind::Vault => "VAULT_TOKEN",
+                    _ => "CONSUL_HTTP_TOKEN",
+                };
+                std::env::var(variable).ok()
+            }),
             client_cert: flags.client_cert.clone().or(file.client_cert),
             client_key: flags.client_key.clone().or(file.client_key),
             client_ca_keys: flags.client_ca_keys.clone().or(file.client_ca_keys),
@@ -342,6 +364,16 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         consul_addr: flags.consul_addr.clone().or(file.consul_addr),
         max_response_size,
         watch_timeout,
+        vault: VaultSettings {
+            auth_type: flags.auth_type.clone().or(file.auth_type),
+            role_id: flags.role_id.clone().or(file.role_id),
+            secret_id: flags.secret_id.clone().or(file.secret_id),
+            path: flags.path.clone().or(file.path),
+            kubernetes_token_file: flags
+                .kubernetes_token_file
+                .clone()
+                .or(file.kubernetes_token_file),
+        },
     })
 }
 
@@ -368,17 +400,64 @@ fn reject_flags_the_backend_does_not_use(
     if !backend.is_networked()
         && let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given)
     {
+        let networked: Vec<&str> = BackendKind::ALL
+            .iter()
+            .filter(|k| k.is_networked())
+            .map(|k| k.name())
+            .collect();
         return Err(ConfigError::setting(
             *flag,
             format!(
-                "only the etcd, etcdv3 and consul backends use this flag, not the {backend} backend"
+                "only the {} backends use this flag, not the {backend} backend",
+                networked.join(", ")
             ),
         ));
     }
+    reject_vault_flags(backend, flags)?;
     if backend != BackendKind::File && !flags.files.is_empty() {
         return Err(ConfigError::setting(
             "-file",
             format!("only the file backend uses this flag, not the {backend} backend"),
+        ));
+    }
+    Ok(())
+}
+
+/// Vault's own flags with another backend, `-basic-auth` with Vault (which
+/// has no basic auth), and app-id's flags (that method no longer exists).
+fn reject_vault_flags(backend: BackendKind, flags: &Flags) -> Result<(), ConfigError> {
+    let app_id = [
+        ("-app-id", flags.app_id.is_some()),
+        ("-user-id", flags.user_id.is_some()),
+    ];
+    if let Some((flag, _)) = app_id.iter().find(|(_, given)| *given) {
+        return Err(ConfigError::setting(
+            *flag,
+            "Vault's app-id auth no longer exists (removed in Vault 1.12, never in OpenBao); use -auth-type app-role with -role-id and -secret-id",
+        ));
+    }
+    let vault_flags = [
+        ("-auth-type", flags.auth_type.is_some()),
+        ("-role-id", flags.role_id.is_some()),
+        ("-secret-id", flags.secret_id.is_some()),
+        ("-path", flags.path.is_some()),
+        (
+            "-kubernetes-token-file",
+            flags.kubernetes_token_file.is_some(),
+        ),
+    ];
+    if backend != BackendKind::Vault
+        && let Some((flag, _)) = vault_flags.iter().find(|(_, given)| *given)
+    {
+        return Err(ConfigError::setting(
+            *flag,
+            format!("only the vault backend uses this flag, not the {backend} backend"),
+        ));
+    }
+    if backend == BackendKind::Vault && flags.basic_auth.is_some() {
+        return Err(ConfigError::setting(
+            "-basic-auth",
+            "the vault backend has no basic auth; -username and -password are userpass's (-auth-type userpass)",
         ));
     }
     Ok(())
@@ -401,6 +480,11 @@ impl Settings {
             BackendKind::File => BackendConfig::File(FileConfig {
                 paths: self.files.clone(),
             }),
+            BackendKind::Vault => BackendConfig::Vault(VaultConfig::new(
+                self.http_config()?,
+                &self.auth,
+                &self.vault,
+            )?),
         })
     }
 

@@ -27,6 +27,7 @@ pub mod file;
 pub mod http;
 #[cfg(test)]
 pub mod memory;
+pub mod vault;
 
 use std::fmt;
 use std::str::FromStr;
@@ -184,16 +185,19 @@ pub enum BackendKind {
     Env,
     /// YAML or JSON files.
     File,
+    /// Secrets in Vault or OpenBao.
+    Vault,
 }
 
 impl BackendKind {
     /// Every backend, in the order error messages list them.
-    pub const ALL: [BackendKind; 5] = [
+    pub const ALL: [BackendKind; 6] = [
         BackendKind::Etcd,
         BackendKind::EtcdV3,
         BackendKind::Consul,
         BackendKind::Env,
         BackendKind::File,
+        BackendKind::Vault,
     ];
 
     /// The name `-backend` uses.
@@ -204,6 +208,7 @@ impl BackendKind {
             BackendKind::Consul => "consul",
             BackendKind::Env => "env",
             BackendKind::File => "file",
+            BackendKind::Vault => "vault",
         }
     }
 
@@ -212,7 +217,7 @@ impl BackendKind {
     pub fn is_networked(self) -> bool {
         matches!(
             self,
-            BackendKind::Etcd | BackendKind::EtcdV3 | BackendKind::Consul
+            BackendKind::Etcd | BackendKind::EtcdV3 | BackendKind::Consul | BackendKind::Vault
         )
     }
 
@@ -221,6 +226,7 @@ impl BackendKind {
         match self {
             BackendKind::Etcd | BackendKind::EtcdV3 => Some(etcd::DEFAULT_NODE),
             BackendKind::Consul => Some(consul::DEFAULT_NODE),
+            BackendKind::Vault => Some(vault::DEFAULT_NODE),
             BackendKind::Env | BackendKind::File => None,
         }
     }
@@ -263,6 +269,8 @@ pub enum BackendConfig {
     Env,
     /// YAML or JSON files.
     File(file::FileConfig),
+    /// Vault or OpenBao.
+    Vault(vault::VaultConfig),
 }
 
 impl BackendConfig {
@@ -274,6 +282,7 @@ impl BackendConfig {
             BackendConfig::Consul(_) => BackendKind::Consul,
             BackendConfig::Env => BackendKind::Env,
             BackendConfig::File(_) => BackendKind::File,
+            BackendConfig::Vault(_) => BackendKind::Vault,
         }
     }
 }
@@ -287,6 +296,7 @@ pub fn build(config: &BackendConfig) -> Result<Arc<dyn Backend>, ConfigError> {
         BackendConfig::Consul(consul) => Arc::new(consul::ConsulBackend::new(consul)?),
         BackendConfig::Env => Arc::new(env::EnvBackend::new()),
         BackendConfig::File(files) => Arc::new(file::FileBackend::new(files.clone())?),
+        BackendConfig::Vault(vault) => Arc::new(vault::VaultBackend::new(vault)?),
     })
 }
 

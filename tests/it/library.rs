@@ -31,6 +31,7 @@ const EXAMPLES: &[&str] = &[
     "haproxy-etcd",
     "haproxy-keepalived",
     "haproxy-swarm-dns",
+    "vault-database",
 ];
 
 /// Time limit for one confd run or one validation.
@@ -579,6 +580,11 @@ fn example_haproxy_keepalived() {
 #[test]
 fn example_haproxy_swarm_dns() {
     example("haproxy-swarm-dns");
+}
+
+#[test]
+fn example_vault_database() {
+    example("vault-database");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! servers (etcd) or the in-tree Consul API test server, DNS, HAProxy, the
 //! template library and examples, and `confd migrate` against the bytes Go
 //! confd 0.16 renders.
+//! servers (etcd, OpenBao) or the in-tree Consul API test server, DNS, HAProxy, and the
+//! template library and examples.
 
 mod common;
 
@@ -20,3 +22,5 @@ mod net;
 mod scenario_dns;
 mod scenario_ha;
 mod package;
+mod vault;
+mod vault_daemon;

@@ -30,6 +30,8 @@ pub struct Recorded {
     pub target: String,
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
+    /// The request body (a login's JSON, for the Vault tests).
+    pub body: Vec<u8>,
 }
 
 impl Recorded {
@@ -209,18 +211,26 @@ fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    // Read the body too (and drop it), so the client never sees a reset.
-    let mut read = buffer.len() - (head_end + 4);
+    // Read the body too, so the client never sees a reset; keep the first
+    // 64 KiB of it.
+    let mut body = buffer[head_end + 4..].to_vec();
+    let mut read = body.len();
     while read < length {
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => break,
-            Ok(n) => read += n,
+            Ok(n) => {
+                read += n;
+                if body.len() < 64 * 1024 {
+                    body.extend_from_slice(&chunk[..n]);
+                }
+            }
         }
     }
     Some(Recorded {
         method,
         target,
         headers,
+        body,
     })
 }
 
