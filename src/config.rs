@@ -79,6 +79,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// File backend inputs.
     pub files: Vec<PathBuf>,
+    /// Which files of a `-file` folder are read (a glob on the file name);
+    /// `None`: `.yaml`, `.yml` and `.json` files.
+    pub filter: Option<String>,
+    /// Redis: what stands for `/` in keys (`None`: `/` itself).
+    pub separator: Option<String>,
     /// Quiet period and upper bound for coalescing bursts of changes.
     pub wait: Option<(Duration, Duration)>,
     /// With -onetime, how long to keep retrying for missing data.
@@ -152,6 +157,11 @@ struct FileSettings {
     max_response_size: Option<SizeSetting>,
     #[serde(alias = "watch-timeout")]
     watch_timeout: Option<String>,
+    filter: Option<String>,
+    separator: Option<String>,
+    table: Option<String>,
+    #[serde(alias = "secret-keyring")]
+    secret_keyring: Option<PathBuf>,
 }
 
 /// A size in confd.toml: a number of bytes or a string with a unit.
@@ -185,6 +195,7 @@ fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
 /// Resolves flag > environment > confd.toml > default and validates the result.
 pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
     let file = read_file_settings(&flags)?;
+    refuse_unsupported(&flags, &file)?;
 
     let backend_name = flags
         .backend
@@ -284,6 +295,12 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
 
     reject_flags_the_backend_does_not_use(backend, &flags)?;
 
+    let filter = flags.filter.clone().or(file.filter);
+    if let Some(glob) = &filter {
+        crate::backend::file::check_filter(glob)
+            .map_err(|e| ConfigError::setting("-filter", format!("{glob:?}: {e}")))?;
+    }
+
     let files = if flags.files.is_empty() {
         file.files.unwrap_or_default()
     } else {
@@ -316,6 +333,8 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         log_level,
         log_format,
         files,
+        filter,
+        separator: flags.separator.clone().or(file.separator),
         wait,
         wait_keys,
         auth: ClientAuth {
@@ -375,10 +394,48 @@ fn reject_flags_the_backend_does_not_use(
             ),
         ));
     }
-    if backend != BackendKind::File && !flags.files.is_empty() {
+    let file_flags = [
+        ("-file", !flags.files.is_empty()),
+        ("-filter", flags.filter.is_some()),
+    ];
+    if backend != BackendKind::File
+        && let Some((flag, _)) = file_flags.iter().find(|(_, given)| *given)
+    {
         return Err(ConfigError::setting(
-            "-file",
+            *flag,
             format!("only the file backend uses this flag, not the {backend} backend"),
+        ));
+    }
+    if flags.separator.is_some() {
+        return Err(ConfigError::setting(
+            "-separator",
+            format!("only the redis backend uses this flag, not the {backend} backend"),
+        ));
+    }
+    Ok(())
+}
+
+/// Flags of confd's command line that name something this confd does not
+/// have: accepted by the parser, so a confd unit file gets a message saying
+/// what is missing instead of "unexpected argument", and then refused, since
+/// ignoring them would render without what the user asked for. An empty
+/// value counts as not given, as in confd.
+fn refuse_unsupported(flags: &Flags, file: &FileSettings) -> Result<(), ConfigError> {
+    let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+    if given(&flags.table) || given(&file.table) {
+        return Err(ConfigError::setting(
+            "-table",
+            "names a DynamoDB table, and this confd has no dynamodb backend; remove -table (confd.toml: table)",
+        ));
+    }
+    let keyring = flags
+        .secret_keyring
+        .as_ref()
+        .or(file.secret_keyring.as_ref());
+    if keyring.is_some_and(|k| !k.as_os_str().is_empty()) {
+        return Err(ConfigError::setting(
+            "-secret-keyring",
+            "PGP-encrypted values (confd's crypt functions) are not supported: confd documented them but never implemented them; remove -secret-keyring (confd.toml: secret_keyring)",
         ));
     }
     Ok(())
@@ -400,6 +457,7 @@ impl Settings {
             BackendKind::Env => BackendConfig::Env,
             BackendKind::File => BackendConfig::File(FileConfig {
                 paths: self.files.clone(),
+                filter: self.filter.clone(),
             }),
         })
     }
