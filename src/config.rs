@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::backend::consul::ConsulConfig;
 use crate::backend::file::FileConfig;
 use crate::backend::http::{ClientAuth, HttpConfig};
+use crate::backend::redis::RedisConfig;
 use crate::backend::{BackendConfig, BackendKind};
 use crate::cli::Flags;
 use crate::error::ConfigError;
@@ -390,9 +391,23 @@ fn reject_flags_the_backend_does_not_use(
         return Err(ConfigError::setting(
             *flag,
             format!(
-                "only the etcd, etcdv3 and consul backends use this flag, not the {backend} backend"
+                "only the etcd, etcdv3, consul and redis backends use this flag, not the {backend} backend"
             ),
         ));
+    }
+    if backend == BackendKind::Redis {
+        if flags.basic_auth.is_some() {
+            return Err(ConfigError::setting(
+                "-basic-auth",
+                "Redis has no HTTP basic auth: -password (and -username for an ACL user) authenticate with AUTH",
+            ));
+        }
+        if flags.scheme.is_some() {
+            return Err(ConfigError::setting(
+                "-scheme",
+                "the redis backend speaks TLS with rediss:// nodes or the TLS flags (-client-ca-keys, -client-cert)",
+            ));
+        }
     }
     let file_flags = [
         ("-file", !flags.files.is_empty()),
@@ -406,7 +421,7 @@ fn reject_flags_the_backend_does_not_use(
             format!("only the file backend uses this flag, not the {backend} backend"),
         ));
     }
-    if flags.separator.is_some() {
+    if backend != BackendKind::Redis && flags.separator.is_some() {
         return Err(ConfigError::setting(
             "-separator",
             format!("only the redis backend uses this flag, not the {backend} backend"),
@@ -454,6 +469,7 @@ impl Settings {
                 token: self.auth.auth_token.clone(),
                 datacenter: self.datacenter.clone(),
             }),
+            BackendKind::Redis => BackendConfig::Redis(self.redis_config()?),
             BackendKind::Env => BackendConfig::Env,
             BackendKind::File => BackendConfig::File(FileConfig {
                 paths: self.files.clone(),
@@ -491,9 +507,59 @@ impl Settings {
         }
     }
 
-    /// The connection settings of a networked backend: `-node`s, or nodes
-    /// found through DNS SRV, or the backend's usual address.
+    /// The redis backend's settings. confd 0.16 handed `-client-key` to its
+    /// redis backend as the password, so a confd command line may carry the
+    /// password there: without `-password` and `-client-cert`, a
+    /// `-client-key` that names no file is taken as the password, as confd
+    /// did, and a warning (without the value) says to use `-password`.
+    fn redis_config(&self) -> Result<RedisConfig, ConfigError> {
+        let auth = &self.auth;
+        let mut client_key = auth.client_key.clone();
+        let mut password = auth.password.clone();
+        if password.is_none()
+            && auth.client_cert.is_none()
+            && let Some(key) = client_key.take_if(|k| !k.is_file())
+        {
+            tracing::warn!(
+                backend = "redis",
+                "-client-key taken as the Redis password, as confd 0.16 did; give it with -password instead"
+            );
+            password = Some(key.to_string_lossy().into_owned());
+        }
+        Ok(RedisConfig {
+            nodes: self.nodes_or_srv(false)?,
+            username: auth.username.clone(),
+            password,
+            client_cert: auth.client_cert.clone(),
+            client_key,
+            client_ca_keys: auth.client_ca_keys.clone(),
+            separator: self
+                .separator
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/".to_string()),
+            max_response_size: self.max_response_size,
+            watch_timeout: self.watch_timeout,
+            interval: self.interval,
+        })
+    }
+
+    /// The connection settings of a networked backend.
     fn http_config(&self) -> Result<HttpConfig, ConfigError> {
+        Ok(HttpConfig {
+            backend: self.backend.name(),
+            nodes: self.nodes_or_srv(true)?,
+            scheme: self.scheme.clone(),
+            auth: self.auth.clone(),
+            max_response_size: self.max_response_size,
+            watch_timeout: self.watch_timeout,
+        })
+    }
+
+    /// `-node`s, or nodes found through DNS SRV (`-scheme://target:port`
+    /// with `with_scheme`, else `target:port` as confd gives redis), or the
+    /// backend's usual address.
+    fn nodes_or_srv(&self, with_scheme: bool) -> Result<Vec<String>, ConfigError> {
         let srv_record = match (&self.srv_record, &self.srv_domain) {
             (Some(record), _) => Some(record.clone()),
             (None, Some(domain)) => Some(format!("_{}._tcp.{domain}", self.backend.name())),
@@ -510,7 +576,10 @@ impl Settings {
             }
             found
                 .into_iter()
-                .map(|r| format!("{}://{}:{}", self.scheme, r.target, r.port))
+                .map(|r| match with_scheme {
+                    true => format!("{}://{}:{}", self.scheme, r.target, r.port),
+                    false => format!("{}:{}", r.target, r.port),
+                })
                 .collect()
         } else if self.nodes.is_empty() {
             self.backend
@@ -520,14 +589,7 @@ impl Settings {
         } else {
             self.nodes.clone()
         };
-        Ok(HttpConfig {
-            backend: self.backend.name(),
-            nodes,
-            scheme: self.scheme.clone(),
-            auth: self.auth.clone(),
-            max_response_size: self.max_response_size,
-            watch_timeout: self.watch_timeout,
-        })
+        Ok(nodes)
     }
 }
 
