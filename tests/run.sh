@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the system packages
 # the tests use when they are missing (Debian's apt-get: haproxy, and
-# etcd-server for the real etcd the backend tests start), then checks
+# etcd-server and redis-server for the real servers the backend tests start), then checks
 # formatting, lints, builds and runs every test, and builds the docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v haproxy >/dev/null 2>&1 || packages+=(haproxy)
 command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 if ((${#packages[@]})); then
     echo "== installing ${packages[*]}"
     sudo=""

@@ -1,6 +1,6 @@
 //! The end-to-end tests, in one binary so the shared harness in `common`
 //! compiles once: the CLI in temporary folders, the backends against real
-//! servers (etcd) or the in-tree Consul API test server, DNS, HAProxy, and the
+//! servers (etcd, Redis) or the in-tree Consul API test server, DNS, HAProxy, and the
 //! template library and examples.
 
 mod common;
@@ -13,3 +13,4 @@ mod etcd;
 mod haproxy;
 mod library;
 mod net;
+mod redis;

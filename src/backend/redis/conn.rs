@@ -65,6 +65,16 @@ impl From<RespError> for Fault {
 /// (`LOADING` a dataset, `BUSY` with a script, a replica `MASTERDOWN`,
 /// `TRYAGAIN`) are transient.
 pub fn refusal(text: &[u8], hint: &str) -> Fault {
+    let hint = match hint {
+        "" if text.starts_with(b"NOAUTH") => "; give -password (and -username for an ACL user)",
+        "" if text.starts_with(b"NOPERM") => {
+            "; the user needs SCAN, MGET and HGETALL on the keys read (+@read)"
+        }
+        "" if text.starts_with(b"MOVED") || text.starts_with(b"ASK") => {
+            "; Redis Cluster is not supported: give the nodes of one shard"
+        }
+        hint => hint,
+    };
     let transient = ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"]
         .iter()
         .any(|code| text.starts_with(code.as_bytes()));

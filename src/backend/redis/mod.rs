@@ -326,9 +326,16 @@ impl RedisBackend {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         let mut batch: Vec<Vec<u8>> = Vec::new();
         if root != "/" {
+            // The prefix's own key, read alone: an ACL user granted only the
+            // keys below it (`~app:*`) may not read it, and for that user
+            // it does not exist.
             let own = self.keys.to_redis(root).into_bytes();
             seen.insert(own.clone());
-            batch.push(own);
+            let own = [own];
+            match self.fetch(conn, &own, out, hashes, &mut budget).await {
+                Err(Fault::Answer { message, .. }) if message.starts_with("NOPERM") => {}
+                other => other?,
+            }
         }
         let mut cursor = b"0".to_vec();
         loop {

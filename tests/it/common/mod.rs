@@ -9,6 +9,7 @@ pub mod consul;
 pub mod dns;
 pub mod etcd;
 pub mod haproxy;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
