@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod confd_flags;
 mod consul;
 mod consul_server;
 mod dns;
