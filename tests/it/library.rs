@@ -29,6 +29,7 @@ const EXAMPLES: &[&str] = &[
     "guard-min-keys",
     "haproxy-consul",
     "haproxy-etcd",
+    "redis-haproxy",
 ];
 
 /// Time limit for one confd run or one validation.
@@ -543,6 +544,11 @@ fn example_haproxy_consul() {
 #[test]
 fn example_haproxy_etcd() {
     example("haproxy-etcd");
+}
+
+#[test]
+fn example_redis_haproxy() {
+    example("redis-haproxy");
 }
 
 #[test]
