@@ -155,6 +155,16 @@ fn client_key_is_the_password_as_in_confd_0_16() {
             .contains("WARN")
     );
     assert!(!run.stderr.contains("k3y-pw"), "{}", run.stderr);
+    // A -client-key that names a file is a TLS key, and needs its certificate.
+    let key = s.write("client.key", "not used");
+    let run = onetime(
+        &s,
+        "redis",
+        &[redis.addr()],
+        &["-client-key", &key.display().to_string()],
+    );
+    run.expect_code(2);
+    run.line_with("-client-key: needs -client-cert as well");
 }
 
 #[test]

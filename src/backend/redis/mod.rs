@@ -285,6 +285,14 @@ impl RedisBackend {
                 "the redis backend needs a node",
             ));
         }
+        // A key without its certificate would otherwise go unused (a
+        // -client-key naming no file was taken as the password already).
+        if config.client_key.is_some() && config.client_cert.is_none() {
+            return Err(ConfigError::setting(
+                "-client-key",
+                "needs -client-cert as well",
+            ));
+        }
         if config.separator.is_empty() {
             return Err(ConfigError::setting("-separator", "must not be empty"));
         }
