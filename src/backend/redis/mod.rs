@@ -11,21 +11,21 @@
 //! trips per thousand keys. `/app` never picks up `/apple`. Every answer is
 //! capped by `-max-response-size`, and so is the whole read of one prefix.
 //!
-//! The protocol is spoken by [`resp`], a small RESP2 reader of our own: it
+//! The protocol is spoken by `resp.rs`, a small RESP2 reader of our own: it
 //! checks a bulk string's announced length against the cap before reading
-//! it, which no client library offers. Connections ([`conn`]) take TCP with
+//! it, which no client library offers. Connections (`conn.rs`) take TCP with
 //! keepalive, TLS (rustls, `rediss://` or the TLS flags) or a Unix socket,
-//! and fail over across `-node`s. `-watch` ([`watch`]) follows keyspace
+//! and fail over across `-node`s. `-watch` (`watch.rs`) follows keyspace
 //! notifications.
 
 mod conn;
 pub mod node;
 mod resp;
+mod tls;
 mod watch;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -181,83 +181,6 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-fn read_pem(flag: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| {
-        ConfigError::setting(
-            flag,
-            format!("{}: {}", path.display(), crate::error::io_reason(&e)),
-        )
-    })
-}
-
-/// The TLS set-up: `-client-ca-keys` as the only roots (as confd uses
-/// it), else the system's; a client certificate when both files are given.
-fn tls_config(config: &RedisConfig) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use rustls_platform_verifier::BuilderVerifierExt;
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::setting("-node", format!("cannot set up TLS: {e}")))?;
-    let builder = match &config.client_ca_keys {
-        Some(ca) => {
-            let pem = read_pem("-client-ca-keys", ca)?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    ConfigError::setting("-client-ca-keys", format!("{}: {e}", ca.display()))
-                })?;
-                roots.add(cert).map_err(|e| {
-                    ConfigError::setting("-client-ca-keys", format!("{}: {e}", ca.display()))
-                })?;
-            }
-            if roots.is_empty() {
-                return Err(ConfigError::setting(
-                    "-client-ca-keys",
-                    format!("{}: no PEM certificate in it", ca.display()),
-                ));
-            }
-            builder.with_root_certificates(roots)
-        }
-        None => builder.with_platform_verifier().map_err(|e| {
-            ConfigError::setting("-node", format!("cannot load the system's CA roots: {e}"))
-        })?,
-    };
-    let tls = match (&config.client_cert, &config.client_key) {
-        (Some(cert), Some(key)) => {
-            let both = || format!("{} / {}", cert.display(), key.display());
-            let certs = CertificateDer::pem_slice_iter(&read_pem("-client-cert", cert)?)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    ConfigError::setting("-client-cert", format!("{}: {e}", cert.display()))
-                })?;
-            let key =
-                PrivateKeyDer::from_pem_slice(&read_pem("-client-key", key)?).map_err(|e| {
-                    ConfigError::setting("-client-key", format!("{}: {e}", key.display()))
-                })?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| {
-                ConfigError::setting("-client-cert/-client-key", format!("{}: {e}", both()))
-            })?
-        }
-        (Some(_), None) => {
-            return Err(ConfigError::setting(
-                "-client-cert",
-                "needs -client-key as well",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError::setting(
-                "-client-key",
-                "needs -client-cert as well",
-            ));
-        }
-        (None, None) => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(tls))
-}
-
 impl RedisBackend {
     /// Parses the nodes and sets up TLS (nothing is sent yet).
     pub fn new(config: &RedisConfig) -> Result<RedisBackend, ConfigError> {
@@ -303,7 +226,7 @@ impl RedisBackend {
             ));
         }
         let tls = if nodes.iter().any(|n| n.tls) {
-            Some(tls_config(config)?)
+            Some(tls::client_config(config)?)
         } else {
             None
         };
