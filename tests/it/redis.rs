@@ -70,6 +70,24 @@ fn the_database_number_of_a_node_is_selected() {
 }
 
 #[test]
+fn unix_socket_nodes_as_confd_takes_them_and_with_a_database() {
+    let redis = Redis::start_with(RedisOptions {
+        unix_socket: true,
+        ..RedisOptions::default()
+    });
+    redis.cmd(&["SET", "app:name", "in-db-0"]);
+    redis.cmd_db(2, &["SET", "app:name", "in-db-2"]);
+    let socket = redis.socket().expect("a socket");
+    let s = Scenario::new();
+    let dest = listing(&s);
+    onetime(&s, "redis", &[&socket], &["-separator", ":"]).expect_code(0);
+    assert_eq!(read(&dest), "/app/name=in-db-0\n");
+    let url = format!("unix://{socket}?db=2");
+    onetime(&s, "redis", &[&url], &["-separator", ":"]).expect_code(0);
+    assert_eq!(read(&dest), "/app/name=in-db-2\n");
+}
+
+#[test]
 fn password_and_acl_users_authenticate_and_never_show() {
     let redis = Redis::start_with(RedisOptions {
         password: Some("def-s3cret".to_string()),
@@ -450,4 +468,27 @@ fn a_killed_and_restarted_server_is_caught_up() {
     confd.expect_log("backend answers again", CHANGE_LIMIT);
     redis.cmd(&["SET", "app:b", "4"]);
     confd.expect_file(&dest, "/app/a=2\n/app/b=4\n", CHANGE_LIMIT);
+}
+
+#[test]
+fn a_watch_fails_over_when_its_node_dies() {
+    // Two independent servers standing in for a primary and its replica.
+    let mut first = Redis::start();
+    let second = Redis::start();
+    for redis in [&first, &second] {
+        redis.cmd(&["SET", "app:a", "1"]);
+    }
+    let s = Scenario::new();
+    let dest = listing(&s);
+    let nodes = [first.addr(), second.addr()];
+    let all = ["-watch", "-separator", ":", "-log-level", "debug"];
+    let confd = Confd::spawn(&s, &args(&s, "redis", &nodes, &all));
+    confd.expect_file(&dest, "/app/a=1\n", START_LIMIT);
+    first.kill();
+    second.cmd(&["SET", "app:a", "2"]);
+    confd.expect_file(&dest, "/app/a=2\n", Duration::from_secs(10));
+    // The subscription is on the second node now: its changes flow.
+    std::thread::sleep(Duration::from_millis(300));
+    second.cmd(&["SET", "app:a", "3"]);
+    confd.expect_file(&dest, "/app/a=3\n", CHANGE_LIMIT);
 }

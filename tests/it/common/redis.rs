@@ -29,6 +29,8 @@ pub struct RedisOptions {
     pub notifications_off: bool,
     /// Also listen with TLS on another port, requiring client certificates.
     pub tls: Option<TlsFiles>,
+    /// Also listen on a Unix socket in the temporary folder.
+    pub unix_socket: bool,
 }
 
 /// A running redis-server.
@@ -111,6 +113,13 @@ impl Redis {
         self.tls_port
     }
 
+    /// The Unix socket, when started with one.
+    pub fn socket(&self) -> Option<String> {
+        self.options
+            .unix_socket
+            .then(|| self.dir.path().join("redis.sock").display().to_string())
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -150,6 +159,9 @@ impl Redis {
         for user in &self.options.users {
             // One argument per word: redis-server quotes an argument whole.
             command.arg("--user").args(user.split_whitespace());
+        }
+        if let Some(socket) = self.socket() {
+            command.args(["--unixsocket", &socket, "--unixsocketperm", "700"]);
         }
         if let (Some(tls), Some(port)) = (&self.options.tls, self.tls_port) {
             command
