@@ -135,7 +135,7 @@ pub enum CheckFormat {
 /// Flags of a normal run (SPEC §2).
 #[derive(Debug, Clone, Args, Default)]
 pub struct Flags {
-    /// Backend: etcd (v2 API), etcdv3, consul, env, file or vault.
+    /// Backend: etcd (v2 API), etcdv3, consul, redis, env, file or vault.
     #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
     pub backend: Option<String>,
     /// Backend address; repeatable, tried in order.
@@ -195,16 +195,41 @@ pub struct Flags {
         value_delimiter = ','
     )]
     pub files: Vec<PathBuf>,
+    /// Which files of a -file folder are read: a glob on the file name (`*.conf`)
+    /// [default: *.yaml, *.yml and *.json].
+    #[arg(long, env = "CONFD_FILTER", value_name = "GLOB")]
+    pub filter: Option<String>,
+    /// Redis: stands for `/` in keys (`-separator :` stores /app/db as app:db) [default: /].
+    #[arg(
+        long,
+        env = "CONFD_SEPARATOR",
+        value_name = "SEP",
+        allow_hyphen_values = true
+    )]
+    pub separator: Option<String>,
+    /// Accepted for confd's command lines, refused: there is no DynamoDB backend.
+    #[arg(long, env = "CONFD_TABLE", value_name = "NAME")]
+    pub table: Option<String>,
+    /// Accepted for confd's command lines, refused: PGP-encrypted values are
+    /// not supported (confd documented them, never implemented them).
+    #[arg(
+        long = "secret-keyring",
+        env = "CONFD_SECRET_KEYRING",
+        value_name = "FILE"
+    )]
+    pub secret_keyring: Option<PathBuf>,
     /// Coalesce bursts: render once data is quiet for MIN, at most MAX after the first change.
     #[arg(long, env = "CONFD_WAIT", value_name = "MIN:MAX")]
     pub wait: Option<String>,
     /// With -onetime: retry while keys are missing or the backend is down, up to this long.
     #[arg(long = "wait-keys", env = "CONFD_WAIT_KEYS", value_name = "DURATION")]
     pub wait_keys: Option<String>,
-    /// HTTP basic auth user (etcd, consul); the user of Vault's userpass.
+    /// HTTP basic auth user (etcd, consul); ACL user (redis); the user of
+    /// Vault's userpass.
     #[arg(long, env = "CONFD_USERNAME")]
     pub username: Option<String>,
-    /// HTTP basic auth password (etcd, consul); the password of Vault's userpass.
+    /// HTTP basic auth password (etcd, consul); AUTH password (redis); the
+    /// password of Vault's userpass.
     // A secret: --help names the variable but never shows its value.
     #[arg(long, env = "CONFD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
@@ -257,7 +282,14 @@ pub struct Flags {
     #[arg(long = "client-cert", env = "CONFD_CLIENT_CERT", value_name = "FILE")]
     pub client_cert: Option<PathBuf>,
     /// TLS client key (PEM).
-    #[arg(long = "client-key", env = "CONFD_CLIENT_KEY", value_name = "FILE")]
+    // confd 0.16 passed this flag to its redis backend as the password, so
+    // a redis command line may carry a secret here: --help never shows it.
+    #[arg(
+        long = "client-key",
+        env = "CONFD_CLIENT_KEY",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub client_key: Option<PathBuf>,
     /// CA certificates to trust (PEM).
     #[arg(
@@ -524,6 +556,7 @@ mod tests {
         for name in [
             "password",
             "auth_token",
+            "client_key",
             "secret_id",
             "role_id",
             "app_id",

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::backend::consul::ConsulConfig;
 use crate::backend::file::FileConfig;
 use crate::backend::http::{ClientAuth, HttpConfig};
+use crate::backend::redis::RedisConfig;
 use crate::backend::vault::{VaultConfig, VaultSettings};
 use crate::backend::{BackendConfig, BackendKind};
 use crate::cli::Flags;
@@ -80,6 +81,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// File backend inputs.
     pub files: Vec<PathBuf>,
+    /// Which files of a `-file` folder are read (a glob on the file name);
+    /// `None`: `.yaml`, `.yml` and `.json` files.
+    pub filter: Option<String>,
+    /// Redis: what stands for `/` in keys (`None`: `/` itself).
+    pub separator: Option<String>,
     /// Quiet period and upper bound for coalescing bursts of changes.
     pub wait: Option<(Duration, Duration)>,
     /// With -onetime, how long to keep retrying for missing data.
@@ -171,6 +177,11 @@ struct FileSettings {
     _app_id: Option<String>,
     #[serde(rename = "user_id", alias = "user-id")]
     _user_id: Option<String>,
+    filter: Option<String>,
+    separator: Option<String>,
+    table: Option<String>,
+    #[serde(alias = "secret-keyring")]
+    secret_keyring: Option<PathBuf>,
 }
 
 /// A size in confd.toml: a number of bytes or a string with a unit.
@@ -204,6 +215,7 @@ fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
 /// Resolves flag > environment > confd.toml > default and validates the result.
 pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
     let file = read_file_settings(&flags)?;
+    refuse_unsupported(&flags, &file)?;
 
     let backend_name = flags
         .backend
@@ -303,6 +315,12 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
 
     reject_flags_the_backend_does_not_use(backend, &flags)?;
 
+    let filter = flags.filter.clone().or(file.filter);
+    if let Some(glob) = &filter {
+        crate::backend::file::check_filter(glob)
+            .map_err(|e| ConfigError::setting("-filter", format!("{glob:?}: {e}")))?;
+    }
+
     let files = if flags.files.is_empty() {
         file.files.unwrap_or_default()
     } else {
@@ -335,6 +353,8 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         log_level,
         log_format,
         files,
+        filter,
+        separator: flags.separator.clone().or(file.separator),
         wait,
         wait_keys,
         auth: ClientAuth {
@@ -414,10 +434,62 @@ fn reject_flags_the_backend_does_not_use(
         ));
     }
     reject_vault_flags(backend, flags)?;
-    if backend != BackendKind::File && !flags.files.is_empty() {
+    if backend == BackendKind::Redis {
+        if flags.basic_auth.is_some() {
+            return Err(ConfigError::setting(
+                "-basic-auth",
+                "Redis has no HTTP basic auth: -password (and -username for an ACL user) authenticate with AUTH",
+            ));
+        }
+        if flags.scheme.is_some() {
+            return Err(ConfigError::setting(
+                "-scheme",
+                "the redis backend speaks TLS with rediss:// nodes or the TLS flags (-client-ca-keys, -client-cert)",
+            ));
+        }
+    }
+    let file_flags = [
+        ("-file", !flags.files.is_empty()),
+        ("-filter", flags.filter.is_some()),
+    ];
+    if backend != BackendKind::File
+        && let Some((flag, _)) = file_flags.iter().find(|(_, given)| *given)
+    {
         return Err(ConfigError::setting(
-            "-file",
+            *flag,
             format!("only the file backend uses this flag, not the {backend} backend"),
+        ));
+    }
+    if backend != BackendKind::Redis && flags.separator.is_some() {
+        return Err(ConfigError::setting(
+            "-separator",
+            format!("only the redis backend uses this flag, not the {backend} backend"),
+        ));
+    }
+    Ok(())
+}
+
+/// Flags of confd's command line that name something this confd does not
+/// have: accepted by the parser, so a confd unit file gets a message saying
+/// what is missing instead of "unexpected argument", and then refused, since
+/// ignoring them would render without what the user asked for. An empty
+/// value counts as not given, as in confd.
+fn refuse_unsupported(flags: &Flags, file: &FileSettings) -> Result<(), ConfigError> {
+    let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+    if given(&flags.table) || given(&file.table) {
+        return Err(ConfigError::setting(
+            "-table",
+            "names a DynamoDB table, and this confd has no dynamodb backend; remove -table (confd.toml: table)",
+        ));
+    }
+    let keyring = flags
+        .secret_keyring
+        .as_ref()
+        .or(file.secret_keyring.as_ref());
+    if keyring.is_some_and(|k| !k.as_os_str().is_empty()) {
+        return Err(ConfigError::setting(
+            "-secret-keyring",
+            "PGP-encrypted values (confd's crypt functions) are not supported: confd documented them but never implemented them; remove -secret-keyring (confd.toml: secret_keyring)",
         ));
     }
     Ok(())
@@ -476,9 +548,11 @@ impl Settings {
                 token: self.auth.auth_token.clone(),
                 datacenter: self.datacenter.clone(),
             }),
+            BackendKind::Redis => BackendConfig::Redis(self.redis_config()?),
             BackendKind::Env => BackendConfig::Env,
             BackendKind::File => BackendConfig::File(FileConfig {
                 paths: self.files.clone(),
+                filter: self.filter.clone(),
             }),
             BackendKind::Vault => BackendConfig::Vault(VaultConfig::new(
                 self.http_config()?,
@@ -517,9 +591,59 @@ impl Settings {
         }
     }
 
-    /// The connection settings of a networked backend: `-node`s, or nodes
-    /// found through DNS SRV, or the backend's usual address.
+    /// The redis backend's settings. confd 0.16 handed `-client-key` to its
+    /// redis backend as the password, so a confd command line may carry the
+    /// password there: without `-password` and `-client-cert`, a
+    /// `-client-key` that names no file is taken as the password, as confd
+    /// did, and a warning (without the value) says to use `-password`.
+    fn redis_config(&self) -> Result<RedisConfig, ConfigError> {
+        let auth = &self.auth;
+        let mut client_key = auth.client_key.clone();
+        let mut password = auth.password.clone();
+        if password.is_none()
+            && auth.client_cert.is_none()
+            && let Some(key) = client_key.take_if(|k| !k.is_file())
+        {
+            tracing::warn!(
+                backend = "redis",
+                "-client-key taken as the Redis password, as confd 0.16 did; give it with -password instead"
+            );
+            password = Some(key.to_string_lossy().into_owned());
+        }
+        Ok(RedisConfig {
+            nodes: self.nodes_or_srv(false)?,
+            username: auth.username.clone(),
+            password,
+            client_cert: auth.client_cert.clone(),
+            client_key,
+            client_ca_keys: auth.client_ca_keys.clone(),
+            separator: self
+                .separator
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/".to_string()),
+            max_response_size: self.max_response_size,
+            watch_timeout: self.watch_timeout,
+            interval: self.interval,
+        })
+    }
+
+    /// The connection settings of a networked backend.
     fn http_config(&self) -> Result<HttpConfig, ConfigError> {
+        Ok(HttpConfig {
+            backend: self.backend.name(),
+            nodes: self.nodes_or_srv(true)?,
+            scheme: self.scheme.clone(),
+            auth: self.auth.clone(),
+            max_response_size: self.max_response_size,
+            watch_timeout: self.watch_timeout,
+        })
+    }
+
+    /// `-node`s, or nodes found through DNS SRV (`-scheme://target:port`
+    /// with `with_scheme`, else `target:port` as confd gives redis), or the
+    /// backend's usual address.
+    fn nodes_or_srv(&self, with_scheme: bool) -> Result<Vec<String>, ConfigError> {
         let srv_record = match (&self.srv_record, &self.srv_domain) {
             (Some(record), _) => Some(record.clone()),
             (None, Some(domain)) => Some(format!("_{}._tcp.{domain}", self.backend.name())),
@@ -536,7 +660,10 @@ impl Settings {
             }
             found
                 .into_iter()
-                .map(|r| format!("{}://{}:{}", self.scheme, r.target, r.port))
+                .map(|r| match with_scheme {
+                    true => format!("{}://{}:{}", self.scheme, r.target, r.port),
+                    false => format!("{}:{}", r.target, r.port),
+                })
                 .collect()
         } else if self.nodes.is_empty() {
             self.backend
@@ -546,14 +673,7 @@ impl Settings {
         } else {
             self.nodes.clone()
         };
-        Ok(HttpConfig {
-            backend: self.backend.name(),
-            nodes,
-            scheme: self.scheme.clone(),
-            auth: self.auth.clone(),
-            max_response_size: self.max_response_size,
-            watch_timeout: self.watch_timeout,
-        })
+        Ok(nodes)
     }
 }
 

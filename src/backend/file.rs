@@ -1,8 +1,9 @@
 //! The `file` backend: keys from YAML or JSON files. Nested maps become paths
 //! (`services: {web: {port: 80}}` is `/services/web/port = "80"`), lists are
 //! indexed (`/hosts/0`, `/hosts/1`). `-file` may be given several times and may
-//! name a directory (every `.yaml`, `.yml` and `.json` below it, sorted);
-//! later files override earlier ones key by key.
+//! name a directory (every `.yaml`, `.yml` and `.json` below it, sorted, or
+//! with `-filter GLOB` every file whose name matches the glob, as confd's
+//! `-filter`); later files override earlier ones key by key.
 //!
 //! With `-watch`, one file-system watcher (inotify, through `notify`) covers
 //! every input: it watches the folders holding the files (editors replace
@@ -29,6 +30,48 @@ use crate::error::ConfigError;
 pub struct FileConfig {
     /// Files or directories, in the order given.
     pub paths: Vec<PathBuf>,
+    /// Which files of a directory are read: a glob on the file name (Go's
+    /// `path.Match`, as confd's `-filter`); `None`: `.yaml`, `.yml`, `.json`.
+    pub filter: Option<String>,
+}
+
+/// Checks a `-filter` glob the way Go's `path.Match` would reject it: a
+/// class without its `]`, or a `\` with nothing to escape. A file name
+/// never holds a `/`, so a glob with one could never match.
+pub fn check_filter(glob: &str) -> Result<(), String> {
+    if glob.is_empty() {
+        return Err("an empty glob matches no file".to_string());
+    }
+    if glob.contains('/') {
+        return Err("the glob is matched against file names, which never hold a '/'".to_string());
+    }
+    let mut chars = glob.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.next().is_none() => {
+                return Err("ends with a '\\' that escapes nothing".to_string());
+            }
+            '[' => {
+                let mut closed = false;
+                let mut first = true;
+                while let Some(c) = chars.next() {
+                    if c == ']' && !first {
+                        closed = true;
+                        break;
+                    }
+                    if c == '\\' && chars.next().is_none() {
+                        break;
+                    }
+                    first = first && c == '^';
+                }
+                if !closed {
+                    return Err("a '[' class has no closing ']'".to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Re-reads its files at every pass, so edits are picked up by the next one.
@@ -132,10 +175,16 @@ impl FileBackend {
                     .sort_by_file_name()
                 {
                     let entry = entry.map_err(|e| Self::error(path, e.to_string()))?;
-                    let is_data = matches!(
-                        entry.path().extension().and_then(|e| e.to_str()),
-                        Some("yaml" | "yml" | "json")
-                    );
+                    let is_data = match &self.config.filter {
+                        Some(glob) => entry
+                            .file_name()
+                            .to_str()
+                            .is_some_and(|name| crate::snapshot::glob_segment_matches(glob, name)),
+                        None => matches!(
+                            entry.path().extension().and_then(|e| e.to_str()),
+                            Some("yaml" | "yml" | "json")
+                        ),
+                    };
                     if entry.file_type().is_file() && is_data {
                         files.push(entry.into_path());
                     }
@@ -332,6 +381,57 @@ mod tests {
         ] {
             assert!(is_change(&change), "{change:?}");
         }
+    }
+
+    #[test]
+    fn filter_globs_are_checked_as_go_does() {
+        for good in ["*", "*.conf", "app-[0-9].y?ml", "[^.]*", "a\\*b"] {
+            assert_eq!(check_filter(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("[a-z", "closing ']'"),
+            ("x\\", "escapes nothing"),
+            ("conf/*.yaml", "never hold a '/'"),
+            ("", "matches no file"),
+        ] {
+            let e = check_filter(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_filter_picks_the_files_of_a_folder_and_named_files_stay() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in ["a.conf", "b.yaml", "c.conf.bak", "sub/d.conf"] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, "k: v\n").expect("write");
+        }
+        let named = dir.path().join("c.conf.bak");
+        let backend = |filter: Option<&str>| {
+            FileBackend::new(FileConfig {
+                paths: vec![dir.path().to_path_buf(), named.clone()],
+                filter: filter.map(str::to_string),
+            })
+            .expect("backend")
+        };
+        let names = |b: FileBackend| -> Vec<String> {
+            b.expand()
+                .expect("expand")
+                .iter()
+                .map(|p| {
+                    p.strip_prefix(dir.path())
+                        .expect("inside")
+                        .display()
+                        .to_string()
+                })
+                .collect()
+        };
+        assert_eq!(
+            names(backend(Some("*.conf"))),
+            ["a.conf", "sub/d.conf", "c.conf.bak"]
+        );
+        assert_eq!(names(backend(None)), ["b.yaml", "c.conf.bak"]);
     }
 
     #[test]

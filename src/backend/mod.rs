@@ -27,6 +27,7 @@ pub mod file;
 pub mod http;
 #[cfg(test)]
 pub mod memory;
+pub mod redis;
 pub mod vault;
 
 use std::fmt;
@@ -181,6 +182,8 @@ pub enum BackendKind {
     EtcdV3,
     /// Consul's KV store.
     Consul,
+    /// Redis strings and hashes.
+    Redis,
     /// The process environment.
     Env,
     /// YAML or JSON files.
@@ -191,10 +194,11 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every backend, in the order error messages list them.
-    pub const ALL: [BackendKind; 6] = [
+    pub const ALL: [BackendKind; 7] = [
         BackendKind::Etcd,
         BackendKind::EtcdV3,
         BackendKind::Consul,
+        BackendKind::Redis,
         BackendKind::Env,
         BackendKind::File,
         BackendKind::Vault,
@@ -206,6 +210,7 @@ impl BackendKind {
             BackendKind::Etcd => "etcd",
             BackendKind::EtcdV3 => "etcdv3",
             BackendKind::Consul => "consul",
+            BackendKind::Redis => "redis",
             BackendKind::Env => "env",
             BackendKind::File => "file",
             BackendKind::Vault => "vault",
@@ -217,7 +222,11 @@ impl BackendKind {
     pub fn is_networked(self) -> bool {
         matches!(
             self,
-            BackendKind::Etcd | BackendKind::EtcdV3 | BackendKind::Consul | BackendKind::Vault
+            BackendKind::Etcd
+                | BackendKind::EtcdV3
+                | BackendKind::Consul
+                | BackendKind::Redis
+                | BackendKind::Vault
         )
     }
 
@@ -226,6 +235,7 @@ impl BackendKind {
         match self {
             BackendKind::Etcd | BackendKind::EtcdV3 => Some(etcd::DEFAULT_NODE),
             BackendKind::Consul => Some(consul::DEFAULT_NODE),
+            BackendKind::Redis => Some(redis::DEFAULT_NODE),
             BackendKind::Vault => Some(vault::DEFAULT_NODE),
             BackendKind::Env | BackendKind::File => None,
         }
@@ -265,6 +275,8 @@ pub enum BackendConfig {
     EtcdV3(http::HttpConfig),
     /// Consul's KV store.
     Consul(consul::ConsulConfig),
+    /// Redis.
+    Redis(redis::RedisConfig),
     /// The process environment.
     Env,
     /// YAML or JSON files.
@@ -280,6 +292,7 @@ impl BackendConfig {
             BackendConfig::Etcd(_) => BackendKind::Etcd,
             BackendConfig::EtcdV3(_) => BackendKind::EtcdV3,
             BackendConfig::Consul(_) => BackendKind::Consul,
+            BackendConfig::Redis(_) => BackendKind::Redis,
             BackendConfig::Env => BackendKind::Env,
             BackendConfig::File(_) => BackendKind::File,
             BackendConfig::Vault(_) => BackendKind::Vault,
@@ -294,6 +307,7 @@ pub fn build(config: &BackendConfig) -> Result<Arc<dyn Backend>, ConfigError> {
         BackendConfig::Etcd(http) => Arc::new(etcd::EtcdBackend::new(http)?),
         BackendConfig::EtcdV3(http) => Arc::new(etcdv3::EtcdV3Backend::new(http)?),
         BackendConfig::Consul(consul) => Arc::new(consul::ConsulBackend::new(consul)?),
+        BackendConfig::Redis(redis) => Arc::new(redis::RedisBackend::new(redis)?),
         BackendConfig::Env => Arc::new(env::EnvBackend::new()),
         BackendConfig::File(files) => Arc::new(file::FileBackend::new(files.clone())?),
         BackendConfig::Vault(vault) => Arc::new(vault::VaultBackend::new(vault)?),

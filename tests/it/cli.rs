@@ -277,7 +277,10 @@ fn unknown_backend_lists_the_valid_ones() {
     ]);
     run.expect_code(2);
     let line = run.line_with("zookeeper");
-    assert!(line.contains("etcd, etcdv3, consul, env, file"), "{line}");
+    assert!(
+        line.contains("etcd, etcdv3, consul, redis, env, file"),
+        "{line}"
+    );
     assert_eq!(run.stderr.lines().count(), 1);
 }
 

@@ -31,6 +31,7 @@ const EXAMPLES: &[&str] = &[
     "haproxy-etcd",
     "haproxy-keepalived",
     "haproxy-swarm-dns",
+    "redis-haproxy",
     "vault-database",
 ];
 
@@ -585,6 +586,11 @@ fn example_haproxy_swarm_dns() {
 #[test]
 fn example_vault_database() {
     example("vault-database");
+}
+
+#[test]
+fn example_redis_haproxy() {
+    example("redis-haproxy");
 }
 
 #[test]

@@ -1,15 +1,14 @@
 //! The end-to-end tests, in one binary so the shared harness in `common`
 //! compiles once: the CLI in temporary folders, the backends against real
-//! servers (etcd) or the in-tree Consul API test server, DNS, HAProxy, the
-//! template library and examples, and `confd migrate` against the bytes Go
-//! confd 0.16 renders.
-//! servers (etcd, OpenBao) or the in-tree Consul API test server, DNS, HAProxy, and the
-//! template library and examples.
+//! servers (etcd, Redis, OpenBao) or the in-tree Consul API test server, DNS,
+//! HAProxy, the template library and examples, and `confd migrate` against the
+//! bytes Go confd 0.16 renders.
 
 mod common;
 
 mod check_format;
 mod cli;
+mod confd_flags;
 mod consul;
 mod consul_server;
 mod dns;
@@ -19,8 +18,9 @@ mod library;
 mod migrate;
 mod migrate_cli;
 mod net;
+mod package;
+mod redis;
 mod scenario_dns;
 mod scenario_ha;
-mod package;
 mod vault;
 mod vault_daemon;

@@ -29,7 +29,7 @@ pub use answer::{
     BodyError, describe_reqwest_error, network_error, parse_max_response_size, quote_server,
     read_capped, server_text,
 };
-pub use node::{Node, node_url, redact_address};
+pub use node::{Node, node_url, percent_decode, redact_address};
 
 use super::BackendError;
 use crate::error::ConfigError;

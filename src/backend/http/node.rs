@@ -109,7 +109,7 @@ pub fn redact_address(address: &str) -> String {
 
 /// Decodes `%XX` escapes; `None` when an escape is malformed or the result is
 /// not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

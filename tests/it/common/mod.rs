@@ -10,6 +10,7 @@ pub mod dns;
 pub mod dnsmasq;
 pub mod etcd;
 pub mod haproxy;
+pub mod redis;
 pub mod vault;
 
 use std::collections::BTreeMap;
