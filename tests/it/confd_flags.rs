@@ -293,6 +293,14 @@ fn every_flag_of_confd_0_16_works_or_is_refused_by_name() {
             "vault",
             "-node",
             &dead_http,
+            // A complete login first, so each flag is judged on its own
+            // (given twice, the last value wins).
+            "-auth-type",
+            "app-role",
+            "-role-id",
+            "r",
+            "-secret-id",
+            "s",
             &format!("-{flag}"),
             "x",
         ]);

@@ -77,7 +77,7 @@ fn version_names_the_commit_and_the_backends() {
         );
         assert!(
             run.stdout
-                .contains("backends: etcd, etcdv3, consul, env, file"),
+                .contains("backends: etcd, etcdv3, consul, redis, env, file, vault"),
             "{}",
             run.stdout
         );
