@@ -41,6 +41,7 @@ where
     match cli.command {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Migrate(args)) => crate::migrate::run(&args),
+        Some(Command::Announce(args)) => crate::announce::run(&args),
         None => run_sync(cli.flags),
     }
 }
