@@ -6,9 +6,11 @@
 
 mod common;
 
+mod announce;
 mod cli;
 mod consul;
 mod consul_server;
+mod consul_sessions;
 mod dns;
 mod etcd;
 mod haproxy;
