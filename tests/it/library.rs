@@ -29,6 +29,7 @@ const EXAMPLES: &[&str] = &[
     "guard-min-keys",
     "haproxy-consul",
     "haproxy-etcd",
+    "membership-etcd",
 ];
 
 /// Time limit for one confd run or one validation.
@@ -564,4 +565,9 @@ fn every_folder_is_tested() {
         EXAMPLES,
         "examples/*/run.sh and EXAMPLES in tests/it/library.rs differ: add a test for the new example"
     );
+}
+
+#[test]
+fn example_membership_etcd() {
+    example("membership-etcd");
 }

@@ -15,6 +15,7 @@ mod dns;
 mod etcd;
 mod haproxy;
 mod library;
+mod membership;
 mod migrate;
 mod migrate_cli;
 mod net;
