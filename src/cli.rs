@@ -42,7 +42,7 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Register this host under a key with a TTL and keep it alive while its
     /// health check passes; withdraw it on SIGTERM/SIGINT.
-    Announce(crate::announce::AnnounceArgs),
+    Announce(Box<crate::announce::AnnounceArgs>),
 }
 
 /// Flags of `confd migrate`.

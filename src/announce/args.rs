@@ -122,3 +122,82 @@ impl AnnounceArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Command, parse};
+
+    fn announce(args: &[&str]) -> super::AnnounceArgs {
+        let mut all = vec!["confd", "announce"];
+        all.extend_from_slice(args);
+        match parse(all) {
+            Ok(cli) => match cli.command {
+                Some(Command::Announce(args)) => *args,
+                other => panic!("not announce: {other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn go_and_gnu_styles_are_equivalent_and_values_may_start_with_a_dash() {
+        let go = announce(&[
+            "-backend",
+            "etcdv3",
+            "-node",
+            "a",
+            "-node=b",
+            "-key",
+            "/members/web1",
+            "-value",
+            "-x",
+            "-ttl",
+            "30s",
+            "-check-cmd",
+            "true",
+            "-check-interval=5s",
+        ]);
+        let gnu = announce(&[
+            "--backend=etcdv3",
+            "--node",
+            "a",
+            "--node=b",
+            "--key=/members/web1",
+            "--value=-x",
+            "--ttl",
+            "30s",
+            "--check-cmd=true",
+            "--check-interval",
+            "5s",
+        ]);
+        for a in [go, gnu] {
+            assert_eq!(a.key, "/members/web1");
+            assert_eq!(a.value, "-x");
+            assert_eq!((a.ttl.as_str(), a.check_interval.as_str()), ("30s", "5s"));
+            assert_eq!(a.check_cmd.as_deref(), Some("true"));
+            let flags = a.connection_flags();
+            assert_eq!(flags.backend.as_deref(), Some("etcdv3"));
+            assert_eq!(flags.nodes, vec!["a", "b"]);
+        }
+    }
+
+    #[test]
+    fn defaults_and_exclusive_checks() {
+        let a = announce(&["-key", "/k", "-value", "v"]);
+        assert_eq!((a.ttl.as_str(), a.check_interval.as_str()), ("10s", "2s"));
+        assert!(a.check_http.is_none() && a.check_cmd.is_none());
+        let both = parse([
+            "confd",
+            "announce",
+            "-key",
+            "/k",
+            "-value",
+            "v",
+            "-check-http",
+            "http://h/",
+            "-check-cmd",
+            "true",
+        ]);
+        assert!(both.is_err());
+    }
+}
