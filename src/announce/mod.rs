@@ -19,6 +19,8 @@ mod etcd;
 mod etcdv3;
 mod registrar;
 pub mod schedule;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
