@@ -1,7 +1,7 @@
 //! The flags of `confd announce`: what to announce (`-key`, `-value`, `-ttl`),
 //! the health check that decides whether to keep announcing it, and the
 //! connection flags of the main command (same names, same `CONFD_*`
-//! variables), which [`super::settings`] resolves through
+//! variables), which `confd announce` resolves through
 //! [`crate::config::resolve`] so confd.toml, SRV lookups and defaults apply
 //! exactly as they do for a normal run.
 
@@ -199,5 +199,21 @@ mod tests {
             "true",
         ]);
         assert!(both.is_err());
+    }
+
+    #[test]
+    fn help_hides_the_values_of_secret_variables() {
+        use clap::CommandFactory;
+        let command = crate::cli::Cli::command();
+        let announce = command
+            .find_subcommand("announce")
+            .expect("the announce subcommand");
+        for name in ["password", "auth_token", "nodes"] {
+            let arg = announce
+                .get_arguments()
+                .find(|a| a.get_id() == name)
+                .unwrap_or_else(|| panic!("no argument {name}"));
+            assert!(arg.is_hide_env_values_set(), "{name}");
+        }
     }
 }

@@ -80,3 +80,43 @@ impl HealthCheck {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_urls_are_validated_and_their_passwords_never_shown() {
+        let e = HealthCheck::http("ftp://u:s3cret@h/").expect_err("not http");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(e.to_string().contains("-check-http"), "{e}");
+        let e = HealthCheck::http("http://u:s3cret@[bad/").expect_err("bad URL");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_check_answers_with_the_reason_and_no_password() {
+        let check = HealthCheck::http("http://u:s3cret@127.0.0.1:1/health").expect("valid");
+        let why = check
+            .run(Duration::from_secs(2))
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(
+            why.contains("127.0.0.1:1") && !why.contains("s3cret"),
+            "{why}"
+        );
+        let why = HealthCheck::Command("echo sick; exit 3".into())
+            .run(Duration::from_secs(5))
+            .await
+            .expect_err("exit 3");
+        assert!(
+            why.contains("exit status 3") && why.contains("sick"),
+            "{why}"
+        );
+        let why = HealthCheck::Command("sleep 5".into())
+            .run(Duration::from_millis(100))
+            .await
+            .expect_err("too slow");
+        assert!(why.contains("did not finish"), "{why}");
+    }
+}

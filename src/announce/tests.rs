@@ -35,6 +35,8 @@ struct Backend {
     refuse: bool,
     /// The entry expired (refreshes say Gone until the next register).
     expired: bool,
+    /// The withdrawal fails.
+    withdraw_fails: bool,
 }
 
 struct Fake {
@@ -86,11 +88,11 @@ impl Registrar for Fake {
 
     async fn withdraw(&mut self) -> Result<(), BackendError> {
         let ms = self.ms();
-        self.backend
-            .lock()
-            .expect("lock")
-            .calls
-            .push(Call::Withdraw(ms));
+        let mut b = self.backend.lock().expect("lock");
+        b.calls.push(Call::Withdraw(ms));
+        if b.withdraw_fails {
+            return Err(self.error(true));
+        }
         Ok(())
     }
 }
@@ -242,4 +244,14 @@ async fn a_refused_first_write_is_exit_1_and_a_transient_one_is_retried() {
     assert!(h.calls().len() >= 3, "{:?}", h.calls());
     let (status, _) = h.stop().await;
     assert_eq!(status, EXIT_OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_withdrawal_is_exit_1() {
+    let h = start(false);
+    run_for(100).await;
+    h.set(|b| b.withdraw_fails = true);
+    let (status, calls) = h.stop().await;
+    assert_eq!(status, EXIT_FAILED);
+    assert_eq!(calls.last(), Some(&Call::Withdraw(100)));
 }
