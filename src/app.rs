@@ -41,6 +41,7 @@ where
     match cli.command {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Migrate(args)) => crate::migrate::run(&args),
+        Some(Command::Announce(args)) => crate::announce::run(&args),
         Some(Command::Completions(args)) => print_completions(args.shell),
         Some(Command::Man) => print_man_page(),
         None => run_sync(cli.flags),

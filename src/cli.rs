@@ -40,6 +40,9 @@ pub enum Command {
     /// whose templates are Tera and render the same bytes; conf.d is copied
     /// unchanged.
     Migrate(MigrateArgs),
+    /// Register this host under a key with a TTL and keep it alive while its
+    /// health check passes; withdraw it on SIGTERM/SIGINT.
+    Announce(Box<crate::announce::AnnounceArgs>),
     /// Print a completion script for a shell: bash, zsh or fish (also
     /// elvish, powershell).
     Completions(CompletionsArgs),

@@ -13,8 +13,11 @@
 //! - [`engine`]: one pass — render (with guards), sync, reload;
 //! - [`sync`]: stage, compare, check, swap; [`command`]: check and reload commands;
 //! - [`daemon`]: when passes run — the schedule, the kept data, the watch workers, the loop;
-//! - [`check`]: linting for CI; [`output_format`]: a resource's declared syntax; [`app`]: the entry point and exit statuses.
+//! - [`check`]: linting for CI; [`output_format`]: a resource's declared syntax;
+//!   [`announce`]: a host keeps its own key alive; [`app`]: the entry point and
+//!   exit statuses.
 
+pub mod announce;
 pub mod app;
 pub mod backend;
 pub mod backoff;

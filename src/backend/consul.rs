@@ -184,6 +184,41 @@ impl ConsulApi {
                 }
             })
             .await?;
+        self.answer(response, node, what).await
+    }
+
+    /// PUTs `body` to `path` with `query` (sessions, locks: `confd
+    /// announce`). The same answers as [`ConsulApi::get`].
+    pub async fn put(
+        &self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+        what: &str,
+    ) -> Result<ApiAnswer, BackendError> {
+        let (response, node) = self
+            .client
+            .send(Limits::REQUEST, |client, node| {
+                let request = client
+                    .put(self.url(node, path, query, None))
+                    .body(body.clone());
+                match &self.token {
+                    Some(token) => request.header("X-Consul-Token", token),
+                    None => request,
+                }
+            })
+            .await?;
+        self.answer(response, node, what).await
+    }
+
+    /// Reads an answer: 200 and 404 are answers; a 403 says how to give a
+    /// token; anything else is an error.
+    async fn answer(
+        &self,
+        response: reqwest::Response,
+        node: String,
+        what: &str,
+    ) -> Result<ApiAnswer, BackendError> {
         let location = format!("{node} {what}");
         let status = response.status();
         let index = response

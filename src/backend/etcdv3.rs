@@ -244,8 +244,8 @@ impl EtcdV3Backend {
     }
 
     /// POSTs `body` to `path`, authenticating first (and once more when the
-    /// token has expired).
-    async fn post(
+    /// token has expired); `confd announce` uses it for leases too.
+    pub async fn post(
         &self,
         path: &str,
         body: &serde_json::Value,

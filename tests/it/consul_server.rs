@@ -25,8 +25,8 @@ use crate::common::consul::{
 // ---------------------------------------------------------------------------
 
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -45,11 +45,11 @@ impl Reply {
             .unwrap_or_else(|| panic!("no X-Consul-Index in {self:?}"))
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
     }
@@ -155,7 +155,7 @@ impl Client {
     }
 }
 
-fn get(server: &ConsulServer, target: &str) -> Reply {
+pub(crate) fn get(server: &ConsulServer, target: &str) -> Reply {
     Client::connect(server).request("GET", target, &[], b"")
 }
 
@@ -163,11 +163,11 @@ fn get_with(server: &ConsulServer, target: &str, headers: &[(&str, &str)]) -> Re
     Client::connect(server).request("GET", target, headers, b"")
 }
 
-fn put(server: &ConsulServer, target: &str, body: &[u8]) -> Reply {
+pub(crate) fn put(server: &ConsulServer, target: &str, body: &[u8]) -> Reply {
     Client::connect(server).request("PUT", target, &[], body)
 }
 
-fn delete(server: &ConsulServer, target: &str) -> Reply {
+pub(crate) fn delete(server: &ConsulServer, target: &str) -> Reply {
     Client::connect(server).request("DELETE", target, &[], b"")
 }
 

@@ -31,6 +31,7 @@ const EXAMPLES: &[&str] = &[
     "haproxy-etcd",
     "haproxy-keepalived",
     "haproxy-swarm-dns",
+    "membership-etcd",
     "redis-haproxy",
     "vault-database",
 ];
@@ -612,4 +613,9 @@ fn every_folder_is_tested() {
         EXAMPLES,
         "examples/*/run.sh and EXAMPLES in tests/it/library.rs differ: add a test for the new example"
     );
+}
+
+#[test]
+fn example_membership_etcd() {
+    example("membership-etcd");
 }

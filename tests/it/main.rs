@@ -6,15 +6,18 @@
 
 mod common;
 
+mod announce;
 mod check_format;
 mod cli;
 mod confd_flags;
 mod consul;
 mod consul_server;
+mod consul_sessions;
 mod dns;
 mod etcd;
 mod haproxy;
 mod library;
+mod membership;
 mod migrate;
 mod migrate_cli;
 mod net;

@@ -8,7 +8,7 @@
 //!
 //! * `kv`: `GET /v1/kv/<key>` answers a JSON array of one entry
 //!   (`LockIndex`, `Key`, `Flags`, `Value` in base64, `CreateIndex`,
-//!   `ModifyIndex`; `Session` only when a lock is held, so never here), 404
+//!   `ModifyIndex`; `Session` only when a lock is held), 404
 //!   with an empty body when missing. `?recurse` lists every key that starts
 //!   with the key as a plain string (so `app` also matches `apple`), sorted;
 //!   `?keys` lists only names, and `&separator=/` rolls names up at the next
@@ -38,6 +38,7 @@
 //!   request without one is 403 `Permission denied: …` and an unknown token
 //!   is 403 `ACL not found`.
 //! * `?dc=` other than the server's datacenter: 500 `No path to datacenter`.
+//! * `session`, and `kv` with `?acquire=`/`?release=`: see [`session`].
 //!
 //! Headers use Go's canonical spelling, as a real Consul sends them
 //! (`X-Consul-Knownleader`, `X-Consul-Lastcontact`); HTTP header names are
@@ -58,6 +59,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
+
+// Spelled out: the file is also included by path from examples/.
+#[path = "consul/session.rs"]
+mod session;
 
 /// Consul's default blocking wait when `wait` is not given.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -193,6 +198,7 @@ pub struct ConsulServer {
     shared: Arc<Shared>,
     port: u16,
     accept: Option<JoinHandle<()>>,
+    reaper: Option<JoinHandle<()>>,
 }
 
 impl ConsulServer {
@@ -220,10 +226,16 @@ impl ConsulServer {
             .name("consul-accept".to_string())
             .spawn(move || accept_loop(listener, accepting))
             .expect("spawn the accept thread");
+        let reaping = shared.clone();
+        let reaper = std::thread::Builder::new()
+            .name("consul-sessions".to_string())
+            .spawn(move || session::reap_loop(&reaping))
+            .expect("spawn the session reaper");
         ConsulServer {
             shared,
             port,
             accept: Some(accept),
+            reaper: Some(reaper),
         }
     }
 
@@ -281,6 +293,20 @@ impl ConsulServer {
             .kv
             .get(&consul_key(key))
             .map(|e| String::from_utf8_lossy(e.value.as_deref().unwrap_or_default()).into_owned())
+    }
+
+    /// The session holding `key`'s lock, if any.
+    pub fn lock_holder(&self, key: &str) -> Option<String> {
+        let state = self.shared.lock();
+        state
+            .kv
+            .get(&consul_key(key))
+            .and_then(|e| session::holder(e).map(str::to_string))
+    }
+
+    /// How many sessions are alive.
+    pub fn session_count(&self) -> usize {
+        self.shared.lock().sessions.len()
     }
 
     /// Deletes `key`; false when it did not exist.
@@ -410,6 +436,9 @@ impl ConsulServer {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
+        if let Some(reaper) = self.reaper.take() {
+            let _ = reaper.join();
+        }
         let handles = {
             let mut connections = self.shared.lock_connections();
             for stream in connections.open.values() {
@@ -525,6 +554,9 @@ struct Connections {
 struct KvEntry {
     value: Option<Vec<u8>>,
     flags: u64,
+    /// The session holding the key's lock.
+    session: Option<String>,
+    lock_index: u64,
     create_index: u64,
     modify_index: u64,
 }
@@ -568,6 +600,7 @@ struct State {
     /// The catalog's index (last catalog write).
     catalog_index: u64,
     nodes: BTreeMap<String, Node>,
+    sessions: BTreeMap<String, session::Session>,
     /// Raised by a restore: held requests answer at once.
     restores: u64,
     counts: RequestCounts,
@@ -585,6 +618,7 @@ impl State {
             service_index: BTreeMap::new(),
             catalog_index: 0,
             nodes: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             restores: 0,
             counts: RequestCounts::default(),
             log: Vec::new(),
@@ -603,12 +637,18 @@ impl State {
     }
 
     fn put_at(&mut self, index: u64, key: &str, value: Option<Vec<u8>>, flags: u64) {
-        let create_index = self.kv.get(key).map_or(index, |e| e.create_index);
+        let old = self.kv.get(key);
+        let create_index = old.map_or(index, |e| e.create_index);
+        // A plain write keeps the lock (Consul's rule).
+        let session = old.and_then(|e| e.session.clone());
+        let lock_index = old.map_or(0, |e| e.lock_index);
         self.kv.insert(
             key.to_string(),
             KvEntry {
                 value,
                 flags,
+                session,
+                lock_index,
                 create_index,
                 modify_index: index,
             },
@@ -859,17 +899,20 @@ struct KvJson<'a> {
     key: &'a str,
     flags: u64,
     value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
     create_index: u64,
     modify_index: u64,
 }
 
 impl<'a> KvJson<'a> {
-    fn new(key: &'a str, entry: &KvEntry) -> KvJson<'a> {
+    fn new(key: &'a str, entry: &'a KvEntry) -> KvJson<'a> {
         KvJson {
-            lock_index: 0,
+            lock_index: entry.lock_index,
             key,
             flags: entry.flags,
             value: entry.value.as_ref().map(|v| BASE64.encode(v)),
+            session: entry.session.as_deref(),
             create_index: entry.create_index,
             modify_index: entry.modify_index,
         }
@@ -1403,12 +1446,15 @@ fn write_response(stream: &mut TcpStream, response: &Response, close: bool) -> s
 enum Endpoint<'a> {
     Kv(&'a str),
     Health(&'a str),
+    Session(&'a str),
 }
 
 /// Answers one request; `None` when the server stopped while it was held.
 fn handle(shared: &Shared, request: &Request, stream: &TcpStream) -> Option<Response> {
     let endpoint = if let Some(key) = request.path.strip_prefix("/v1/kv/") {
         Some(Endpoint::Kv(key))
+    } else if let Some(rest) = request.path.strip_prefix("/v1/session/") {
+        Some(Endpoint::Session(rest))
     } else {
         request
             .path
@@ -1471,6 +1517,7 @@ fn serve(
     let allowed: &[&str] = match endpoint {
         Endpoint::Kv(_) => &["GET", "PUT", "DELETE"],
         Endpoint::Health(_) => &["GET"],
+        Endpoint::Session(_) => &["GET", "PUT"],
     };
     if !allowed.contains(&request.method.as_str()) {
         count(shared, |c| c.other += 1);
@@ -1524,6 +1571,10 @@ fn serve(
                 Some(kv_write(shared, request, key))
             }
         },
+        Endpoint::Session(rest) => {
+            count(shared, |c| c.other += 1);
+            Some(session::serve(shared, request, rest))
+        }
         Endpoint::Health(name) => {
             count(shared, |c| c.health += 1);
             health_service(shared, request, name, blocking, stream)
@@ -1537,6 +1588,7 @@ fn permission_denied(request: &Request, endpoint: &Endpoint<'_>) -> String {
         Endpoint::Kv(key) if request.method == "GET" => ("key:read", *key),
         Endpoint::Kv(key) => ("key:write", *key),
         Endpoint::Health(name) => ("service:read", *name),
+        Endpoint::Session(rest) => ("session:write", *rest),
     };
     format!(
         "Permission denied: token with AccessorID '{ANONYMOUS_ACCESSOR}' lacks permission '{permission}' on \"{resource}\""
@@ -1746,8 +1798,8 @@ fn kv_write(shared: &Shared, request: &Request, key: &str) -> Response {
     if key.is_empty() && !(request.method == "DELETE" && recurse) {
         return Response::text(400, "Missing key name");
     }
-    if request.has("acquire") || request.has("release") {
-        return Response::text(400, "sessions are not supported by the test server");
+    if request.method == "PUT" && (request.has("acquire") || request.has("release")) {
+        return session::kv_lock(shared, request, key);
     }
     let cas = match request.param("cas") {
         Some(c) => match c.parse::<u64>() {
