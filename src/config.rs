@@ -100,6 +100,8 @@ pub struct Settings {
     /// How long a watch may go without a word from its node (confd.toml
     /// only).
     pub watch_timeout: Duration,
+    /// Where `/metrics`, `/health` and `/ready` are served (daemon only).
+    pub metrics_addr: Option<String>,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -152,6 +154,8 @@ struct FileSettings {
     max_response_size: Option<SizeSetting>,
     #[serde(alias = "watch-timeout")]
     watch_timeout: Option<String>,
+    #[serde(alias = "metrics-addr")]
+    metrics_addr: Option<String>,
 }
 
 /// A size in confd.toml: a number of bytes or a string with a unit.
@@ -342,6 +346,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         consul_addr: flags.consul_addr.clone().or(file.consul_addr),
         max_response_size,
         watch_timeout,
+        metrics_addr: flags.metrics_addr.clone().or(file.metrics_addr),
     })
 }
 

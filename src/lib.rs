@@ -13,6 +13,7 @@
 //! - [`engine`]: one pass — render (with guards), sync, reload;
 //! - [`sync`]: stage, compare, check, swap; [`command`]: check and reload commands;
 //! - [`daemon`]: when passes run — the schedule, the kept data, the watch workers, the loop;
+//! - [`ops`]: systemd notification, `/metrics`, `/health` and `/ready`;
 //! - [`check`]: linting for CI; [`app`]: the entry point and exit statuses.
 
 pub mod app;
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod migrate;
+pub mod ops;
 pub mod resource;
 pub mod services;
 pub mod setup;

@@ -135,7 +135,8 @@ async fn start(extra: &str, wait: Option<&'static str>) -> (Harness, tokio::task
     let setup = build(harness.dir.path(), &harness.backend, wait).expect("valid setup");
     let (dir_path, backend) = (harness.dir.path().to_path_buf(), harness.backend.clone());
     let rebuild: Rebuild = Box::new(move |_| build(&dir_path, &backend, wait));
-    let daemon = tokio::task::spawn_local(run(setup, rebuild, control_receiver, Some(observer)));
+    let daemon =
+        tokio::task::spawn_local(run(setup, rebuild, control_receiver, Some(observer), None));
     let mut harness = harness;
     let first = harness.report().await;
     assert!(first.all_ok(), "{first:?}");
