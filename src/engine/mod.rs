@@ -199,6 +199,9 @@ impl Engine {
     fn note_backend_ok(&mut self) {
         if let Some(metrics) = &self.metrics {
             metrics.backend_ok(self.backend.name());
+            if self.backend_down {
+                metrics.reconnect(self.backend.name());
+            }
         }
         if self.backend_down {
             tracing::info!(backend = self.backend.name(), "backend answers again");

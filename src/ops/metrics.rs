@@ -185,7 +185,7 @@ impl Metrics {
         );
         r.register(
             "backend_reconnects",
-            "Watches started again after they ended or failed, per backend",
+            "Times the backend answered again after an outage, and watch tasks started again, per backend",
             m.backend_reconnects.clone(),
         );
         r.register(
@@ -311,7 +311,8 @@ impl Metrics {
         self.backend_up.get_or_create(&backend(backend_name)).set(1);
     }
 
-    /// A watch of `backend_name` started again.
+    /// `backend_name` answered after an outage, or a watch task of it was
+    /// started again.
     pub fn reconnect(&self, backend_name: &str) {
         self.backend_reconnects
             .get_or_create(&backend(backend_name))

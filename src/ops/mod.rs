@@ -185,7 +185,7 @@ impl Ops {
         }
     }
 
-    /// A watch of `backend` was started again.
+    /// A watch of `backend` was started again after its task ended.
     pub fn watch_restarted(&self, backend: &str) {
         self.inner.metrics.reconnect(backend);
     }

@@ -16,3 +16,4 @@ mod library;
 mod migrate;
 mod migrate_cli;
 mod net;
+mod ops;

@@ -9,6 +9,7 @@ pub mod consul;
 pub mod dns;
 pub mod etcd;
 pub mod haproxy;
+pub mod ops;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
