@@ -246,6 +246,10 @@ impl Metrics {
             }
             match outcome {
                 Outcome::Failed(f) => {
+                    // A failed reload_cmd runs after the new file is in place.
+                    if f.step == Step::Reload {
+                        self.writes.get_or_create(&labels).inc();
+                    }
                     self.failures
                         .get_or_create(&vec![
                             ("resource", name.clone()),
@@ -332,5 +336,57 @@ impl Metrics {
     /// Whether confd is ready (see [`super::health`]).
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Failure;
+
+    #[test]
+    fn a_pass_counts_renders_writes_and_failures_by_step() {
+        let metrics = Metrics::new();
+        let report = PassReport {
+            outcomes: vec![
+                ("new".to_string(), Outcome::Updated),
+                ("same".to_string(), Outcome::Unchanged),
+                ("refused".to_string(), Failure::guard("too few keys").into()),
+                ("checked".to_string(), Failure::reload("exit 1").into()),
+            ],
+            index: Some(3),
+            backend_error: None,
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        metrics.pass(&report, at);
+        let text = metrics.encode();
+        for line in [
+            "confd_passes_total 1\n",
+            "confd_writes_total{resource=\"new\"} 1\n",
+            "confd_renders_total{resource=\"same\"} 1\n",
+            // A reload failure happened after the render; a guard's before.
+            "confd_renders_total{resource=\"checked\"} 1\n",
+            "confd_failures_total{resource=\"refused\",step=\"guard\"} 1\n",
+            "confd_failures_total{resource=\"checked\",step=\"reload\"} 1\n",
+            "confd_writes_total{resource=\"checked\"} 1\n",
+            "confd_resource_failing{resource=\"refused\"} 1\n",
+            "confd_resource_failing{resource=\"new\"} 0\n",
+            "confd_last_sync_timestamp_seconds{resource=\"same\"} 1700000000.0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        for absent in [
+            "confd_renders_total{resource=\"refused\"}",
+            "confd_writes_total{resource=\"same\"}",
+            "confd_last_sync_timestamp_seconds{resource=\"refused\"}",
+        ] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
+        metrics.forget_resources(&["refused".to_string()]);
+        assert!(
+            !metrics
+                .encode()
+                .contains("confd_resource_failing{resource=\"refused\"}")
+        );
     }
 }

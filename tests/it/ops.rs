@@ -338,7 +338,7 @@ fn metrics_and_ready_follow_changes_a_failing_check_and_an_outage() {
 fn an_address_in_use_is_refused_with_exit_2_before_anything_is_written() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("address").to_string();
-    let s = scenario();
+    let mut s = scenario();
     s.write("data.yaml", "app:\n  a: 1\n");
     let data = s.path().join("data.yaml").display().to_string();
     let run = Confd::spawn(
@@ -373,6 +373,18 @@ fn an_address_in_use_is_refused_with_exit_2_before_anything_is_written() {
         "{}",
         run.stderr
     );
+
+    // The same from CONFD_METRICS_ADDR.
+    s.set_env("CONFD_METRICS_ADDR", &addr);
+    let run =
+        Confd::spawn(&s, &args(&s, "file", &[] as &[&str], &["-file", &data])).finish(START_LIMIT);
+    run.expect_code(2);
+    assert!(
+        run.line_with("-metrics-addr").contains("in use"),
+        "{}",
+        run.stderr
+    );
+    assert!(!s.out("good.conf").exists());
 }
 
 #[test]
