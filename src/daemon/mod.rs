@@ -20,6 +20,8 @@ pub mod schedule;
 pub mod workers;
 
 #[cfg(test)]
+mod ops_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
