@@ -78,7 +78,8 @@ pub async fn serve(listener: TcpListener, ops: Ops) {
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_LIMIT)
-                .keep_alive(true)
+                // One request per connection: an idle client cannot hold a slot.
+                .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             drop(permit);
