@@ -77,7 +77,7 @@ fn ready_waits_for_a_failing_resource_up_to_the_bound_and_the_loop_pings_meanwhi
         let sent = drain(&socket);
         assert!(
             sent.iter()
-                .any(|m| m == "STATUS=1 resources in sync; backend memory up"),
+                .any(|m| m == "STATUS=1 resource in sync; backend memory up"),
             "{sent:?}"
         );
 

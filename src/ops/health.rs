@@ -131,7 +131,7 @@ impl Health {
 
     /// `/ready`: the first pass completed and no resource is failing.
     pub fn ready(&self) -> bool {
-        self.first_pass_done && self.failing.is_empty()
+        self.first_pass_done() && self.failing.is_empty()
     }
 
     /// The failing resources and their failing steps.
@@ -139,16 +139,17 @@ impl Health {
         &self.failing
     }
 
-    /// Whether the first pass completed.
+    /// Whether the first pass completed (with no resources there is no
+    /// pass to wait for).
     pub fn first_pass_done(&self) -> bool {
-        self.first_pass_done
+        self.first_pass_done || self.resources.is_empty()
     }
 
     /// True once, when READY=1 is due: the first pass wrote everything it
     /// could and nothing fails, or a failure has lasted [`READY_BOUND`]
     /// since startup.
     pub fn take_ready(&mut self, now: Instant) -> bool {
-        if self.ready_sent || !self.first_pass_done {
+        if self.ready_sent || !self.first_pass_done() {
             return false;
         }
         let due =
@@ -165,11 +166,11 @@ impl Health {
             self.backend,
             if self.backend_down { "down" } else { "up" }
         );
-        if !self.first_pass_done {
-            return format!("first pass over {total} resources; {backend}");
+        if !self.first_pass_done() {
+            return format!("first pass over {}; {backend}", resources(total));
         }
         if self.failing.is_empty() {
-            return format!("{total} resources in sync; {backend}");
+            return format!("{} in sync; {backend}", resources(total));
         }
         let mut names: Vec<String> = self
             .failing
@@ -186,6 +187,15 @@ impl Health {
             self.failing.len(),
             names.join(", ")
         )
+    }
+}
+
+/// "1 resource", "2 resources".
+fn resources(n: usize) -> String {
+    if n == 1 {
+        "1 resource".to_string()
+    } else {
+        format!("{n} resources")
     }
 }
 
@@ -264,7 +274,15 @@ mod tests {
         let mut health = Health::new(Instant::now(), "file", vec!["a".into()]);
         health.pass(&report(&[("a", None)]));
         assert!(health.take_ready(Instant::now()));
-        assert_eq!(health.summary(), "1 resources in sync; backend file up");
+        assert_eq!(health.summary(), "1 resource in sync; backend file up");
+    }
+
+    #[test]
+    fn with_no_resources_there_is_no_first_pass_to_wait_for() {
+        let mut health = Health::new(Instant::now(), "env", Vec::new());
+        assert!(health.ready());
+        assert!(health.take_ready(Instant::now()));
+        assert_eq!(health.summary(), "0 resources in sync; backend env up");
     }
 
     #[test]

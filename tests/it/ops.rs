@@ -85,7 +85,7 @@ fn systemd_hears_ready_only_once_the_files_are_written_then_watchdog_reload_and_
     assert!(
         messages[ready]
             .text
-            .contains("STATUS=1 resources in sync; backend consul up"),
+            .contains("STATUS=1 resource in sync; backend consul up"),
         "{messages:#?}"
     );
     assert!(
