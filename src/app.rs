@@ -157,11 +157,21 @@ fn run_sync(flags: cli::Flags) -> u8 {
     };
     let status = runtime.block_on(async {
         if setup.settings.onetime {
+            if setup.settings.metrics_addr.is_some() {
+                tracing::warn!("-metrics-addr is ignored with -onetime");
+            }
             run_onetime(setup).await
         } else {
+            let ops = match crate::ops::start(&setup) {
+                Ok(ops) => ops,
+                Err(e) => {
+                    eprintln!("confd: {e}");
+                    return EXIT_CONFIG;
+                }
+            };
             let rebuild: daemon::Rebuild =
                 Box::new(|previous: &Setup| setup::build(&previous.flags, Some(previous)));
-            match daemon::run_with_signals(setup, rebuild).await {
+            match daemon::run_with_signals(setup, rebuild, ops).await {
                 Ok(()) => EXIT_OK,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot install signal handlers");

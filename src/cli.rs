@@ -333,6 +333,13 @@ pub struct Flags {
         value_name = "DURATION"
     )]
     pub watch_timeout: Option<String>,
+    /// Serve /metrics, /health and /ready on HOST:PORT (daemon only) [default: off].
+    #[arg(
+        long = "metrics-addr",
+        env = "CONFD_METRICS_ADDR",
+        value_name = "HOST:PORT"
+    )]
+    pub metrics_addr: Option<String>,
 }
 
 /// The long flags of one command (the top level or a subcommand).

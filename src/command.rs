@@ -72,6 +72,11 @@ pub async fn run_shell(command: &str, limit: Duration) -> Result<String, Command
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
+        // systemd's notification socket is confd's: a reload command
+        // that speaks sd_notify must not report for confd.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -109,6 +109,8 @@ pub struct Settings {
     pub watch_timeout: Duration,
     /// Vault's auth settings.
     pub vault: VaultSettings,
+    /// Where `/metrics`, `/health` and `/ready` are served (daemon only).
+    pub metrics_addr: Option<String>,
 }
 
 /// confd.toml: the same settings as the flags, snake_case (confd's
@@ -182,6 +184,8 @@ struct FileSettings {
     table: Option<String>,
     #[serde(alias = "secret-keyring")]
     secret_keyring: Option<PathBuf>,
+    #[serde(alias = "metrics-addr")]
+    metrics_addr: Option<String>,
 }
 
 /// A size in confd.toml: a number of bytes or a string with a unit.
@@ -394,6 +398,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
                 .clone()
                 .or(file.kubernetes_token_file),
         },
+        metrics_addr: flags.metrics_addr.clone().or(file.metrics_addr),
     })
 }
 
@@ -796,5 +801,38 @@ mod tests {
         }
         let s = resolve(flags(&["-interval", "31557600", "-wait-keys", "1y"])).expect("valid");
         assert_eq!((s.interval, s.wait_keys), (MAX_WAIT, Some(MAX_WAIT)));
+    }
+}
+
+#[cfg(test)]
+mod metrics_addr_tests {
+    use super::*;
+
+    fn resolve_with(args: &[&str], toml: &str) -> Settings {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("confd.toml");
+        std::fs::write(&file, toml).expect("confd.toml");
+        let mut all = vec!["confd", "-backend", "env"];
+        all.extend_from_slice(args);
+        let cli = crate::cli::parse(all).unwrap_or_else(|e| panic!("{e}"));
+        resolve(Flags {
+            config_file: Some(file),
+            ..cli.flags
+        })
+        .expect("valid")
+    }
+
+    #[test]
+    fn metrics_addr_comes_from_the_flag_over_confd_toml_and_is_off_by_default() {
+        assert_eq!(resolve_with(&[], "").metrics_addr, None);
+        for key in ["metrics_addr", "metrics-addr"] {
+            let s = resolve_with(&[], &format!("{key} = \"127.0.0.1:9100\"\n"));
+            assert_eq!(s.metrics_addr.as_deref(), Some("127.0.0.1:9100"), "{key}");
+        }
+        let s = resolve_with(
+            &["-metrics-addr", "[::1]:9200"],
+            "metrics_addr = \"127.0.0.1:9100\"\n",
+        );
+        assert_eq!(s.metrics_addr.as_deref(), Some("[::1]:9200"));
     }
 }

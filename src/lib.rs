@@ -13,6 +13,7 @@
 //! - [`engine`]: one pass — render (with guards), sync, reload;
 //! - [`sync`]: stage, compare, check, swap; [`command`]: check and reload commands;
 //! - [`daemon`]: when passes run — the schedule, the kept data, the watch workers, the loop;
+//! - [`ops`]: systemd notification, `/metrics`, `/health` and `/ready`;
 //! - [`check`]: linting for CI; [`output_format`]: a resource's declared syntax;
 //!   [`announce`]: a host keeps its own key alive; [`app`]: the entry point and
 //!   exit statuses.
@@ -31,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod migrate;
+pub mod ops;
 pub mod output_format;
 pub mod resource;
 pub mod services;

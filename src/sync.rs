@@ -50,6 +50,8 @@ pub struct Target<'a> {
     pub check_cmd: Option<&'a str>,
     /// Time limit for check_cmd.
     pub command_timeout: Duration,
+    /// Where check_cmd's duration is recorded, if anywhere.
+    pub metrics: Option<&'a crate::ops::Metrics>,
 }
 
 /// What syncing did.
@@ -202,12 +204,15 @@ pub async fn sync_file(target: &Target<'_>, options: SyncOptions) -> Result<Sync
     if let (Some(check), false) = (target.check_cmd, options.sync_only) {
         let src = staged.path().display().to_string();
         let line = command::expand(check, Some(&src), &dest.display().to_string());
-        command::run_shell(&line, target.command_timeout)
-            .await
-            .map_err(|source| SyncError::Check {
-                dest: dest.to_path_buf(),
-                source,
-            })?;
+        let started = tokio::time::Instant::now();
+        let checked = command::run_shell(&line, target.command_timeout).await;
+        if let Some(metrics) = target.metrics {
+            metrics.command_took(crate::ops::CommandKind::Check, started.elapsed());
+        }
+        checked.map_err(|source| SyncError::Check {
+            dest: dest.to_path_buf(),
+            source,
+        })?;
     }
 
     let file = staged.as_file();
@@ -362,6 +367,7 @@ mod tests {
             gid: None,
             check_cmd: None,
             command_timeout: Duration::from_secs(5),
+            metrics: None,
         }
     }
 

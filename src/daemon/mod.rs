@@ -20,6 +20,8 @@ pub mod schedule;
 pub mod workers;
 
 #[cfg(test)]
+mod ops_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::engine::PassReport;
+use crate::ops::{Ops, WatchEvent};
 use crate::setup::Setup;
 use crate::snapshot::is_within;
 use kept::{Applied, Kept};
@@ -78,18 +81,24 @@ struct Daemon {
     schedule: Schedule,
     kept: Kept,
     workers: Workers,
-    /// Receives every pass's report (tests; later, metrics).
+    /// Receives every pass's report (tests).
     observer: Option<mpsc::UnboundedSender<PassReport>>,
+    /// systemd notification, metrics and health, when asked for.
+    ops: Option<Ops>,
 }
 
 /// Runs the daemon until a [`Control::Stop`] (or until every control
-/// sender is gone).
+/// sender is gone), reporting to `ops` if given.
 pub async fn run(
-    setup: Setup,
+    mut setup: Setup,
     rebuild: Rebuild,
     mut controls: mpsc::UnboundedReceiver<Control>,
     observer: Option<mpsc::UnboundedSender<PassReport>>,
+    ops: Option<Ops>,
 ) {
+    setup
+        .engine
+        .set_metrics(ops.as_ref().map(|ops| ops.metrics().clone()));
     let (sender, mut notices) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
         schedule: schedule_for(&setup, Instant::now()),
@@ -98,6 +107,7 @@ pub async fn run(
         kept: Kept::default(),
         workers: Workers::new(sender),
         observer,
+        ops,
     };
     daemon.start();
     if daemon.run_due_or_stop(&mut controls).await {
@@ -107,7 +117,11 @@ pub async fn run(
 
     loop {
         let wake = daemon.schedule.next_wake();
+        let beat = daemon.ops.as_ref().map(Ops::next_beat);
         tokio::select! {
+            // The beat comes from this loop, so a loop that stops turning
+            // stops the watchdog pings and fails /health.
+            _ = sleep_until_opt(beat) => daemon.beat(),
             control = controls.recv() => match control {
                 Some(Control::Reload) => {
                     if daemon.reload(&mut controls).await {
@@ -134,6 +148,9 @@ pub async fn run(
                 }
             }
             ended = daemon.workers.ended() => {
+                if let Some(ops) = &daemon.ops {
+                    ops.watch_restarted(daemon.setup.engine.backend().name());
+                }
                 let kept = &daemon.kept;
                 daemon.workers.restart(
                     ended,
@@ -222,6 +239,9 @@ impl Daemon {
     }
 
     fn stop(mut self) {
+        if let Some(ops) = &self.ops {
+            ops.stopping();
+        }
         self.workers.stop_all();
         tracing::info!("stopping");
     }
@@ -241,7 +261,28 @@ impl Daemon {
             .collect()
     }
 
+    fn beat(&self) {
+        if let Some(ops) = &self.ops {
+            ops.beat(Instant::now());
+        }
+    }
+
+    /// Takes in a watch's notice (and counts it).
     fn on_notice(&mut self, notice: Notice) {
+        let event = match &notice {
+            Notice::Changed { .. } => WatchEvent::Change,
+            Notice::Resync { .. } => WatchEvent::Resync,
+            Notice::Service { .. } => WatchEvent::Service,
+            Notice::Failed { .. } => WatchEvent::Failure,
+        };
+        self.on_notice_inner(notice);
+        if let Some(ops) = &self.ops {
+            let engine = &self.setup.engine;
+            ops.watch_event(engine.backend().name(), event, engine.backend_down());
+        }
+    }
+
+    fn on_notice_inner(&mut self, notice: Notice) {
         let now = Instant::now();
         match notice {
             Notice::Changed {
@@ -304,12 +345,18 @@ impl Daemon {
     async fn run_due_or_stop(&mut self, controls: &mut mpsc::UnboundedReceiver<Control>) -> bool {
         let mut stopping = false;
         let mut reload = false;
+        let ops = self.ops.clone();
         {
             let pass = self.run_due();
             tokio::pin!(pass);
             loop {
                 tokio::select! {
                     () = &mut pass => break,
+                    _ = sleep_until_opt(ops.as_ref().map(Ops::next_beat)) => {
+                        if let Some(ops) = &ops {
+                            ops.beat(Instant::now());
+                        }
+                    }
                     control = controls.recv() => match control {
                         Some(Control::Stop) | None if stopping => {
                             tracing::warn!("stopping now; the pass in progress is abandoned");
@@ -317,6 +364,9 @@ impl Daemon {
                         }
                         Some(Control::Stop) | None => {
                             tracing::info!("stopping once the pass in progress ends");
+                            if let Some(ops) = &ops {
+                                ops.stopping();
+                            }
                             stopping = true;
                         }
                         Some(Control::Reload) => reload = true,
@@ -348,6 +398,9 @@ impl Daemon {
             print!("{diff}");
         }
         let read_ok = report.index.is_some();
+        if let Some(ops) = &self.ops {
+            ops.pass(&report, self.setup.engine.backend_down());
+        }
         if let Some(observer) = &self.observer {
             let _ = observer.send(report);
         }
@@ -396,6 +449,9 @@ impl Daemon {
     /// true when a stop arrived during the first pass of the new setup.
     async fn reload(&mut self, controls: &mut mpsc::UnboundedReceiver<Control>) -> bool {
         tracing::info!("SIGHUP: reloading configuration");
+        if let Some(ops) = &self.ops {
+            ops.reloading();
+        }
         let new = match (self.rebuild)(&self.setup) {
             Ok(new) => new,
             Err(errors) => {
@@ -403,6 +459,7 @@ impl Daemon {
                     tracing::error!(error = %e, "invalid configuration");
                 }
                 tracing::error!("reload failed; keeping the running configuration");
+                self.reloaded();
                 return false;
             }
         };
@@ -423,14 +480,29 @@ impl Daemon {
             return true;
         }
         self.follow();
+        self.reloaded();
         false
+    }
+
+    /// Tells systemd the reload is over (READY=1), with the resources now
+    /// running.
+    fn reloaded(&self) {
+        if let Some(ops) = &self.ops {
+            let engine = &self.setup.engine;
+            let names = engine.resources().map(|r| r.name.clone()).collect();
+            ops.reloaded(engine.backend().name(), names);
+        }
     }
 }
 
-/// Runs the daemon with the process's signals as controls; fails only when
-/// the signal handlers cannot be installed.
-pub async fn run_with_signals(setup: Setup, rebuild: Rebuild) -> std::io::Result<()> {
+/// Runs the daemon with the process's signals as controls, reporting to
+/// `ops` if given; fails only when the signal handlers cannot be installed.
+pub async fn run_with_signals(
+    setup: Setup,
+    rebuild: Rebuild,
+    ops: Option<Ops>,
+) -> std::io::Result<()> {
     memory::one_arena();
-    run(setup, rebuild, signals()?, None).await;
+    run(setup, rebuild, signals()?, None, ops).await;
     Ok(())
 }

@@ -19,10 +19,10 @@ use crate::setup::Setup;
 use crate::sync::SyncOptions;
 
 /// A confdir, a backend and the daemon's controls and reports.
-struct Harness {
+pub(super) struct Harness {
     dir: tempfile::TempDir,
-    backend: Arc<MemoryBackend>,
-    controls: mpsc::UnboundedSender<Control>,
+    pub(super) backend: Arc<MemoryBackend>,
+    pub(super) controls: mpsc::UnboundedSender<Control>,
     reports: mpsc::UnboundedReceiver<PassReport>,
 }
 
@@ -38,7 +38,7 @@ impl Harness {
         self.dir.path().join(name)
     }
 
-    fn read(&self, name: &str) -> String {
+    pub(super) fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.dest(name)).unwrap_or_default()
     }
 
@@ -55,7 +55,7 @@ impl Harness {
     }
 
     /// The next pass report, failing the test after [`EXPECT_WITHIN`].
-    async fn report(&mut self) -> PassReport {
+    pub(super) async fn report(&mut self) -> PassReport {
         match tokio::time::timeout(EXPECT_WITHIN, self.reports.recv()).await {
             Ok(Some(report)) => report,
             Ok(None) => panic!("the daemon stopped"),
@@ -111,6 +111,19 @@ fn build(
 /// Starts a watching daemon with one resource (`first`, plus `extra` in its
 /// TOML) after writing `/app/a = 1`, and waits for its first pass.
 async fn start(extra: &str, wait: Option<&'static str>) -> (Harness, tokio::task::JoinHandle<()>) {
+    let (mut harness, daemon) = launch(extra, wait, None);
+    let first = harness.report().await;
+    assert!(first.all_ok(), "{first:?}");
+    assert_eq!(harness.read("first"), "/app/a=1\n");
+    (harness, daemon)
+}
+
+/// Starts the daemon of [`start`], reporting to `ops`, without waiting.
+pub(super) fn launch(
+    extra: &str,
+    wait: Option<&'static str>,
+    ops: Option<crate::ops::Ops>,
+) -> (Harness, tokio::task::JoinHandle<()>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = confdir(dir.path());
     std::fs::create_dir_all(conf.join("conf.d")).expect("conf.d");
@@ -135,11 +148,8 @@ async fn start(extra: &str, wait: Option<&'static str>) -> (Harness, tokio::task
     let setup = build(harness.dir.path(), &harness.backend, wait).expect("valid setup");
     let (dir_path, backend) = (harness.dir.path().to_path_buf(), harness.backend.clone());
     let rebuild: Rebuild = Box::new(move |_| build(&dir_path, &backend, wait));
-    let daemon = tokio::task::spawn_local(run(setup, rebuild, control_receiver, Some(observer)));
-    let mut harness = harness;
-    let first = harness.report().await;
-    assert!(first.all_ok(), "{first:?}");
-    assert_eq!(harness.read("first"), "/app/a=1\n");
+    let daemon =
+        tokio::task::spawn_local(run(setup, rebuild, control_receiver, Some(observer), ops));
     (harness, daemon)
 }
 
@@ -153,7 +163,7 @@ fn outcomes(report: &PassReport) -> Vec<(&str, &Outcome)> {
 
 /// Runs a test body on a paused clock in a local task set (the daemon is
 /// not `Send`: its rebuild closure need not be).
-fn paused(body: impl std::future::Future<Output = ()>) {
+pub(super) fn paused(body: impl std::future::Future<Output = ()>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)

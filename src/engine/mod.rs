@@ -19,6 +19,7 @@ pub use outcome::{Failure, Outcome, PassReport, Step};
 
 use crate::backend::{Backend, BackendError, Fetched};
 use crate::command;
+use crate::ops::Metrics;
 use crate::resource::Resource;
 use crate::services::{Instance, ServiceClient, ServiceQuery};
 use crate::snapshot::{Snapshot, View, minimal_roots};
@@ -54,6 +55,9 @@ pub struct Engine {
     backend_down: bool,
     /// Consul's service catalog, for `service(...)`.
     catalog: Catalog,
+    /// Where reads, renders and commands are counted (a daemon with
+    /// [`crate::ops::Ops`]).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Engine {
@@ -72,6 +76,7 @@ impl Engine {
             last_good_counts: HashMap::new(),
             backend_down: false,
             catalog: Catalog::new(services),
+            metrics: None,
         };
         engine.replace_resources(resources);
         engine
@@ -95,6 +100,17 @@ impl Engine {
         if same_backend {
             self.backend_down = previous.backend_down;
         }
+        self.metrics = previous.metrics;
+    }
+
+    /// Counts reads, renders and commands into `metrics` from now on.
+    pub fn set_metrics(&mut self, metrics: Option<Arc<Metrics>>) {
+        self.metrics = metrics;
+    }
+
+    /// True while the backend is in an outage (its last read or watch failed).
+    pub fn backend_down(&self) -> bool {
+        self.backend_down
     }
 
     /// Swaps in a new set of resources, compiling each distinct template
@@ -169,6 +185,9 @@ impl Engine {
     /// Records a backend failure seen outside a pass (a watch), logging only
     /// the start of an outage.
     pub fn note_backend_error(&mut self, error: &BackendError) {
+        if let Some(metrics) = &self.metrics {
+            metrics.backend_error(self.backend.name());
+        }
         if !self.backend_down {
             tracing::error!(backend = self.backend.name(), error = %error, "cannot read from the backend; destinations are left as they are until it answers");
             self.backend_down = true;
@@ -178,6 +197,12 @@ impl Engine {
     }
 
     fn note_backend_ok(&mut self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.backend_ok(self.backend.name());
+            if self.backend_down {
+                metrics.reconnect(self.backend.name());
+            }
+        }
         if self.backend_down {
             tracing::info!(backend = self.backend.name(), "backend answers again");
             self.backend_down = false;
@@ -226,6 +251,9 @@ impl Engine {
     /// Reads `roots` from the backend, logging the start and the end of an
     /// outage once each.
     pub async fn read(&mut self, roots: &[String]) -> Result<Fetched, BackendError> {
+        if let Some(metrics) = &self.metrics {
+            metrics.backend_read(self.backend.name());
+        }
         match self.backend.read(roots).await {
             Ok(fetched) => {
                 self.note_backend_ok();
@@ -308,7 +336,7 @@ impl Engine {
         }
 
         let names = |p: usize| self.resources[chosen[p]].resource.name.clone();
-        for failed in reloads.run(names).await {
+        for failed in reloads.run(names, self.metrics.as_deref()).await {
             for p in failed.positions {
                 outcomes[p] = Failure::reload(failed.message.clone()).into();
             }
@@ -354,6 +382,7 @@ impl Engine {
             gid: resource.gid,
             check_cmd: resource.check_cmd.as_deref(),
             command_timeout: resource.command_timeout,
+            metrics: self.metrics.as_deref(),
         };
         match sync_file(&target, self.options).await {
             Ok(Synced::Unchanged) => Outcome::Unchanged,

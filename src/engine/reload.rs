@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::command;
+use crate::ops::{CommandKind, Metrics};
 
 /// One distinct reload command waiting for the end of the pass, with the
 /// resources that asked for it.
@@ -48,11 +49,24 @@ impl Reloads {
 
     /// Runs each queued command once; `name` names a position for the log.
     /// Returns the reloads that failed.
-    pub async fn run(self, name: impl Fn(usize) -> String) -> Vec<FailedReload> {
+    /// Durations and successful reloads go to `metrics`, if given.
+    pub async fn run(
+        self,
+        name: impl Fn(usize) -> String,
+        metrics: Option<&Metrics>,
+    ) -> Vec<FailedReload> {
         let mut failed = Vec::new();
         for reload in self.pending {
             let names: Vec<String> = reload.positions.iter().map(|&p| name(p)).collect();
-            match command::run_shell(&reload.command, reload.timeout).await {
+            let started = tokio::time::Instant::now();
+            let ran = command::run_shell(&reload.command, reload.timeout).await;
+            if let Some(metrics) = metrics {
+                metrics.command_took(CommandKind::Reload, started.elapsed());
+                if ran.is_ok() {
+                    names.iter().for_each(|n| metrics.reloaded(n));
+                }
+            }
+            match ran {
                 Ok(output) => tracing::info!(
                     resources = %names.join(","),
                     command = %reload.command,
@@ -82,7 +96,8 @@ mod tests {
         reloads.queue(command.clone(), Duration::from_secs(5), 0);
         reloads.queue(command, Duration::from_secs(5), 2);
         reloads.queue("exit 3".to_string(), Duration::from_secs(5), 1);
-        let failed = reloads.run(|p| format!("r{p}")).await;
+        let metrics = Metrics::new();
+        let failed = reloads.run(|p| format!("r{p}"), Some(&metrics)).await;
         assert_eq!(std::fs::read_to_string(&log).expect("log"), "x\n");
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].positions, vec![1]);
@@ -90,6 +105,20 @@ mod tests {
             failed[0].message.contains("exit status 3"),
             "{}",
             failed[0].message
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains("confd_reloads_total{resource=\"r0\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("confd_reloads_total{resource=\"r2\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("resource=\"r1\""), "{text}");
+        assert!(
+            text.contains("confd_command_duration_seconds_count{kind=\"reload\"} 2\n"),
+            "{text}"
         );
     }
 }

@@ -140,7 +140,8 @@ impl Engine {
             ));
             keys.push(Some(key));
         }
-        for (job, rendered) in render_off_loop(jobs, services.clone()).await {
+        let metrics = self.metrics.clone();
+        for (job, rendered) in render_off_loop(jobs, services.clone(), metrics).await {
             shared.results.insert(
                 job.key,
                 SharedRender {
@@ -202,8 +203,12 @@ impl Engine {
         let mut round = 0;
         loop {
             let known = self.catalog.snapshot();
+            let started = tokio::time::Instant::now();
             let rendered =
                 render_bounded(template.clone(), view.clone(), known.clone(), limits).await;
+            if let Some(metrics) = &self.metrics {
+                metrics.render_took(started.elapsed());
+            }
             let missing: Vec<ServiceQuery> = rendered
                 .services_asked
                 .iter()
@@ -253,6 +258,7 @@ fn cores() -> usize {
 async fn render_off_loop(
     jobs: Vec<RenderJob>,
     services: Arc<ServiceData>,
+    metrics: Option<Arc<crate::ops::Metrics>>,
 ) -> Vec<(RenderJob, Rendered)> {
     let mut done: Vec<Option<Rendered>> = Vec::new();
     done.resize_with(jobs.len(), || None);
@@ -268,7 +274,15 @@ async fn render_off_loop(
                 job.limits,
             );
             let position = next;
-            running.spawn(async move { (position, render.await) });
+            let metrics = metrics.clone();
+            running.spawn(async move {
+                let started = tokio::time::Instant::now();
+                let rendered = render.await;
+                if let Some(metrics) = metrics {
+                    metrics.render_took(started.elapsed());
+                }
+                (position, rendered)
+            });
             next += 1;
         }
         match running.join_next().await {

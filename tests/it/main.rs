@@ -21,6 +21,7 @@ mod membership;
 mod migrate;
 mod migrate_cli;
 mod net;
+mod ops;
 mod package;
 mod redis;
 mod scenario_dns;

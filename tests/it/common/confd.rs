@@ -89,6 +89,11 @@ impl Confd {
         self.stderr().lines().filter(|l| l.contains(needle)).count()
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

@@ -10,6 +10,7 @@ pub mod dns;
 pub mod dnsmasq;
 pub mod etcd;
 pub mod haproxy;
+pub mod ops;
 pub mod redis;
 pub mod vault;
 
