@@ -4,7 +4,7 @@
 //! fixture data (`-file`), renders each resource to memory, applies its
 //! min_keys guard and parses the output of a resource that declares a
 //! `format`. Every problem is reported, each as one line in the chosen
-//! format ([`CheckFormat`]); the exit status is 0 when clean, 1 otherwise.
+//! format ([`CheckFormat`](crate::cli::CheckFormat)); the exit status is 0 when clean, 1 otherwise.
 
 mod problem;
 
