@@ -30,6 +30,7 @@ const EXAMPLES: &[&str] = &[
     "haproxy-consul",
     "haproxy-etcd",
     "haproxy-keepalived",
+    "haproxy-redis-vault",
     "haproxy-swarm-dns",
     "membership-etcd",
     "redis-haproxy",
@@ -577,6 +578,11 @@ fn example_haproxy_etcd() {
 #[test]
 fn example_haproxy_keepalived() {
     example("haproxy-keepalived");
+}
+
+#[test]
+fn example_haproxy_redis_vault() {
+    example("haproxy-redis-vault");
 }
 
 #[test]

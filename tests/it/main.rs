@@ -26,5 +26,6 @@ mod package;
 mod redis;
 mod scenario_dns;
 mod scenario_ha;
+mod seed;
 mod vault;
 mod vault_daemon;

@@ -59,14 +59,23 @@ impl Haproxy {
     /// `DIR/haproxy.log`, and waits until it has loaded the configuration.
     /// Panics (showing the log) when it does not start.
     pub fn start(config: &Path, dir: &Path) -> Haproxy {
+        Haproxy::start_files(&[config], dir)
+    }
+
+    /// [`Haproxy::start`] on several files (`-f A -f B …`), which HAProxy
+    /// reads as one configuration, in order, on start and on every reload.
+    pub fn start_files(configs: &[&Path], dir: &Path) -> Haproxy {
+        let config = configs.first().expect("at least one configuration file");
         let pidfile = dir.join("haproxy.pid");
         let log = dir.join("haproxy.log");
         let out = std::fs::File::create(&log).expect("haproxy log file");
         let err = out.try_clone().expect("haproxy log file");
-        let child = Command::new("haproxy")
-            .arg("-W")
-            .arg("-f")
-            .arg(config)
+        let mut command = Command::new("haproxy");
+        command.arg("-W");
+        for file in configs {
+            command.arg("-f").arg(file);
+        }
+        let child = command
             .arg("-p")
             .arg(&pidfile)
             .current_dir(dir)
