@@ -230,12 +230,13 @@ fn write_confdir(dir: &Path, haproxy_port: u16, web_port: u16) {
     )
     .expect("copy the example template");
     let resource = fs::read_to_string(example.join("conf.d/haproxy.toml")).expect("resource");
-    let reload = "reload_cmd = 'kill -USR2 \"$(cat haproxy.pid)\"'";
+    let reload = "reload_cmd = 'kill -USR2 \"$(cat haproxy.pid)\"; sleep 0.3'";
     assert!(
         resource.contains(reload),
         "the example's reload_cmd changed"
     );
-    let counted = "reload_cmd = 'echo reload >> reloads.log; kill -USR2 \"$(cat haproxy.pid)\"'";
+    let counted =
+        "reload_cmd = 'echo reload >> reloads.log; kill -USR2 \"$(cat haproxy.pid)\"; sleep 0.3'";
     fs::write(
         confdir.join("conf.d/haproxy.toml"),
         resource.replace(reload, counted),
