@@ -11,12 +11,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-CONFD=${CONFD:-$repo/target/debug/confd}
-case $CONFD in /*) ;; */*) CONFD=$PWD/$CONFD ;; esac
-if ! command -v "$CONFD" >/dev/null; then
-    echo "run.sh: no confd binary at $CONFD (run 'cargo build' or set CONFD)" >&2
-    exit 1
-fi
+. "$here/../lib.sh"
+confd_binary
 PATH=$PATH:/usr/sbin:/sbin
 for tool in haproxy keepalived; do
     command -v "$tool" >/dev/null || { echo "run.sh: needs $tool" >&2; exit 1; }

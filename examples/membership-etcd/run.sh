@@ -10,12 +10,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-CONFD=${CONFD:-$repo/target/debug/confd}
-case $CONFD in /*) ;; */*) CONFD=$PWD/$CONFD ;; esac
-if ! command -v "$CONFD" >/dev/null; then
-    echo "run.sh: no confd binary at $CONFD (run 'cargo build' or set CONFD)" >&2
-    exit 1
-fi
+. "$here/../lib.sh"
+confd_binary
 for tool in etcd haproxy curl python3; do
     command -v "$tool" >/dev/null || { echo "run.sh: needs $tool" >&2; exit 1; }
 done
@@ -25,24 +21,7 @@ unset "${!CONFD_@}"
 
 TTL=3   # seconds a host outlives its last refresh
 
-work=$(mktemp -d)
-pids=()        # started in this order; stopped in reverse
-cleanup() {
-    local i pid n
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        pid=${pids[i]}
-        kill -TERM "$pid" 2>/dev/null || continue
-        for ((n = 0; n < 50; n++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+start_work
 
 fail() {
     echo "run.sh: $*" >&2
@@ -52,18 +31,6 @@ fail() {
         echo "--- $log" >&2; cat "$log" >&2 2>/dev/null || true
     done
     exit 1
-}
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# Waits up to $1 seconds for the command that follows to succeed.
-within() {
-    local limit=$1 start=$SECONDS
-    shift
-    until "$@"; do
-        (( SECONDS - start < limit )) || return 1
-        sleep 0.1
-    done
 }
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
