@@ -138,26 +138,13 @@ pub enum CheckFormat {
 /// Flags of a normal run (SPEC §2).
 #[derive(Debug, Clone, Args, Default)]
 pub struct Flags {
-    /// Backend: etcd (v2 API), etcdv3, consul, redis, env, file or vault.
-    #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
-    pub backend: Option<String>,
-    /// Backend address; repeatable, tried in order.
-    // The values of secret-bearing variables stay out of --help (a node URL
-    // may hold a password).
-    #[arg(
-        long = "node",
-        env = "CONFD_NODE",
-        hide_env_values = true,
-        value_name = "ADDR",
-        value_delimiter = ','
-    )]
-    pub nodes: Vec<String>,
+    /// Where the backend is and how to reach it, and how to log (shared
+    /// with `confd announce`).
+    #[command(flatten)]
+    pub connection: Connection,
     /// Folder holding conf.d/ and templates/ [default: /etc/confd].
     #[arg(long, env = "CONFD_CONFDIR", value_name = "DIR")]
     pub confdir: Option<PathBuf>,
-    /// confd.toml to read [default: /etc/confd/confd.toml, optional].
-    #[arg(long = "config-file", env = "CONFD_CONFIG_FILE", value_name = "FILE")]
-    pub config_file: Option<PathBuf>,
     /// Render once, then exit (0 when every resource is in sync).
     #[arg(long, env = "CONFD_ONETIME", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub onetime: Option<bool>,
@@ -184,12 +171,6 @@ pub struct Flags {
     /// Do not delete stage files.
     #[arg(long = "keep-stage-file", env = "CONFD_KEEP_STAGE_FILE", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub keep_stage_file: Option<bool>,
-    /// debug, info, warning or error [default: info].
-    #[arg(long = "log-level", env = "CONFD_LOG_LEVEL", value_name = "LEVEL")]
-    pub log_level: Option<String>,
-    /// text or json [default: text].
-    #[arg(long = "log-format", env = "CONFD_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<String>,
     /// Input of the file backend (YAML or JSON file, or a folder of them); repeatable.
     #[arg(
         long = "file",
@@ -227,22 +208,6 @@ pub struct Flags {
     /// With -onetime: retry while keys are missing or the backend is down, up to this long.
     #[arg(long = "wait-keys", env = "CONFD_WAIT_KEYS", value_name = "DURATION")]
     pub wait_keys: Option<String>,
-    /// HTTP basic auth user (etcd, consul); ACL user (redis); the user of
-    /// Vault's userpass.
-    #[arg(long, env = "CONFD_USERNAME")]
-    pub username: Option<String>,
-    /// HTTP basic auth password (etcd, consul); AUTH password (redis); the
-    /// password of Vault's userpass.
-    // A secret: --help names the variable but never shows its value.
-    #[arg(long, env = "CONFD_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-    /// Use HTTP basic auth (etcd, consul).
-    #[arg(long = "basic-auth", env = "CONFD_BASIC_AUTH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub basic_auth: Option<bool>,
-    /// Consul ACL token (also CONSUL_HTTP_TOKEN); Vault token (also VAULT_TOKEN) or GitHub token.
-    // A secret: --help names the variable but never shows its value.
-    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN", hide_env_values = true)]
-    pub auth_token: Option<String>,
     // Vault's auth flags, as confd names them. The values of secret-bearing
     // variables stay out of --help.
     /// Vault auth method: token, app-role, userpass, github, kubernetes or cert (vault).
@@ -281,6 +246,78 @@ pub struct Flags {
     /// Refused: Vault's app-id auth no longer exists (use -auth-type app-role).
     #[arg(long = "user-id", env = "CONFD_USER_ID", hide_env_values = true)]
     pub user_id: Option<String>,
+    /// Consul agent for the `service(...)` template helper [default: the consul
+    /// backend's nodes, else 127.0.0.1:8500].
+    #[arg(long = "consul-addr", env = "CONFD_CONSUL_ADDR", value_name = "ADDR")]
+    pub consul_addr: Option<String>,
+    /// Largest answer read from a backend node: bytes, or with a unit (512KiB,
+    /// 64MiB, 1GB) [default: 64MiB].
+    #[arg(
+        long = "max-response-size",
+        env = "CONFD_MAX_RESPONSE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub max_response_size: Option<String>,
+    /// How long a -watch may go without a word from its node before the node
+    /// is taken for silently dead (1s to 10m) [default: 60s].
+    #[arg(
+        long = "watch-timeout",
+        env = "CONFD_WATCH_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub watch_timeout: Option<String>,
+    /// Serve /metrics, /health and /ready on HOST:PORT (daemon only) [default: off].
+    #[arg(
+        long = "metrics-addr",
+        env = "CONFD_METRICS_ADDR",
+        value_name = "HOST:PORT"
+    )]
+    pub metrics_addr: Option<String>,
+}
+
+/// Where the backend is and how to reach it, and how to log: the flags a
+/// normal run and `confd announce` share.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Connection {
+    /// Backend: etcd (v2 API), etcdv3, consul, redis, env, file or vault.
+    #[arg(long, env = "CONFD_BACKEND", value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Backend address; repeatable, tried in order.
+    // The values of secret-bearing variables stay out of --help (a node URL
+    // may hold a password).
+    #[arg(
+        long = "node",
+        env = "CONFD_NODE",
+        hide_env_values = true,
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub nodes: Vec<String>,
+    /// confd.toml to read [default: /etc/confd/confd.toml, optional].
+    #[arg(long = "config-file", env = "CONFD_CONFIG_FILE", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// debug, info, warning or error [default: info].
+    #[arg(long = "log-level", env = "CONFD_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// text or json [default: text].
+    #[arg(long = "log-format", env = "CONFD_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// HTTP basic auth user (etcd, consul); ACL user (redis); the user of
+    /// Vault's userpass.
+    #[arg(long, env = "CONFD_USERNAME")]
+    pub username: Option<String>,
+    /// HTTP basic auth password (etcd, consul); AUTH password (redis); the
+    /// password of Vault's userpass.
+    // A secret: --help names the variable but never shows its value.
+    #[arg(long, env = "CONFD_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Use HTTP basic auth (etcd, consul).
+    #[arg(long = "basic-auth", env = "CONFD_BASIC_AUTH", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub basic_auth: Option<bool>,
+    /// Consul ACL token (also CONSUL_HTTP_TOKEN); Vault token (also VAULT_TOKEN) or GitHub token.
+    // A secret: --help names the variable but never shows its value.
+    #[arg(long = "auth-token", env = "CONFD_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
     /// TLS client certificate (PEM).
     #[arg(long = "client-cert", env = "CONFD_CLIENT_CERT", value_name = "FILE")]
     pub client_cert: Option<PathBuf>,
@@ -310,36 +347,9 @@ pub struct Flags {
     /// Full SRV record name to look backend nodes up with.
     #[arg(long = "srv-record", env = "CONFD_SRV_RECORD")]
     pub srv_record: Option<String>,
-    /// Consul agent for the `service(...)` template helper [default: the consul
-    /// backend's nodes, else 127.0.0.1:8500].
-    #[arg(long = "consul-addr", env = "CONFD_CONSUL_ADDR", value_name = "ADDR")]
-    pub consul_addr: Option<String>,
     /// Consul datacenter to read from [default: the agent's].
     #[arg(long, env = "CONFD_DATACENTER")]
     pub datacenter: Option<String>,
-    /// Largest answer read from a backend node: bytes, or with a unit (512KiB,
-    /// 64MiB, 1GB) [default: 64MiB].
-    #[arg(
-        long = "max-response-size",
-        env = "CONFD_MAX_RESPONSE_SIZE",
-        value_name = "SIZE"
-    )]
-    pub max_response_size: Option<String>,
-    /// How long a -watch may go without a word from its node before the node
-    /// is taken for silently dead (1s to 10m) [default: 60s].
-    #[arg(
-        long = "watch-timeout",
-        env = "CONFD_WATCH_TIMEOUT",
-        value_name = "DURATION"
-    )]
-    pub watch_timeout: Option<String>,
-    /// Serve /metrics, /health and /ready on HOST:PORT (daemon only) [default: off].
-    #[arg(
-        long = "metrics-addr",
-        env = "CONFD_METRICS_ADDR",
-        value_name = "HOST:PORT"
-    )]
-    pub metrics_addr: Option<String>,
 }
 
 /// The long flags of one command (the top level or a subcommand).
@@ -507,8 +517,8 @@ mod tests {
         ]);
         for f in [go, gnu] {
             assert_eq!(f.onetime, Some(true));
-            assert_eq!(f.backend.as_deref(), Some("env"));
-            assert_eq!(f.nodes, vec!["a", "b"]);
+            assert_eq!(f.connection.backend.as_deref(), Some("env"));
+            assert_eq!(f.connection.nodes, vec!["a", "b"]);
             assert_eq!(f.confdir, Some(PathBuf::from("/c")));
         }
     }
@@ -641,7 +651,7 @@ mod tests {
             "--prefix=/b",
         ]);
         for f in [go, gnu] {
-            assert_eq!(f.log_level.as_deref(), Some("debug"));
+            assert_eq!(f.connection.log_level.as_deref(), Some("debug"));
             assert_eq!(f.interval, Some(7));
             assert_eq!(f.onetime, Some(false));
             assert_eq!(f.prefix.as_deref(), Some("/b"));
@@ -656,7 +666,7 @@ mod tests {
     #[test]
     fn repeatable_flags_accumulate() {
         let f = flags(&["-node", "a", "--node=b,c", "-node=d"]);
-        assert_eq!(f.nodes, vec!["a", "b", "c", "d"]);
+        assert_eq!(f.connection.nodes, vec!["a", "b", "c", "d"]);
         let f = flags(&["-file", "x.yaml", "--file", "y.yaml"]);
         assert_eq!(
             f.files,
@@ -668,11 +678,11 @@ mod tests {
     fn the_word_after_a_flag_is_its_value_even_with_a_dash() {
         // Go's flag package takes the next word whatever it looks like.
         assert_eq!(
-            flags(&["-backend", "-bogus"]).backend.as_deref(),
+            flags(&["-backend", "-bogus"]).connection.backend.as_deref(),
             Some("-bogus")
         );
         assert_eq!(
-            flags(&["--username", "--x"]).username.as_deref(),
+            flags(&["--username", "--x"]).connection.username.as_deref(),
             Some("--x")
         );
         assert_eq!(flags(&["-prefix", ""]).prefix.as_deref(), Some(""));

@@ -94,7 +94,7 @@ pub(super) enum SizeSetting {
 }
 
 pub(super) fn read_file_settings(flags: &Flags) -> Result<FileSettings, ConfigError> {
-    let (path, named) = match &flags.config_file {
+    let (path, named) = match &flags.connection.config_file {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
     };

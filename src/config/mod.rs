@@ -123,6 +123,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
     refuse_unsupported(&flags, &file)?;
 
     let backend_name = flags
+        .connection
         .backend
         .clone()
         .or(file.backend)
@@ -131,7 +132,13 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         .parse()
         .map_err(|e: String| ConfigError::setting("-backend", e))?;
 
-    let log_level = match flags.log_level.clone().or(file.log_level).as_deref() {
+    let log_level = match flags
+        .connection
+        .log_level
+        .clone()
+        .or(file.log_level)
+        .as_deref()
+    {
         None | Some("info") => LogLevel::Info,
         Some("debug") => LogLevel::Debug,
         Some("warning" | "warn") => LogLevel::Warning,
@@ -143,7 +150,13 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
             ));
         }
     };
-    let log_format = match flags.log_format.clone().or(file.log_format).as_deref() {
+    let log_format = match flags
+        .connection
+        .log_format
+        .clone()
+        .or(file.log_format)
+        .as_deref()
+    {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
@@ -231,10 +244,10 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
     } else {
         flags.files.clone()
     };
-    let nodes = if flags.nodes.is_empty() {
+    let nodes = if flags.connection.nodes.is_empty() {
         file.nodes.unwrap_or_default()
     } else {
-        flags.nodes.clone()
+        flags.connection.nodes.clone()
     };
 
     Ok(Settings {
@@ -263,29 +276,43 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         wait,
         wait_keys,
         auth: ClientAuth {
-            username: flags.username.clone().or(file.username),
-            password: flags.password.clone().or(file.password),
-            basic_auth: flags.basic_auth.or(file.basic_auth).unwrap_or(false),
-            auth_token: flags.auth_token.clone().or(file.auth_token).or_else(|| {
-                // Each server's own variable, never the other's.
-                let variable = match backend {
-                    BackendKind::Vault => "VAULT_TOKEN",
-                    _ => "CONSUL_HTTP_TOKEN",
-                };
-                std::env::var(variable).ok()
-            }),
-            client_cert: flags.client_cert.clone().or(file.client_cert),
-            client_key: flags.client_key.clone().or(file.client_key),
-            client_ca_keys: flags.client_ca_keys.clone().or(file.client_ca_keys),
+            username: flags.connection.username.clone().or(file.username),
+            password: flags.connection.password.clone().or(file.password),
+            basic_auth: flags
+                .connection
+                .basic_auth
+                .or(file.basic_auth)
+                .unwrap_or(false),
+            auth_token: flags
+                .connection
+                .auth_token
+                .clone()
+                .or(file.auth_token)
+                .or_else(|| {
+                    // Each server's own variable, never the other's.
+                    let variable = match backend {
+                        BackendKind::Vault => "VAULT_TOKEN",
+                        _ => "CONSUL_HTTP_TOKEN",
+                    };
+                    std::env::var(variable).ok()
+                }),
+            client_cert: flags.connection.client_cert.clone().or(file.client_cert),
+            client_key: flags.connection.client_key.clone().or(file.client_key),
+            client_ca_keys: flags
+                .connection
+                .client_ca_keys
+                .clone()
+                .or(file.client_ca_keys),
         },
         scheme: flags
+            .connection
             .scheme
             .clone()
             .or(file.scheme)
             .unwrap_or_else(|| "http".to_string()),
-        srv_domain: flags.srv_domain.clone().or(file.srv_domain),
-        srv_record: flags.srv_record.clone().or(file.srv_record),
-        datacenter: flags.datacenter.clone().or(file.datacenter),
+        srv_domain: flags.connection.srv_domain.clone().or(file.srv_domain),
+        srv_record: flags.connection.srv_record.clone().or(file.srv_record),
+        datacenter: flags.connection.datacenter.clone().or(file.datacenter),
         consul_addr: flags.consul_addr.clone().or(file.consul_addr),
         max_response_size,
         watch_timeout,
@@ -347,11 +374,11 @@ mod tests {
         let mut all = vec!["confd", "-backend", "env"];
         all.extend_from_slice(args);
         match crate::cli::parse(all) {
-            Ok(cli) => Flags {
+            Ok(mut cli) => {
                 // No confd.toml of the machine running the tests.
-                config_file: Some(PathBuf::from("/dev/null")),
-                ..cli.flags
-            },
+                cli.flags.connection.config_file = Some(PathBuf::from("/dev/null"));
+                cli.flags
+            }
             Err(e) => panic!("{e}"),
         }
     }
@@ -396,12 +423,9 @@ mod metrics_addr_tests {
         std::fs::write(&file, toml).expect("confd.toml");
         let mut all = vec!["confd", "-backend", "env"];
         all.extend_from_slice(args);
-        let cli = crate::cli::parse(all).unwrap_or_else(|e| panic!("{e}"));
-        resolve(Flags {
-            config_file: Some(file),
-            ..cli.flags
-        })
-        .expect("valid")
+        let mut cli = crate::cli::parse(all).unwrap_or_else(|e| panic!("{e}"));
+        cli.flags.connection.config_file = Some(file);
+        resolve(cli.flags).expect("valid")
     }
 
     #[test]

@@ -15,16 +15,16 @@ pub(super) fn reject_flags_the_backend_does_not_use(
 ) -> Result<(), ConfigError> {
     // -auth-token and -datacenter also serve service(...) with any backend.
     let network_flags: [(&str, bool); 10] = [
-        ("-node", !flags.nodes.is_empty()),
-        ("-username", flags.username.is_some()),
-        ("-password", flags.password.is_some()),
-        ("-basic-auth", flags.basic_auth.is_some()),
-        ("-client-cert", flags.client_cert.is_some()),
-        ("-client-key", flags.client_key.is_some()),
-        ("-client-ca-keys", flags.client_ca_keys.is_some()),
-        ("-scheme", flags.scheme.is_some()),
-        ("-srv-domain", flags.srv_domain.is_some()),
-        ("-srv-record", flags.srv_record.is_some()),
+        ("-node", !flags.connection.nodes.is_empty()),
+        ("-username", flags.connection.username.is_some()),
+        ("-password", flags.connection.password.is_some()),
+        ("-basic-auth", flags.connection.basic_auth.is_some()),
+        ("-client-cert", flags.connection.client_cert.is_some()),
+        ("-client-key", flags.connection.client_key.is_some()),
+        ("-client-ca-keys", flags.connection.client_ca_keys.is_some()),
+        ("-scheme", flags.connection.scheme.is_some()),
+        ("-srv-domain", flags.connection.srv_domain.is_some()),
+        ("-srv-record", flags.connection.srv_record.is_some()),
     ];
     if !backend.is_networked()
         && let Some((flag, _)) = network_flags.iter().find(|(_, given)| *given)
@@ -44,13 +44,13 @@ pub(super) fn reject_flags_the_backend_does_not_use(
     }
     reject_vault_flags(backend, flags)?;
     if backend == BackendKind::Redis {
-        if flags.basic_auth.is_some() {
+        if flags.connection.basic_auth.is_some() {
             return Err(ConfigError::setting(
                 "-basic-auth",
                 "Redis has no HTTP basic auth: -password (and -username for an ACL user) authenticate with AUTH",
             ));
         }
-        if flags.scheme.is_some() {
+        if flags.connection.scheme.is_some() {
             return Err(ConfigError::setting(
                 "-scheme",
                 "the redis backend speaks TLS with rediss:// nodes or the TLS flags (-client-ca-keys, -client-cert)",
@@ -135,7 +135,7 @@ fn reject_vault_flags(backend: BackendKind, flags: &Flags) -> Result<(), ConfigE
             format!("only the vault backend uses this flag, not the {backend} backend"),
         ));
     }
-    if backend == BackendKind::Vault && flags.basic_auth.is_some() {
+    if backend == BackendKind::Vault && flags.connection.basic_auth.is_some() {
         return Err(ConfigError::setting(
             "-basic-auth",
             "the vault backend has no basic auth; -username and -password are userpass's (-auth-type userpass)",
