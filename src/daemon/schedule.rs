@@ -4,11 +4,15 @@
 //! A change marks the resources that read it as pending; a pending resource
 //! is due when its window closes. With `-wait MIN:MAX` (or the resource's own
 //! `wait`) that is once its data has been quiet for MIN, never later than MAX
-//! after the first change. Without a wait, an isolated change is due at once;
-//! a change that follows the previous one within [`BURST_WINDOW`] makes a
-//! burst, due once quiet for [`BURST_QUIET`], at most [`BURST_MAX`] after it
-//! started. Polling marks every resource at each `-interval` tick. A failed
-//! pass keeps its resources pending and retries after a backoff.
+//! after the first change (trailing edge only: the user asked for quiet).
+//! Without a wait, a change is due at once (leading edge) unless the resource
+//! rendered less than [`MIN_RENDER_GAP`] ago: then it starts a burst, due once
+//! quiet for [`BURST_QUIET`], at most [`BURST_MAX`] after it started, and every
+//! change inside an active burst joins it. So a steady stream of changes a
+//! little slower than the gap renders each at once, while a flood of writes
+//! costs one render at its start and about one per `BURST_MAX` after.
+//! Polling marks every resource at each `-interval` tick. A failed pass keeps
+//! its resources pending and retries after a backoff.
 
 use std::time::Duration;
 
@@ -16,8 +20,9 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 
-/// Without `-wait`: a change this soon after the previous one is part of a burst.
-pub const BURST_WINDOW: Duration = Duration::from_millis(250);
+/// Without `-wait`: a change this soon after the resource's last render
+/// starts a burst instead of rendering at once.
+pub const MIN_RENDER_GAP: Duration = Duration::from_millis(100);
 /// Without `-wait`: the quiet period a burst must end with before rendering.
 pub const BURST_QUIET: Duration = Duration::from_millis(100);
 /// Without `-wait`: the longest a burst can delay a render.
@@ -33,7 +38,8 @@ pub const RETRY_MAX: Duration = Duration::from_secs(1);
 struct Pending {
     first: Instant,
     last: Instant,
-    /// Part of a burst: the change came soon after the one before it.
+    /// Part of a burst: the first change came less than [`MIN_RENDER_GAP`]
+    /// after the resource's last render.
     burst: bool,
 }
 
@@ -43,9 +49,9 @@ pub struct Schedule {
     /// Each resource's coalescing window (its own `wait`, else `-wait`).
     waits: Vec<Option<(Duration, Duration)>>,
     pending: Vec<Option<Pending>>,
-    /// When each resource last saw a data change (rendered or not), to tell
-    /// an isolated change from a burst.
-    last_change: Vec<Option<Instant>>,
+    /// When each resource's last successful pass ended, to tell a change
+    /// that may render at once from one that starts a burst.
+    last_render: Vec<Option<Instant>>,
     /// The polling period; `None` when watching.
     interval: Option<Duration>,
     next_tick: Option<Instant>,
@@ -64,7 +70,7 @@ impl Schedule {
         let mut schedule = Schedule {
             waits,
             pending: vec![None; count],
-            last_change: vec![None; count],
+            last_render: vec![None; count],
             interval,
             next_tick: None,
             retry_at: None,
@@ -80,7 +86,7 @@ impl Schedule {
     }
 
     /// Every resource should render (a tick, a resync, a retry): not a data
-    /// change, so it never makes a later change look like a burst.
+    /// change, so it is due at once whenever the resource last rendered.
     pub fn mark_all(&mut self, now: Instant) {
         for i in 0..self.pending.len() {
             self.mark(i, now, false);
@@ -88,9 +94,9 @@ impl Schedule {
     }
 
     fn mark(&mut self, i: usize, now: Instant, data_change: bool) {
-        let previous = self.last_change.get(i).copied().flatten();
+        let rendered = self.last_render.get(i).copied().flatten();
         let follows_closely = data_change
-            && previous.is_some_and(|p| now.saturating_duration_since(p) < BURST_WINDOW);
+            && rendered.is_some_and(|r| now.saturating_duration_since(r) < MIN_RENDER_GAP);
         if let Some(slot) = self.pending.get_mut(i) {
             *slot = Some(match *slot {
                 Some(p) => Pending {
@@ -104,9 +110,6 @@ impl Schedule {
                     burst: follows_closely,
                 },
             });
-        }
-        if data_change && let Some(slot) = self.last_change.get_mut(i) {
-            *slot = Some(now);
         }
     }
 
@@ -158,6 +161,9 @@ impl Schedule {
             for &i in due {
                 if let Some(slot) = self.pending.get_mut(i) {
                     *slot = None;
+                }
+                if let Some(slot) = self.last_render.get_mut(i) {
+                    *slot = Some(now);
                 }
             }
         } else {
@@ -292,16 +298,111 @@ mod tests {
     }
 
     #[test]
-    fn ticks_are_not_changes_and_do_not_start_bursts() {
+    fn ticks_render_every_resource_and_count_as_renders() {
         let (mut s, start) = settled(vec![None], Some(Duration::from_secs(60)));
         assert_eq!(s.next_wake(), Some(start + Duration::from_secs(60)));
         let tick = start + Duration::from_secs(60);
         assert_eq!(s.take_due(tick), vec![0]);
         s.pass_done(&[0], true, tick);
         assert_eq!(s.next_wake(), Some(tick + Duration::from_secs(60)));
-        // A change right after a tick is isolated: due at once.
+        // A change right after the tick's render waits for quiet, like any
+        // change that closely follows a render; one after the gap is due at once.
         s.changed(0, tick + 10 * MS);
-        assert_eq!(s.take_due(tick + 10 * MS), vec![0]);
+        assert!(s.take_due(tick + 10 * MS).is_empty());
+        assert_eq!(s.take_due(tick + 10 * MS + BURST_QUIET), vec![0]);
+        let later = tick + 10 * MS + BURST_QUIET;
+        s.pass_done(&[0], true, later);
+        s.changed(0, later + MIN_RENDER_GAP);
+        assert_eq!(s.take_due(later + MIN_RENDER_GAP), vec![0]);
+    }
+
+    /// Drives one resource through `changes` (instants, in order), rendering
+    /// whenever it is due and each render taking `render`; returns the
+    /// instants at which the renders started.
+    fn renders_for(changes: &[Instant], render: Duration) -> Vec<Instant> {
+        let (mut s, _) = settled(vec![None], None);
+        let mut renders = Vec::new();
+        let mut busy_until = changes[0];
+        let mut next = 0;
+        loop {
+            // The next moment something happens: a change or a due render
+            // (not before the running render ends).
+            let wake = s.next_wake().map(|w| w.max(busy_until));
+            let change = changes.get(next).copied();
+            let now = match (change, wake) {
+                (Some(c), Some(w)) if w < c => w,
+                (Some(c), _) => c,
+                (None, Some(w)) => w,
+                (None, None) => return renders,
+            };
+            if change == Some(now) {
+                s.changed(0, now);
+                next += 1;
+            }
+            if now >= busy_until {
+                let due = s.take_due(now);
+                if !due.is_empty() {
+                    renders.push(now);
+                    busy_until = now + render;
+                    s.pass_done(&due, true, busy_until);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_steady_stream_slower_than_the_gap_renders_each_change_at_once() {
+        let start = Instant::now() + Duration::from_secs(10);
+        let changes: Vec<Instant> = (0..20u32).map(|k| start + 200 * MS * k).collect();
+        // Also with renders that take most of the gap (a large file).
+        for render in [MS, 90 * MS] {
+            let renders = renders_for(&changes, render);
+            assert_eq!(renders, changes, "render time {render:?}");
+        }
+    }
+
+    #[test]
+    fn a_flood_renders_at_its_leading_edge_then_a_few_times() {
+        let start = Instant::now() + Duration::from_secs(10);
+        // 500 writes 2 ms apart (about etcd's commit time), then 500 at 10 ms.
+        for gap in [2 * MS, 10 * MS] {
+            let changes: Vec<Instant> = (0..500u32).map(|k| start + gap * k).collect();
+            let renders = renders_for(&changes, 3 * MS);
+            assert_eq!(renders[0], start, "the first write renders at once");
+            assert!(renders.len() <= 5, "{} renders for {gap:?}", renders.len());
+            let last_change = *changes.last().unwrap_or(&start);
+            let last_render = *renders.last().unwrap_or(&start);
+            assert!(last_render >= last_change, "the last write is rendered");
+            assert!(last_render <= last_change + BURST_QUIET);
+        }
+    }
+
+    #[test]
+    fn a_change_inside_a_burst_waits_even_long_after_the_last_render() {
+        let (mut s, start) = settled(vec![None], None);
+        let t0 = start + Duration::from_secs(10);
+        s.changed(0, t0);
+        assert_eq!(s.take_due(t0), vec![0]);
+        s.pass_done(&[0], true, t0);
+        // A burst starts 50 ms after the render; its changes keep coming
+        // every 80 ms, each more than the gap after that render.
+        let mut t = t0 + 50 * MS;
+        for _ in 0..5 {
+            s.changed(0, t);
+            assert!(s.take_due(t).is_empty(), "inside the burst at {:?}", t - t0);
+            t += 80 * MS;
+        }
+    }
+
+    #[test]
+    fn a_configured_wait_has_no_leading_edge() {
+        let wait = Some((Duration::from_secs(1), Duration::from_secs(3)));
+        let (mut s, start) = settled(vec![wait], None);
+        // Long after the last render, a change still waits for MIN of quiet.
+        let t0 = start + Duration::from_secs(60);
+        s.changed(0, t0);
+        assert!(s.take_due(t0).is_empty());
+        assert_eq!(s.next_wake(), Some(t0 + Duration::from_secs(1)));
     }
 
     #[test]

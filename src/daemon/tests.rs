@@ -176,6 +176,9 @@ pub(super) fn paused(body: impl std::future::Future<Output = ()>) {
 fn a_change_renders_at_once_from_the_watch_without_a_read() {
     paused(async {
         let (mut h, daemon) = start("", None).await;
+        // Past the gap after the first pass's render (a change closer to a
+        // render waits for quiet: see the schedule).
+        tokio::time::sleep(super::schedule::MIN_RENDER_GAP).await;
         let reads = h.backend.reads();
         let before = Instant::now();
         h.backend.put("/app/b", "2");
@@ -194,6 +197,27 @@ fn a_change_renders_at_once_from_the_watch_without_a_read() {
         );
         h.controls.send(Control::Stop).expect("send");
         assert!(daemon.await.is_ok());
+    });
+}
+
+#[test]
+fn a_change_every_200_ms_renders_each_at_once() {
+    paused(async {
+        let (mut h, _daemon) = start("", None).await;
+        // Well after the first pass, so the first change is not near a render.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for i in 0..10 {
+            let before = Instant::now();
+            h.backend.put("/app/a", &format!("v{i}"));
+            h.report().await;
+            let took = before.elapsed();
+            assert!(
+                took < Duration::from_millis(10),
+                "change {i} rendered after {took:?}"
+            );
+            assert_eq!(h.read("first"), format!("/app/a=v{i}\n"));
+            tokio::time::sleep(Duration::from_millis(200) - took).await;
+        }
     });
 }
 
@@ -223,7 +247,8 @@ fn a_burst_of_500_writes_gives_a_few_renders_and_the_last_value() {
             h.report().await;
             passes += 1;
         }
-        // One at the first change, then one per BURST_MAX (2 s) of a 5 s burst.
+        // One at the first change (leading edge), then one per BURST_MAX (2 s)
+        // of a 5 s burst, and one once it is quiet.
         assert!(passes <= 5, "{passes} passes for one burst");
         assert!(started.elapsed() < Duration::from_secs(6));
         h.no_report_within(Duration::from_secs(10)).await;

@@ -42,8 +42,8 @@ const FROZEN_LIMIT: Duration = Duration::from_secs(15);
 /// How long a change may take to show in HAProxy's traffic (watch, render,
 /// check, rename, reload).
 const TRAFFIC_LIMIT: Duration = Duration::from_secs(15);
-/// Changes further apart than the daemon's burst window (250 ms), so each
-/// one is rendered as an isolated change.
+/// Changes further apart than the daemon's minimum gap after a render
+/// (100 ms), so each one is rendered at once as an isolated change.
 const SPACING: Duration = Duration::from_millis(300);
 
 // ---------------------------------------------------------------------------
