@@ -8,6 +8,9 @@
 #   confd_binary            # sets CONFD (or takes it from the environment)
 #   start_work              # cd into a fresh $work; append PIDs to pids=()
 
+# This folder (examples/), for the helper programs beside this file.
+examples_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 # CONFD, or target/debug/confd of the repository; fails when missing.
 confd_binary() {
     CONFD=${CONFD:-$repo/target/debug/confd}
@@ -57,3 +60,51 @@ within() {
         sleep 0.1
     done
 }
+
+# -- a web tier behind HAProxy -------------------------------------------------
+#   declare -A port
+#   responder web1            # port[web1]=its port; responder_pid=its PID
+#   responder web2 127.0.0.3 8080
+#   start_haproxy             # listen=its port; 503 until confd's first render
+#   names www.example.com 9   # who answered 9 requests for that Host (sorted)
+
+# Starts an HTTP server answering with NAME (on ADDRESS:PORT, by default
+# 127.0.0.1 and a free port); sets port[NAME] and responder_pid.
+responder() {
+    python3 "$examples_dir/responder.py" "$1" "$1.port.tmp" "${@:2}" \
+        2>>responders.log &
+    responder_pid=$!
+    pids+=($!)
+    within 10 test -s "$1.port.tmp" || fail "responder $1 did not start"
+    port[$1]=$(cat "$1.port.tmp")
+}
+
+# HAProxy in master-worker mode on a bootstrap haproxy.cfg that answers 503
+# on 127.0.0.1:$listen until confd renders the real one and reloads it.
+start_haproxy() {
+    listen=$(free_port)
+    cat > haproxy.cfg <<CFG
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend http-in
+    bind 127.0.0.1:$listen
+    http-request return status 503 content-type text/plain string bootstrap
+CFG
+    haproxy -W -f haproxy.cfg -p haproxy.pid >haproxy.log 2>&1 &
+    pids+=($!)
+    within 10 test -s haproxy.pid || fail "haproxy did not start"
+}
+
+# GET / through HAProxy (with Host: $1 unless empty); prints the answering
+# server's name.
+hit() {
+    local host=()
+    [[ -n ${1:-} ]] && host=(-H "Host: $1")
+    curl -sS --max-time 5 "${host[@]}" "http://127.0.0.1:$listen/" || echo "(no answer)"
+}
+
+# The names answering $2 requests for host $1, sorted and de-duplicated.
+names() { local i; for ((i = 0; i < $2; i++)); do hit "$1"; echo; done | sort -u | paste -sd' '; }

@@ -40,54 +40,13 @@ put() { curl -fsS -X PUT "$ETCD/v2/keys$1" --data-urlencode "value=$2" -o /dev/n
 del() { curl -fsS -X DELETE "$ETCD/v2/keys$1?recursive=true" -o /dev/null; }
 
 # -- HTTP servers answering with their own name ------------------------------
-cat > responder.py <<'PY'
-import http.server, sys
-name = sys.argv[1].encode()
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(sys.argv[2], "w") as out:
-    out.write(str(server.server_address[1]))
-server.serve_forever()
-PY
 declare -A port
-for name in web1 web2 web3 blog1; do
-    python3 responder.py "$name" "$name.port.tmp" &
-    pids+=($!)
-done
-for name in web1 web2 web3 blog1; do
-    within 10 test -s "$name.port.tmp" || fail "$name did not start"
-    port[$name]=$(cat "$name.port.tmp")
-done
+for name in web1 web2 web3 blog1; do responder "$name"; done
 
 # -- HAProxy, master-worker mode, on a bootstrap configuration ---------------
 # It answers 503 until confd renders the real configuration and reloads it.
-listen=$(free_port)
-cat > haproxy.cfg <<CFG
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-frontend http-in
-    bind 127.0.0.1:$listen
-    http-request return status 503 content-type text/plain string bootstrap
-CFG
-haproxy -W -f haproxy.cfg -p haproxy.pid >haproxy.log 2>&1 &
-pids+=($!)
-within 10 test -s haproxy.pid || fail "haproxy did not start"
+start_haproxy
 
-# GET / through HAProxy with a Host header; prints the body (a server's name).
-hit() { curl -sS --max-time 5 -H "Host: $1" "http://127.0.0.1:$listen/" || echo "(no answer)"; }
-# The names answering N requests for a host, sorted and de-duplicated.
-names() { for ((i = 0; i < $2; i++)); do hit "$1"; echo; done | sort -u | paste -sd' '; }
 is() { [[ $(names "$1" 9) == "$2" ]]; }
 
 # -- data, then confd -watch -------------------------------------------------

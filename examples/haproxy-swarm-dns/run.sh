@@ -33,34 +33,13 @@ fail() {
 
 # -- replicas: HTTP servers answering with their own name --------------------
 # Each binds its own address; the port is chosen by the first and shared.
-cat > responder.py <<'PY'
-import http.server, sys
-name, host, port = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer((host, port), Handler)
-with open(sys.argv[4], "w") as out:
-    out.write(str(server.server_address[1]))
-server.serve_forever()
-PY
-replica() {  # name address port
-    python3 responder.py "$1" "$2" "$3" "$1.port.tmp" 2>>replicas.log &
-    pids+=($!)
-    within 10 test -s "$1.port.tmp" || fail "$1 did not start on $2:$3"
-}
+declare -A port
 web=$(free_port)
-replica web1 127.0.0.2 "$web"
-replica web2 127.0.0.3 "$web"
-replica web3 127.0.0.4 "$web"
-replica api1 127.0.0.5 0
-api=$(cat api1.port.tmp)
+responder web1 127.0.0.2 "$web"
+responder web2 127.0.0.3 "$web"
+responder web3 127.0.0.4 "$web"
+responder api1 127.0.0.5 0
+api=${port[api1]}
 
 # -- dnsmasq: the Swarm's DNS --------------------------------------------------
 # Answers from dns.hosts only (no forwarding, nothing cached: --local-ttl=0);
@@ -91,23 +70,9 @@ set_replicas() {
 }
 
 # -- HAProxy, master-worker mode, on a bootstrap configuration ---------------
-listen=$(free_port)
-cat > haproxy.cfg <<CFG
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-frontend http-in
-    bind 127.0.0.1:$listen
-    http-request return status 503 content-type text/plain string bootstrap
-CFG
-haproxy -W -f haproxy.cfg -p haproxy.pid >haproxy.log 2>&1 &
-pids+=($!)
-within 10 test -s haproxy.pid || fail "haproxy did not start"
+# It answers 503 until confd renders the real configuration and reloads it.
+start_haproxy
 
-hit() { curl -sS --max-time 5 -H "Host: $1" "http://127.0.0.1:$listen/" || echo "(no answer)"; }
-names() { for ((i = 0; i < $2; i++)); do hit "$1"; echo; done | sort -u | paste -sd' '; }
 is() { [[ $(names "$1" 9) == "$2" ]]; }
 loads() { grep -c 'Loading success' haproxy.log; }
 

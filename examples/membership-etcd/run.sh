@@ -47,32 +47,10 @@ within 20 curl -fs "$ETCD/health" -o /dev/null || { cat etcd.log >&2; fail "etcd
 put() { curl -fsS -X PUT "$ETCD/v2/keys$1" --data-urlencode "value=$2" -o /dev/null; }
 
 # -- HTTP servers answering with their own name ------------------------------
-cat > responder.py <<'PY'
-import http.server, sys
-name = sys.argv[1].encode()
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(sys.argv[2], "w") as out:
-    out.write(str(server.server_address[1]))
-server.serve_forever()
-PY
 declare -A port server announcer
 for name in web1 web2 web3 web4; do
-    python3 responder.py "$name" "$name.port.tmp" &
-    server[$name]=$!
-    pids+=($!)
-done
-for name in web1 web2 web3 web4; do
-    within 10 test -s "$name.port.tmp" || fail "$name did not start"
-    port[$name]=$(cat "$name.port.tmp")
+    responder "$name"
+    server[$name]=$responder_pid
 done
 
 # What each host runs: announce itself while its health check passes (here:
@@ -89,25 +67,11 @@ join() {
 }
 
 # -- HAProxy, master-worker mode, on a bootstrap configuration ---------------
-listen=$(free_port)
-cat > haproxy.cfg <<CFG
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-frontend http-in
-    bind 127.0.0.1:$listen
-    http-request return status 503 content-type text/plain string bootstrap
-CFG
-haproxy -W -f haproxy.cfg -p haproxy.pid >haproxy.log 2>&1 &
-pids+=($!)
-within 10 test -s haproxy.pid || fail "haproxy did not start"
+# It answers 503 until confd renders the real configuration and reloads it.
+start_haproxy
 
-hit() { curl -sS --max-time 5 "http://127.0.0.1:$listen/" || echo "(no answer)"; }
-# The names answering N requests, sorted and de-duplicated.
-names() { for ((i = 0; i < $1; i++)); do hit; echo; done | sort -u | paste -sd' '; }
-is() { [[ $(names 12) == "$1" ]]; }
+# Who answers 12 requests (no Host header: one pool).
+is() { [[ $(names "" 12) == "$1" ]]; }
 in_pool() { grep -q "^    server $1 " haproxy.cfg; }
 not_in_pool() { ! in_pool "$1"; }
 
@@ -118,16 +82,16 @@ pids+=($!)
 
 echo "== 1. web1, web2 and web3 announce themselves: HAProxy sends them traffic"
 join web1; join web2; join web3
-within 15 is "web1 web2 web3" || fail "the pool is not web1 web2 web3: $(names 12)"
+within 15 is "web1 web2 web3" || fail "the pool is not web1 web2 web3: $(names "" 12)"
 sed -n '/^backend/,$p' haproxy.cfg
-echo "x12 -> $(names 12)"
+echo "x12 -> $(names "" 12)"
 
 echo
 echo "== 2. web4 joins"
 start=$(now)
 join web4
-within 10 is "web1 web2 web3 web4" || fail "web4 gets no traffic: $(names 12)"
-echo "web4 gets traffic after $(since "$start") s; x12 -> $(names 12)"
+within 10 is "web1 web2 web3 web4" || fail "web4 gets no traffic: $(names "" 12)"
+echo "web4 gets traffic after $(since "$start") s; x12 -> $(names "" 12)"
 
 echo
 echo "== 3. web1 stops cleanly (SIGTERM to its announcer): it leaves at once"
@@ -135,11 +99,11 @@ start=$(now)
 kill -TERM "${announcer[web1]}"
 within 10 not_in_pool web1 || fail "web1 is still in the pool"
 left=$(since "$start")
-within 5 is "web2 web3 web4" || fail "web1 still gets traffic: $(names 12)"
+within 5 is "web2 web3 web4" || fail "web1 still gets traffic: $(names "" 12)"
 python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$left" "$TTL" \
     || fail "web1 left after $left s, not at once (the TTL is $TTL s)"
 grep -q 'withdrawn' web1.announce.log || fail "web1's announcer did not log its withdrawal"
-echo "web1 left after $left s (TTL ${TTL} s); x12 -> $(names 12)"
+echo "web1 left after $left s (TTL ${TTL} s); x12 -> $(names "" 12)"
 
 echo
 echo "== 4. web2 dies (its announcer and server killed): it leaves when its TTL expires"
@@ -148,8 +112,8 @@ kill -KILL "${announcer[web2]}" "${server[web2]}"
 { wait "${announcer[web2]}" "${server[web2]}"; } 2>/dev/null || true
 within $((TTL + 5)) not_in_pool web2 || fail "web2 is still in the pool after the TTL"
 left=$(since "$start")
-within 5 is "web3 web4" || fail "web2 still gets traffic: $(names 12)"
-echo "web2 left after $left s (TTL ${TTL} s); x12 -> $(names 12)"
+within 5 is "web3 web4" || fail "web2 still gets traffic: $(names "" 12)"
+echo "web2 left after $left s (TTL ${TTL} s); x12 -> $(names "" 12)"
 
 echo
 echo "== 5. web3's health check fails: it stops refreshing and leaves within its TTL"
@@ -157,15 +121,15 @@ start=$(now)
 rm web3.up
 within $((TTL + 5)) not_in_pool web3 || fail "web3 is still in the pool"
 left=$(since "$start")
-within 5 is "web4" || fail "web3 still gets traffic: $(names 12)"
-echo "web3 left after $left s; x12 -> $(names 12)"
+within 5 is "web4" || fail "web3 still gets traffic: $(names "" 12)"
+echo "web3 left after $left s; x12 -> $(names "" 12)"
 
 echo
 echo "== 6. web3's health check passes again: it is back at once"
 start=$(now)
 touch web3.up
-within 10 is "web3 web4" || fail "web3 did not come back: $(names 12)"
-echo "web3 back after $(since "$start") s; x12 -> $(names 12)"
+within 10 is "web3 web4" || fail "web3 did not come back: $(names "" 12)"
+echo "web3 back after $(since "$start") s; x12 -> $(names "" 12)"
 sed -n '/^backend/,$p' haproxy.cfg
 
 echo
