@@ -9,12 +9,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::free_port;
+use super::{await_ready, free_port, kill_child};
 
 /// How long etcd may take to become healthy.
 const START_LIMIT: Duration = Duration::from_secs(20);
@@ -123,26 +123,26 @@ impl Etcd {
                 .arg(&tls.ca)
                 .arg("--client-cert-auth");
         }
-        self.child = Some(
-            command
-                .spawn()
-                .expect("etcd starts (is etcd-server installed?)"),
+        let mut child = command
+            .spawn()
+            .expect("etcd starts (is etcd-server installed?)");
+        let port = self.client_port;
+        let healthy = || {
+            http(port, "GET", "/health", None, "")
+                .is_ok_and(|(s, b)| s == 200 && b.contains("true"))
+        };
+        let started = await_ready(
+            &mut child,
+            "etcd",
+            START_LIMIT,
+            Duration::from_millis(50),
+            healthy,
+            || self.log(),
         );
-        let deadline = Instant::now() + START_LIMIT;
-        while Instant::now() < deadline {
-            if let Ok((200, body)) = http(self.client_port, "GET", "/health", None, "")
-                && body.contains("true")
-            {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("etcd exited at start ({status}): {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        self.child = Some(child);
+        if let Err(message) = started {
+            panic!("{message}");
         }
-        panic!("etcd did not become healthy: {}", self.log());
     }
 
     /// etcd's own log, for failure messages.
@@ -152,10 +152,7 @@ impl Etcd {
 
     /// Kills etcd (SIGKILL) and waits for it to go.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// Starts etcd again on the same ports with the same data.

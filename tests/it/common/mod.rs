@@ -264,6 +264,41 @@ pub fn wait_for_exit(
     None
 }
 
+/// Waits up to `limit` for a server just spawned as `child` to pass `ready`
+/// (polled every `every`). The error names `what`, says whether it exited or
+/// only never got ready, and carries `log()` for the failure message.
+pub fn await_ready(
+    child: &mut std::process::Child,
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut ready: impl FnMut() -> bool,
+    log: impl Fn() -> String,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited at start ({status}): {}", log()));
+        }
+        std::thread::sleep(every);
+    }
+    Err(format!(
+        "{what} did not become ready within {limit:?}: {}",
+        log()
+    ))
+}
+
+/// Kills a server by PID (SIGKILL) and reaps it, if it runs.
+pub fn kill_child(child: &mut Option<std::process::Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Sends `signal` (e.g. "TERM", "HUP") to a child process.
 pub fn send_signal(child: &std::process::Child, signal: &str) {
     let status = Command::new("kill")

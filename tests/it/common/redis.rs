@@ -10,10 +10,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::etcd::TlsFiles;
-use super::free_port;
+use super::{await_ready, free_port, kill_child};
 
 /// How long redis-server may take to answer PING.
 const START_LIMIT: Duration = Duration::from_secs(10);
@@ -178,24 +178,21 @@ impl Redis {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.child = Some(
-            command
-                .spawn()
-                .expect("redis-server starts (is redis-server installed?)"),
+        let mut child = command
+            .spawn()
+            .expect("redis-server starts (is redis-server installed?)");
+        let started = await_ready(
+            &mut child,
+            "redis-server",
+            START_LIMIT,
+            Duration::from_millis(20),
+            || self.try_cmd(0, &["PING"]).is_ok_and(|r| r == "PONG"),
+            || self.log(),
         );
-        let deadline = Instant::now() + START_LIMIT;
-        while Instant::now() < deadline {
-            if self.try_cmd(0, &["PING"]).is_ok_and(|r| r == "PONG") {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("redis-server exited at start ({status}): {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        self.child = Some(child);
+        if let Err(message) = started {
+            panic!("{message}");
         }
-        panic!("redis-server did not answer PING: {}", self.log());
     }
 
     /// redis-server's own log, for failure messages.
@@ -205,10 +202,7 @@ impl Redis {
 
     /// Kills redis-server (SIGKILL, by PID) and waits for it to go.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// Starts redis-server again on the same port(s), empty.

