@@ -31,7 +31,7 @@
 # built without the gRPC client, with it, and with it and its TLS, from cold
 # target dirs (sizes, build times, crates).
 #
-# Variables: KEYS ("10000 100000"), ROUNDS (11), WATCH_ROUNDS (2), CHANGES
+# Variables: KEYS ("10000 100000"; "" with SIZES=1: the cost side only), ROUNDS (11), WATCH_ROUNDS (2), CHANGES
 # (40), GAP_MS (150), BURST_WRITES (500), BURST_ROUNDS (2), CALLGRIND (0),
 # SIZES (0), CONFD_BIN (default: build target/release/confd), ETCD_BIN (etcd),
 # WORK_DIR (default: a temp dir, removed at the end).
@@ -42,7 +42,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROJECT=$ROOT/bench/etcdv3-grpc
-KEYS=${KEYS:-"10000 100000"}
+KEYS=${KEYS-"10000 100000"}
 ROUNDS=${ROUNDS:-11}
 WATCH_ROUNDS=${WATCH_ROUNDS:-2}
 CHANGES=${CHANGES:-40}
