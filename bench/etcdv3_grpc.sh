@@ -26,14 +26,17 @@
 #      per path: events received, missing, delay after each write, watch
 #      messages that carried them.
 #
+# Then every path reads an empty etcd started with --enable-grpc-gateway=false
+# (NO_GATEWAY=0 skips that).
+#
 # CALLGRIND=1 adds client-side instruction counts of one read per path
 # (valgrind --tool=callgrind). SIZES=1 adds the cost side: release binaries
 # built without the gRPC client, with it, and with it and its TLS, from cold
 # target dirs (sizes, build times, crates).
 #
 # Variables: KEYS ("10000 100000"; "" with SIZES=1: the cost side only), ROUNDS (11), WATCH_ROUNDS (2), CHANGES
-# (40), GAP_MS (150), BURST_WRITES (500), BURST_ROUNDS (2), CALLGRIND (0),
-# SIZES (0), CONFD_BIN (default: build target/release/confd), ETCD_BIN (etcd),
+# (40), GAP_MS (150), BURST_WRITES (500), BURST_ROUNDS (2), NO_GATEWAY (1),
+# CALLGRIND (0), SIZES (0), CONFD_BIN (default: build target/release/confd), ETCD_BIN (etcd),
 # WORK_DIR (default: a temp dir, removed at the end).
 #
 # Prints a markdown summary; WORK_DIR keeps results.jsonl and the logs.
@@ -51,6 +54,7 @@ BURST_WRITES=${BURST_WRITES:-500}
 BURST_ROUNDS=${BURST_ROUNDS:-2}
 CALLGRIND=${CALLGRIND:-0}
 SIZES=${SIZES:-0}
+NO_GATEWAY=${NO_GATEWAY:-1}
 ETCD_BIN=${ETCD_BIN:-etcd}
 PREFIX=/services/web
 
@@ -94,28 +98,43 @@ fi
 cp "$CONFD_BIN" "$WORK/confd"
 CONFD=$WORK/confd
 
-read -r CLIENT_PORT PEER_PORT < <(python3 -c '
+# Starts a private etcd (extra flags after the name) on free loopback ports;
+# sets ETCD_URL and ETCD_PID.
+start_etcd() {
+    local name=$1 client_port peer_port
+    shift
+    read -r client_port peer_port < <(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(2)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
-ETCD_URL="http://127.0.0.1:$CLIENT_PORT"
-rm -rf "$WORK/etcd"
-"$ETCD_BIN" --name bench --data-dir "$WORK/etcd" \
-    --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-    --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
-    --initial-cluster "bench=http://127.0.0.1:$PEER_PORT" \
-    >"$WORK/etcd.log" 2>&1 &
-ETCD_PID=$!
-for _ in $(seq 100); do
-    python3 -c "import urllib.request; urllib.request.urlopen('$ETCD_URL/health', timeout=1)" 2>/dev/null && break
-    kill -0 "$ETCD_PID" 2>/dev/null || { tail -n 20 "$WORK/etcd.log" >&2; die "etcd did not start"; }
-    sleep 0.1
-done
-python3 -c "import urllib.request; urllib.request.urlopen('$ETCD_URL/health', timeout=1)" 2>/dev/null \
-    || die "etcd did not answer on $ETCD_URL"
+    ETCD_URL="http://127.0.0.1:$client_port"
+    rm -rf "$WORK/$name"
+    "$ETCD_BIN" --name "$name" --data-dir "$WORK/$name" \
+        --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+        --listen-peer-urls "http://127.0.0.1:$peer_port" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+        --initial-cluster "$name=http://127.0.0.1:$peer_port" "$@" \
+        >"$WORK/$name.log" 2>&1 &
+    ETCD_PID=$!
+    # /health is etcd's own HTTP handler, served with or without the gateway.
+    for _ in $(seq 100); do
+        python3 -c "import urllib.request; urllib.request.urlopen('$ETCD_URL/health', timeout=1)" 2>/dev/null && break
+        kill -0 "$ETCD_PID" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "etcd did not start"; }
+        sleep 0.1
+    done
+    python3 -c "import urllib.request; urllib.request.urlopen('$ETCD_URL/health', timeout=1)" 2>/dev/null \
+        || die "etcd did not answer on $ETCD_URL"
+}
+
+stop_etcd() {
+    kill "$ETCD_PID" 2>/dev/null || true
+    wait "$ETCD_PID" 2>/dev/null || true
+    ETCD_PID=""
+}
+
+start_etcd etcd
 ETCD_VERSION=$("$ETCD_BIN" --version 2>&1 | awk 'NR == 1 { print $3 }') || ETCD_VERSION=unknown
 say "etcd $ETCD_VERSION on $ETCD_URL (pid $ETCD_PID)"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -199,10 +218,26 @@ for keys in $KEYS; do
         done
     done
 done
-kill "$ETCD_PID" 2>/dev/null || true
-wait "$ETCD_PID" 2>/dev/null || true
-ETCD_PID=""
+stop_etcd
 TOOK=$((SECONDS - START_S))
+
+# A cluster that serves no gateway: each path reads it once (a failure is
+# the result here, recorded with its message).
+if [[ $NO_GATEWAY == 1 ]]; then
+    say "== etcd with --enable-grpc-gateway=false"
+    start_etcd etcd-no-gateway --enable-grpc-gateway=false
+    for path in gateway grpc confd; do
+        if [[ $path == confd ]]; then
+            [[ -d $WORK/confdir ]] || python3 "$ROOT/bench/gen_data.py" --resources 1 \
+                --confdir "$WORK/confdir" --dest-dir "$WORK/out-none"
+            measure no-gateway-confd 0 "$CONFD" -onetime -backend etcdv3 -node "$ETCD_URL" \
+                -confdir "$WORK/confdir" -log-level error || true
+        else
+            measure "no-gateway-$path" 0 "$PROBE" read "$path" "$ETCD_URL" "$PREFIX" 0 || true
+        fi
+    done
+    stop_etcd
+fi
 
 if [[ $SIZES == 1 ]]; then
     say "== cost side: cold release builds (gateway only; + etcd-client; + its TLS)"

@@ -47,65 +47,68 @@ def main():
         else:
             other.append(row)
 
-    print("One-shot read of /services/web (each run its own process; `read` = process start to")
-    print("pairs decoded, from the program; wall, RSS and CPU from GNU time; etcd CPU from its")
-    print("/proc/PID/stat over the run, 10 ms ticks)")
-    print()
-    print("| keys | path | runs | read median / p95 | wall median / p95 | peak RSS | client CPU | etcd CPU | answer size | vs gateway (read) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (keys, name), runs in sorted(reads.items(), key=lambda kv: (kv[0][0], order(kv[0][1]))):
-        ok = [r for r in runs if "error" not in r]
-        if not ok:
-            error = runs[0]["error"].strip().splitlines()[-1][:120] if runs else "?"
-            print("| %s | %s | %d | failed: %s | | | | | | |" % (f"{keys:,}", name, len(runs), error.replace("|", "/")))
-            continue
-        ms = [r["ms"] for r in ok if "ms" in r]
-        wall = [r["wall_s"] * 1e3 for r in ok]
-        gateway = [r["ms"] for r in reads.get((keys, "gateway"), []) if "ms" in r]
-        ratio = ""
-        if ms and gateway and name != "gateway":
-            ratio = "%.1f×" % (median(gateway) / median(ms))
-        size = ""
-        if ok[0].get("bytes"):
-            size = "%.2f MB" % (ok[0]["bytes"] / 1e6)
-        print("| %s | %s | %d | %s | %.1f / %.1f ms | %.1f MiB | %.0f ms | %.0f ms | %s | %s |" % (
-            f"{keys:,}", name, len(ok),
-            "%.1f / %.1f ms" % (median(ms), quantile(ms, 0.95)) if ms else "–",
-            median(wall), quantile(wall, 0.95),
-            median([r["rss_kb"] for r in ok]) / 1024,
-            median([r["cpu_s"] for r in ok]) * 1e3,
-            median([r["etcd_ticks"] for r in ok]) * 10,
-            size, ratio))
-    print()
-
-    print("Watch: write → event decoded, single changes (the write's own round trip, etcd's")
-    print("commit, is inside both)")
-    print()
-    print("| keys | path | changes | median | p95 | max | write acknowledged (median) | lost | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for (keys, path), runs in sorted(watches.items()):
-        ok = [r for r in runs if "latencies_ms" in r]
-        lat = [x for r in ok for x in r["latencies_ms"]]
-        acks = [x for r in ok for x in r["acks_ms"]]
-        print("| %s | %s | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %d | %.1f MiB |" % (
-            f"{keys:,}", path, len(lat), median(lat), quantile(lat, 0.95), max(lat, default=float("nan")),
-            median(acks), sum(r["lost"] for r in ok), median([r["rss_kb"] for r in ok]) / 1024))
-    print()
-
-    print("Burst: new keys written back to back, each after the previous one was acknowledged")
-    print()
-    print("| keys | path | round | writes took | received | missing | delay median / max | ≥ 50 ms late | watch messages | last event after last ack |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (keys, path), runs in sorted(bursts.items()):
-        for number, r in enumerate(runs, 1):
-            if "delays_ms" not in r:
-                print("| %s | %s | %d | failed | | | | | | |" % (f"{keys:,}", path, number))
+    if reads:
+        print("One-shot read of /services/web (each run its own process; `read` = process start to")
+        print("pairs decoded, from the program; wall, RSS and CPU from GNU time; etcd CPU from its")
+        print("/proc/PID/stat over the run, 10 ms ticks)")
+        print()
+        print("| keys | path | runs | read median / p95 | wall median / p95 | peak RSS | client CPU | etcd CPU | answer size | vs gateway (read) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for (keys, name), runs in sorted(reads.items(), key=lambda kv: (kv[0][0], order(kv[0][1]))):
+            ok = [r for r in runs if "error" not in r]
+            if not ok:
+                error = runs[0]["error"].strip().splitlines()[-1][:120] if runs else "?"
+                print("| %s | %s | %d | failed: %s | | | | | | |" % (f"{keys:,}", name, len(runs), error.replace("|", "/")))
                 continue
-            print("| %s | %s | %d | %.0f ms | %d | %d | %.2f / %.2f ms | %d | %d | %.2f ms |" % (
-                f"{keys:,}", path, number, r["writes_took_ms"], r["received"], r["missing"],
-                median(r["delays_ms"]), max(r["delays_ms"], default=float("nan")), r["late_50ms"],
-                r["messages"], r["last_after_last_ack_ms"]))
-    print()
+            ms = [r["ms"] for r in ok if "ms" in r]
+            wall = [r["wall_s"] * 1e3 for r in ok]
+            gateway = [r["ms"] for r in reads.get((keys, "gateway"), []) if "ms" in r]
+            ratio = ""
+            if ms and gateway and name != "gateway":
+                ratio = "%.1f×" % (median(gateway) / median(ms))
+            size = ""
+            if ok[0].get("bytes"):
+                size = "%.2f MB" % (ok[0]["bytes"] / 1e6)
+            print("| %s | %s | %d | %s | %.1f / %.1f ms | %.1f MiB | %.0f ms | %.0f ms | %s | %s |" % (
+                f"{keys:,}", name, len(ok),
+                "%.1f / %.1f ms" % (median(ms), quantile(ms, 0.95)) if ms else "–",
+                median(wall), quantile(wall, 0.95),
+                median([r["rss_kb"] for r in ok]) / 1024,
+                median([r["cpu_s"] for r in ok]) * 1e3,
+                median([r["etcd_ticks"] for r in ok]) * 10,
+                size, ratio))
+        print()
+
+    if watches:
+        print("Watch: write → event decoded, single changes (the write's own round trip, etcd's")
+        print("commit, is inside both)")
+        print()
+        print("| keys | path | changes | median | p95 | max | write acknowledged (median) | lost | peak RSS |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (keys, path), runs in sorted(watches.items()):
+            ok = [r for r in runs if "latencies_ms" in r]
+            lat = [x for r in ok for x in r["latencies_ms"]]
+            acks = [x for r in ok for x in r["acks_ms"]]
+            print("| %s | %s | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %d | %.1f MiB |" % (
+                f"{keys:,}", path, len(lat), median(lat), quantile(lat, 0.95), max(lat, default=float("nan")),
+                median(acks), sum(r["lost"] for r in ok), median([r["rss_kb"] for r in ok]) / 1024))
+        print()
+
+    if bursts:
+        print("Burst: new keys written back to back, each after the previous one was acknowledged")
+        print()
+        print("| keys | path | round | writes took | received | missing | delay median / max | ≥ 50 ms late | watch messages | last event after last ack |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for (keys, path), runs in sorted(bursts.items()):
+            for number, r in enumerate(runs, 1):
+                if "delays_ms" not in r:
+                    print("| %s | %s | %d | failed | | | | | | |" % (f"{keys:,}", path, number))
+                    continue
+                print("| %s | %s | %d | %.0f ms | %d | %d | %.2f / %.2f ms | %d | %d | %.2f ms |" % (
+                    f"{keys:,}", path, number, r["writes_took_ms"], r["received"], r["missing"],
+                    median(r["delays_ms"]), max(r["delays_ms"], default=float("nan")), r["late_50ms"],
+                    r["messages"], r["last_after_last_ack_ms"]))
+        print()
 
     callgrind = [r for r in other if r.get("name") == "callgrind"]
     if callgrind:
@@ -117,6 +120,20 @@ def main():
         for r in sorted(callgrind, key=lambda r: (r["n"], order(r["path"]))):
             ratio = "%.1f×" % (base[r["n"]] / r["ir"]) if r["path"] != "gateway" and r["ir"] and r["n"] in base else ""
             print("| %s | %s | %s | %s |" % (f"{r['n']:,}", r["path"], f"{r['ir']:,}", ratio))
+        print()
+
+    no_gateway = [r for r in other if r.get("name", "").startswith("no-gateway-")]
+    if no_gateway:
+        print("An etcd started with --enable-grpc-gateway=false (empty), one read per path")
+        print()
+        print("| path | outcome |")
+        print("|---|---|")
+        for r in no_gateway:
+            if "error" in r:
+                outcome = "failed: " + r["error"].strip().splitlines()[-1][:160].replace("|", "/")
+            else:
+                outcome = "read %s keys" % r.get("keys", "?") if "keys" in r else "succeeded"
+            print("| %s | %s |" % (r["name"][len("no-gateway-"):], outcome))
         print()
 
     sizes = [r for r in other if r.get("name") == "size"]
