@@ -24,7 +24,9 @@
 #      gateway put for both paths), GAP_MS apart;
 #   3. a burst of BURST_WRITES new keys written back to back, BURST_ROUNDS
 #      per path: events received, missing, delay after each write, watch
-#      messages that carried them.
+#      messages that carried them. Then (BURST_REOPEN=0 skips it) once per
+#      path with a new watch stream after every batch, each from the next
+#      revision, as confd's etcdv3 backend did before it kept streams open.
 #
 # Then every path reads an empty etcd started with --enable-grpc-gateway=false
 # (NO_GATEWAY=0 skips that).
@@ -35,7 +37,7 @@
 # target dirs (sizes, build times, crates).
 #
 # Variables: KEYS ("10000 100000"; "" with SIZES=1: the cost side only), ROUNDS (11), WATCH_ROUNDS (2), CHANGES
-# (40), GAP_MS (150), BURST_WRITES (500), BURST_ROUNDS (2), NO_GATEWAY (1),
+# (40), GAP_MS (150), BURST_WRITES (500), BURST_ROUNDS (2), BURST_REOPEN (1), NO_GATEWAY (1),
 # CALLGRIND (0), SIZES (0), CONFD_BIN (default: build target/release/confd), ETCD_BIN (etcd),
 # WORK_DIR (default: a temp dir, removed at the end).
 #
@@ -55,6 +57,7 @@ BURST_ROUNDS=${BURST_ROUNDS:-2}
 CALLGRIND=${CALLGRIND:-0}
 SIZES=${SIZES:-0}
 NO_GATEWAY=${NO_GATEWAY:-1}
+BURST_REOPEN=${BURST_REOPEN:-1}
 ETCD_BIN=${ETCD_BIN:-etcd}
 PREFIX=/services/web
 
@@ -217,6 +220,13 @@ for keys in $KEYS; do
                 "$BURST_WRITES" "$path$round" || die "$path burst failed"
         done
     done
+    if [[ $BURST_REOPEN == 1 ]]; then
+        say "  burst with a new watch stream after every batch, 1 per path"
+        for path in gateway grpc; do
+            measure "burst-$path" "$keys" "$PROBE" burst-reopen "$path" "$ETCD_URL" "$PREFIX" \
+                "$BURST_WRITES" "$path-reopen" || die "$path burst-reopen failed"
+        done
+    fi
 done
 stop_etcd
 TOOK=$((SECONDS - START_S))

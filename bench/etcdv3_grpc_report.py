@@ -97,15 +97,16 @@ def main():
     if bursts:
         print("Burst: new keys written back to back, each after the previous one was acknowledged")
         print()
-        print("| keys | path | round | writes took | received | missing | delay median / max | ≥ 50 ms late | watch messages | last event after last ack |")
+        print("| keys | path | watch | writes took | received | missing | delay median / max | ≥ 50 ms late | batches | last event after last ack |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for (keys, path), runs in sorted(bursts.items()):
-            for number, r in enumerate(runs, 1):
+            for r in runs:
+                stream = "new stream per batch" if r.get("reopen") else "one open stream"
                 if "delays_ms" not in r:
-                    print("| %s | %s | %d | failed | | | | | | |" % (f"{keys:,}", path, number))
+                    print("| %s | %s | %s | failed | | | | | | |" % (f"{keys:,}", path, stream))
                     continue
-                print("| %s | %s | %d | %.0f ms | %d | %d | %.2f / %.2f ms | %d | %d | %.2f ms |" % (
-                    f"{keys:,}", path, number, r["writes_took_ms"], r["received"], r["missing"],
+                print("| %s | %s | %s | %.0f ms | %d | %d | %.2f / %.2f ms | %d | %d | %.2f ms |" % (
+                    f"{keys:,}", path, stream, r["writes_took_ms"], r["received"], r["missing"],
                     median(r["delays_ms"]), max(r["delays_ms"], default=float("nan")), r["late_50ms"],
                     r["messages"], r["last_after_last_ack_ms"]))
         print()

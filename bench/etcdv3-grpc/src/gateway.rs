@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{Error, Event, PAGE_SIZE, Pairs, is_within, subtree_range};
+use crate::{Error, Event, PAGE_SIZE, Pairs, Watcher, is_within, subtree_range};
 
 /// One HTTP/1.1 client as confd builds it for a plain-http node: no proxy,
 /// no root store, keep-alive.
@@ -66,7 +66,16 @@ struct WatchResult {
 struct WatchedEvent {
     #[serde(rename = "type", default)]
     kind: String,
-    kv: Option<KeyValue>,
+    kv: Option<WatchedKey>,
+}
+
+#[derive(Deserialize)]
+struct WatchedKey {
+    key: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default, deserialize_with = "number_or_string")]
+    mod_revision: u64,
 }
 
 /// The gateway prints int64 fields as strings; accept both forms.
@@ -174,23 +183,30 @@ pub async fn delete_under(
     Ok(())
 }
 
-/// Opens a watch stream on `root` and returns once etcd confirmed it; the
-/// stream is then read by a task that sends every put under `root`, stamped
-/// on arrival, to `events`.
+/// Opens a watch stream on `root` from revision `start` (0: from now) and
+/// returns once etcd confirmed it; the stream is then read by a task that
+/// sends every put under `root`, stamped on arrival, to `events`. With
+/// `one_batch` the task ends after the first message with events and
+/// returns its newest revision.
 pub async fn watch(
     endpoint: &str,
     root: &str,
+    start: u64,
+    one_batch: bool,
     events: UnboundedSender<Event>,
-) -> Result<tokio::task::JoinHandle<Result<(), Error>>, Error> {
+) -> Result<Watcher, Error> {
     let client = client()?;
     let (key, range_end) = subtree_range(root);
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "create_request": {
             "key": BASE64.encode(&key),
             "range_end": BASE64.encode(&range_end),
             "progress_notify": true,
         }
     });
+    if start > 0 {
+        body["create_request"]["start_revision"] = serde_json::json!(start);
+    }
     let mut response = client
         .post(format!("{endpoint}/v3/watch"))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -219,6 +235,7 @@ pub async fn watch(
     let root = root.to_string();
     Ok(tokio::spawn(async move {
         let mut message_number = 0u64;
+        let mut newest = 0;
         loop {
             while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=end).collect();
@@ -235,8 +252,10 @@ pub async fn watch(
                     return Err("watch canceled".into());
                 }
                 message_number += 1;
+                let batch = !result.events.is_empty();
                 for event in result.events {
                     let Some(kv) = event.kv else { continue };
+                    newest = newest.max(kv.mod_revision);
                     if event.kind == "DELETE" {
                         continue;
                     }
@@ -252,13 +271,16 @@ pub async fn watch(
                         message: message_number,
                     });
                     if sent.is_err() {
-                        return Ok(());
+                        return Ok(newest);
                     }
+                }
+                if batch && one_batch {
+                    return Ok(newest);
                 }
             }
             match response.chunk().await? {
                 Some(chunk) => buffer.extend_from_slice(&chunk),
-                None => return Ok(()),
+                None => return Ok(newest),
             }
         }
     }))

@@ -7,7 +7,7 @@ use std::time::Instant;
 use etcd_client::{Client, GetOptions, WatchOptions};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{Error, Event, PAGE_SIZE, Pairs, is_within, subtree_range};
+use crate::{Error, Event, PAGE_SIZE, Pairs, Watcher, is_within, subtree_range};
 
 /// How much one gRPC answer may hold when read in one piece. tonic's default
 /// is 4 MiB; 100,000 keys of the seed layout are ≈ 7 MB (etcd's Go client
@@ -94,18 +94,25 @@ fn encoded_len(page: &etcd_client::GetResponse) -> u64 {
     total
 }
 
-/// Opens a Watch on `root` and returns once etcd confirmed it; a task then
-/// sends every put under `root`, stamped on arrival, to `events`.
+/// Opens a Watch on `root` from revision `start` (0: from now) and returns
+/// once etcd confirmed it; a task then sends every put under `root`, stamped
+/// on arrival, to `events`. With `one_batch` the task ends after the first
+/// message with events and returns its newest revision.
 pub async fn watch(
     endpoint: &str,
     root: &str,
+    start: u64,
+    one_batch: bool,
     events: UnboundedSender<Event>,
-) -> Result<tokio::task::JoinHandle<Result<(), Error>>, Error> {
+) -> Result<Watcher, Error> {
     let mut client = Client::connect([endpoint], None).await?;
     let (key, range_end) = subtree_range(root);
-    let options = WatchOptions::new()
+    let mut options = WatchOptions::new()
         .with_range(range_end)
         .with_progress_notify();
+    if start > 0 {
+        options = options.with_start_revision(start as i64);
+    }
     let mut stream = client.watch(key, Some(options)).await?;
     loop {
         match stream.message().await? {
@@ -119,6 +126,7 @@ pub async fn watch(
         // The client must live as long as the stream it opened.
         let _client = client;
         let mut message_number = 0u64;
+        let mut newest = 0;
         while let Some(response) = stream.message().await? {
             let at = Instant::now();
             if response.canceled() {
@@ -126,10 +134,11 @@ pub async fn watch(
             }
             message_number += 1;
             for event in response.events() {
+                let Some(kv) = event.kv() else { continue };
+                newest = newest.max(kv.mod_revision() as u64);
                 if event.event_type() == etcd_client::EventType::Delete {
                     continue;
                 }
-                let Some(kv) = event.kv() else { continue };
                 let key = kv.key_str()?;
                 if !is_within(key, &root) {
                     continue;
@@ -141,10 +150,13 @@ pub async fn watch(
                     message: message_number,
                 });
                 if sent.is_err() {
-                    return Ok(());
+                    return Ok(newest);
                 }
             }
+            if one_batch && !response.events().is_empty() {
+                return Ok(newest);
+            }
         }
-        Ok(())
+        Ok(newest)
     }))
 }

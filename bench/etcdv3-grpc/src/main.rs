@@ -7,7 +7,12 @@
 //! etcdv3-grpc-bench read  PATH ENDPOINT ROOT EXPECTED_KEYS
 //! etcdv3-grpc-bench watch PATH ENDPOINT ROOT KEYS CHANGES GAP_MS SEED
 //! etcdv3-grpc-bench burst PATH ENDPOINT ROOT WRITES TAG
+//! etcdv3-grpc-bench burst-reopen PATH ENDPOINT ROOT WRITES TAG
 //! ```
+//!
+//! `burst-reopen` ends the watch stream after every message with events and
+//! opens a new one from the next revision, as confd's etcdv3 backend did
+//! before it kept its streams open.
 //!
 //! PATH: `gateway`; `grpc` (Range paged at 5,000 keys, as confd pages the
 //! gateway); `grpc-single` (one Range, decoding limit raised);
@@ -28,6 +33,9 @@ pub type Pairs = Vec<(String, String)>;
 
 /// Keys asked for per range request by confd's etcdv3 backend.
 pub const PAGE_SIZE: u64 = 5_000;
+
+/// The task reading a watch stream; it returns the newest revision it saw.
+pub type Watcher = tokio::task::JoinHandle<Result<u64, Error>>;
 
 /// A put seen on a watch stream, stamped when its message was decoded.
 #[derive(Debug)]
@@ -129,10 +137,11 @@ async fn run(args: &[String]) -> Result<serde_json::Value, Error> {
             };
             watch::singles(path, endpoint, root, &settings).await
         }
-        "burst" => {
+        "burst" | "burst-reopen" => {
             let writes = number(args, 5, "WRITES")?;
             let tag = arg(args, 6, "TAG")?;
-            watch::burst(path, endpoint, root, writes, tag).await
+            let reopen = command == "burst-reopen";
+            watch::burst(path, endpoint, root, writes, tag, reopen).await
         }
         other => Err(format!("unknown command {other:?}").into()),
     }

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::{Error, Event, gateway};
+use crate::{Error, Event, Watcher, gateway};
 
 /// How long one change may take before it counts as lost.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,21 +27,50 @@ pub struct Singles {
     pub seed: u64,
 }
 
-type Watcher = tokio::task::JoinHandle<Result<(), Error>>;
+async fn start(
+    path: &str,
+    endpoint: &str,
+    root: &str,
+    from: u64,
+    one_batch: bool,
+    sender: UnboundedSender<Event>,
+) -> Result<Watcher, Error> {
+    match path {
+        "gateway" => gateway::watch(endpoint, root, from, one_batch, sender).await,
+        #[cfg(feature = "grpc")]
+        "grpc" => crate::grpc::watch(endpoint, root, from, one_batch, sender).await,
+        other => Err(format!("unknown or not built watch path {other:?}").into()),
+    }
+}
 
+/// One watch stream, open until the end; or with `reopen`, a stream per
+/// batch of events, each opened from the revision after the last one seen
+/// (the task then returns the number of streams it opened).
 async fn open(
     path: &str,
     endpoint: &str,
     root: &str,
+    reopen: bool,
 ) -> Result<(Watcher, UnboundedReceiver<Event>), Error> {
     let (sender, receiver) = unbounded_channel();
-    let task = match path {
-        "gateway" => gateway::watch(endpoint, root, sender).await?,
-        #[cfg(feature = "grpc")]
-        "grpc" => crate::grpc::watch(endpoint, root, sender).await?,
-        other => return Err(format!("unknown or not built watch path {other:?}").into()),
-    };
-    Ok((task, receiver))
+    let first = start(path, endpoint, root, 0, reopen, sender.clone()).await?;
+    if !reopen {
+        return Ok((first, receiver));
+    }
+    let (path, endpoint, root) = (path.to_string(), endpoint.to_string(), root.to_string());
+    let supervisor = tokio::spawn(async move {
+        let mut streams = 1;
+        let mut current = first;
+        loop {
+            let newest = current.await??;
+            if sender.is_closed() {
+                return Ok(streams);
+            }
+            current = start(&path, &endpoint, &root, newest + 1, true, sender.clone()).await?;
+            streams += 1;
+        }
+    });
+    Ok((supervisor, receiver))
 }
 
 /// A 64-bit LCG step (Knuth's MMIX constants): reproducible host picks.
@@ -65,7 +94,7 @@ pub async fn singles(
     root: &str,
     settings: &Singles,
 ) -> Result<serde_json::Value, Error> {
-    let (task, mut events) = open(path, endpoint, root).await?;
+    let (task, mut events) = open(path, endpoint, root, false).await?;
     let writer = gateway::client()?;
     let domains = settings.keys / 20;
     let width = domains.max(1).to_string().len();
@@ -112,15 +141,17 @@ pub async fn singles(
 /// each as soon as etcd acknowledged the previous one, and reports how they
 /// arrived: how many, how late each was after its write was sent, how many
 /// watch messages carried them, and how long after the last acknowledgement
-/// the last one came. The keys are deleted afterwards.
+/// the last one came. The keys are deleted afterwards. With `reopen` the
+/// watch is a new stream after every batch (see [`open`]).
 pub async fn burst(
     path: &str,
     endpoint: &str,
     root: &str,
     writes: u64,
     tag: &str,
+    reopen: bool,
 ) -> Result<serde_json::Value, Error> {
-    let (task, mut events) = open(path, endpoint, root).await?;
+    let (task, mut events) = open(path, endpoint, root, reopen).await?;
     let writer = gateway::client()?;
     let burst_root = format!("{root}/burst-{tag}");
     let mut sent_at: HashMap<String, Instant> = HashMap::new();
@@ -163,6 +194,9 @@ pub async fn burst(
             Err(_) => break,
         }
     }
+    // With reopen the supervisor ends at its next batch once the receiver
+    // is gone; it may also sit on a quiet stream, so it is stopped.
+    drop(events);
     task.abort();
     let mut delays: Vec<f64> = Vec::new();
     let mut messages = std::collections::BTreeSet::new();
@@ -176,6 +210,11 @@ pub async fn burst(
     }
     delays.sort_by(f64::total_cmp);
     let late = delays.iter().filter(|d| **d >= 50.0).count();
+    // Messages are numbered per stream; with reopen, count batches instead
+    // as the distinct arrival instants.
+    let mut arrivals: Vec<Instant> = arrived.values().map(|(at, _)| *at).collect();
+    arrivals.sort();
+    arrivals.dedup();
     gateway::delete_under(&writer, endpoint, &burst_root).await?;
     Ok(serde_json::json!({
         "cmd": "burst",
@@ -186,14 +225,15 @@ pub async fn burst(
         "missing": sent_at.len() - delays.len(),
         "delays_ms": delays,
         "late_50ms": late,
-        "messages": messages.len(),
+        "reopen": reopen,
+        "messages": if reopen { arrivals.len() } else { messages.len() },
         "last_after_last_ack_ms": ms(last_event.duration_since(last_ack)),
     }))
 }
 
-async fn watch_ended(task: tokio::task::JoinHandle<Result<(), Error>>) -> Error {
+async fn watch_ended(task: Watcher) -> Error {
     match task.await {
-        Ok(Ok(())) => "watch stream ended".into(),
+        Ok(Ok(_)) => "watch stream ended".into(),
         Ok(Err(e)) => format!("watch failed: {e}").into(),
         Err(e) => format!("watch task: {e}").into(),
     }
