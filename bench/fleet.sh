@@ -43,7 +43,8 @@
 #   IDLE_SECONDS=10               the idle window
 #   CHANGES=10 GAP=1              single changes, and the least time between them
 #   CHANGE_TIMEOUT=20             seconds before a change counts as lost
-#   BURST=50                      writes in the burst (0 skips it)
+#   BURST=50 BURST_TIMEOUT=20     writes in the burst, seconds to wait for every
+#                                 dest to hold all of them
 #   START_TIMEOUT=180             seconds for a fleet to render every dest
 #   GO_CONFD=                     the Go confd 0.16 binary: its cells too (unset: skipped)
 #   GO_N=$N GO_LAYOUTS=$LAYOUTS   its fleet size and cells
@@ -68,6 +69,7 @@ CHANGES=${CHANGES:-10}
 GAP=${GAP:-1}
 CHANGE_TIMEOUT=${CHANGE_TIMEOUT:-20}
 BURST=${BURST:-50}
+BURST_TIMEOUT=${BURST_TIMEOUT:-20}
 START_TIMEOUT=${START_TIMEOUT:-180}
 GO_N=${GO_N:-$N}
 GO_LAYOUTS=${GO_LAYOUTS:-$LAYOUTS}
@@ -331,7 +333,7 @@ run_cell() { # run_cell IMPL BACKEND LAYOUT DAEMONS
         --pids "$dir/pids" --backend-pid "$BACKEND_PID" --since "$since" --dest "$dir/out" \
         --daemons "$daemons" --resources "$resources" --prefixes "$prefixes" --keys "$KEYS" \
         --start-timeout "$START_TIMEOUT" --idle-seconds "$IDLE_SECONDS" --changes "$CHANGES" \
-        --gap "$GAP" --change-timeout "$CHANGE_TIMEOUT" --burst "$BURST" \
+        --gap "$GAP" --change-timeout "$CHANGE_TIMEOUT" --burst "$BURST" --burst-timeout "$BURST_TIMEOUT" \
         --value-base $((20000 + CELL * 1000)) >"$dir/result.json" || rc=$?
     stop_fleet
     stop_last "$PROXY_PID"

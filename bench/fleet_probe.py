@@ -152,6 +152,7 @@ def load_consul(url, keys, data_prefix):
 def cmd_foreign(args):
     client = Client(args.api, args.url)
     client.put(FOREIGN_KEY, "0")
+    print("ready", flush=True)
     gets, puts = [], []
     deadline = time.monotonic() + args.max_seconds
     i = 0
@@ -181,10 +182,14 @@ def foreign_summary(samples):
 
 
 def start_foreign(args, max_seconds, max_ops):
-    return subprocess.Popen(
+    """Starts the foreign client and returns once its connection is up."""
+    proc = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "foreign", "--api", args.api, "--url", args.url,
          "--max-seconds", str(max_seconds), "--max-ops", str(max_ops)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    if select.select([proc.stdout], [], [], 30)[0]:
+        proc.stdout.readline()
+    return proc
 
 
 def stop_foreign(proc, timeout=30):
@@ -217,6 +222,20 @@ class Fleet:
 
     def rss_kib(self):
         return sum(daemon_probe.kib(status_fields(p).get("VmRSS")) or 0 for p in self.pids)
+
+    def pss_kib(self):
+        """The fleet's proportional set size: shared pages (the binary's code)
+        counted once across the fleet, not once per daemon as in VmRSS."""
+        total = 0
+        for p in self.pids:
+            try:
+                with open("/proc/%d/smaps_rollup" % p) as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
 
 
 def stats(path):
@@ -340,7 +359,7 @@ def cmd_run(args):
                       "bytes_down": delta["bytes_down"],
                       "fleet_cpu": 100.0 * (f1 - f0) / CLK_TCK / span,
                       "backend_cpu": 100.0 * (b1 - b0) / CLK_TCK / span,
-                      "fleet_rss_kib": fleet.rss_kib(),
+                      "fleet_rss_kib": fleet.rss_kib(), "fleet_pss_kib": fleet.pss_kib(),
                       "backend_rss_kib": daemon_probe.kib(status_fields(fleet.backend).get("VmRSS"))}
 
     # 3. The foreign client alone.
@@ -393,9 +412,8 @@ def cmd_run(args):
     expected = [(" %s:%d check" % (ip, args.value_base + 500 + j)).encode()
                 for j, (_d, _h, ip) in enumerate(burst)]
     before = settle(args.stats)
-    (f0, b0) = fleet.ticks()
+    (f0, b0), w0 = fleet.ticks(), time.monotonic()
     proc = start_foreign(args, args.burst_timeout + 30, 10 ** 9)
-    time.sleep(0.2)
     if fd is not None:
         list(daemon_probe.inotify_events(fd))
     start = time.monotonic()
@@ -404,9 +422,11 @@ def cmd_run(args):
     written = time.monotonic()
     arrived = wait_for(args.dest, fd, targets, expected, args.burst_timeout)
     done = time.monotonic()
+    # At least a second of samples, however fast the fan-out was.
+    time.sleep(max(0.0, start + 1.0 - done))
     foreign = stop_foreign(proc)
     after = settle(args.stats)
-    (f1, b1) = fleet.ticks()
+    (f1, b1), w1 = fleet.ticks(), time.monotonic()
     delta = stats_delta(after, before)
     delays = [t - written for t in arrived.values()]
     result["burst"] = {
@@ -416,7 +436,9 @@ def cmd_run(args):
         "fanout_seconds": done - start,
         "requests": delta["requests"], "bytes_up": delta["bytes_up"], "bytes_down": delta["bytes_down"],
         "fleet_cpu_s": (f1 - f0) / CLK_TCK, "backend_cpu_s": (b1 - b0) / CLK_TCK,
-        "backend_cpu": 100.0 * (b1 - b0) / CLK_TCK / max(done - start, 1e-9),
+        # Over the whole burst window: the foreign client's start, the
+        # writes, the fan-out, at least 1 s, and the settling afterwards.
+        "backend_cpu": 100.0 * (b1 - b0) / CLK_TCK / (w1 - w0), "window_seconds": w1 - w0,
         "foreign": foreign,
     }
     result["alive_at_end"] = fleet.alive()
@@ -474,20 +496,20 @@ def cmd_report(args):
     print("#### Load on the backend: start, idle, per change\n")
     print(head + " start: s, requests, bytes ↑/↓ | connections | idle req/s | idle bytes/s ↑/↓ "
           "| per change: requests | per change: bytes ↑/↓ | per change, per daemon ↓ "
-          "| backend CPU idle | backend CPU s per change | fleet RSS |")
+          "| backend CPU idle | backend CPU s per change | fleet RSS (PSS) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print("| %s | **%s** |" % (cell(r), r["error"]))
             continue
         s, i, c = r["startup"], r["idle"], r["changes"]
-        print("| %s | %.1f s, %d, %s / %s | %d | %.2f | %s / %s | %.1f | %s / %s | %s | %.1f %% | %.3f s | %.0f MiB |" % (
+        print("| %s | %.1f s, %d, %s / %s | %d | %.2f | %s / %s | %.1f | %s / %s | %s | %.1f %% | %.3f s | %.0f (%.0f) MiB |" % (
             cell(r), s["seconds"], s["requests"], size(s["bytes_up"]), size(s["bytes_down"]),
             s["connections"], i["requests"] / i["seconds"],
             size(i["bytes_up"] / i["seconds"]), size(i["bytes_down"] / i["seconds"]),
             c["requests"], size(c["bytes_up"]), size(c["bytes_down"]),
             size(c["bytes_down"] / r["daemons"]), i["backend_cpu"], c["backend_cpu_s"],
-            i["fleet_rss_kib"] / 1024.0))
+            i["fleet_rss_kib"] / 1024.0, i.get("fleet_pss_kib", 0) / 1024.0))
     print("\n#### One write → every destination (single changes)\n")
     print(head + " dests per change | per dest p50 | p99 | max | all dests: median | max | lost "
           "| fleet CPU s per change |")
