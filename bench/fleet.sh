@@ -147,7 +147,7 @@ cleanup() {
     local i
     stop_fleet
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
-    exec 9>&- 2>/dev/null || true
+    exec 9>&-
     if [[ -z ${WORK_DIR:-} ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -248,7 +248,7 @@ start_consul() {
 }
 stop_backend() {
     stop_last "$BACKEND_PID"
-    exec 9>&- 2>/dev/null || true
+    exec 9>&-
 }
 load_backend() { # load_backend BACKEND: KEYS keys under each of MAX_PREFIXES prefixes
     local backend=$1 p prefix keep=""
