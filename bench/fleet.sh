@@ -354,6 +354,7 @@ print(json.dumps(d))' "$dir/result.json" "$impl" "$backend" "$layout" "$errors" 
 
 say "work dir $WORK; N=$N, GO_N=$GO_N, KEYS=$KEYS per prefix, layouts: $LAYOUTS"
 STARTED=$SECONDS
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for backend in $BACKENDS; do
     case $backend in
         etcd | etcdv3) start_etcd "$backend" ;;
@@ -374,8 +375,9 @@ LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "### bench/fleet.sh, $(date -u +%Y-%m-%d), $((SECONDS - STARTED)) s"
 echo
 GO_TEXT="not run"
-((RUN_GO)) && GO_TEXT=$("$GO_CONFD" -version 2>&1 | head -n1)
-echo "Ours: commit ${SOURCE:-unknown}; $("$ETCD_BIN" --version 2>/dev/null | head -n1 || echo "etcd: -");"
+((RUN_GO)) && GO_TEXT=$("$GO_CONFD" -version 2>&1 | sed -n 1p)
+ETCD_VERSION=$("$ETCD_BIN" --version 2>/dev/null | sed -n 1p) || ETCD_VERSION="etcd: -"
+echo "Ours: commit ${SOURCE:-unknown}; $ETCD_VERSION; load average at the start: $LOAD_START;"
 echo "the Go confd: $GO_TEXT; load average at the end: $LOAD; nproc $(nproc)."
 echo "\"daemons\": ours or the Go confd; \"N\": daemons in the fleet; \"↑\": fleet → backend, \"↓\": backend → fleet."
 echo
