@@ -32,8 +32,9 @@
 # holds KEYS keys under each of the P prefixes; changes go to the first.
 #
 # Prints markdown tables (bench/README.md, "bench/fleet.sh"). With the defaults
-# (ours only, 3 backends × 3 layouts, N = 200) ≈ 8 minutes on 2 cores plus the
-# build; GO_CONFD adds as much again. Every process it starts is stopped on exit.
+# (ours only, 3 backends × 3 layouts, N = 200) ≈ 7 minutes on 2 cores plus the
+# build; GO_CONFD adds 10–25 minutes (a Go cell whose fleet cannot render every
+# dest waits START_TIMEOUT). Every process it starts is stopped on exit.
 #
 # Environment:
 #   N=200                         daemons per cell

@@ -27,11 +27,15 @@ Subcommands:
            A client of its own (not through the proxy) timing alternate reads
            and writes of one key outside every watched prefix until stdin is
            closed or a limit is reached; prints JSON (latencies in seconds).
+  load-consul --url HOST:PORT --keys N [--data-prefix P]
+           Stores the seed layout's N keys (under P) in a Consul KV API, one PUT
+           each over one keep-alive connection.
   report   --results FILE
            Markdown tables from fleet.sh's results.jsonl.
 """
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -139,7 +143,6 @@ class Client:
 
 
 def b64(text):
-    import base64
     return base64.b64encode(text.encode()).decode()
 
 
