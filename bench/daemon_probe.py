@@ -3,12 +3,16 @@
 
 Subcommands:
 
-  proxy    --listen PORT --target PORT --log FILE
+  proxy    --listen PORT --target PORT --log FILE [--stats FILE]
            A counting TCP proxy on 127.0.0.1:PORT in front of 127.0.0.1:TARGET.
            It parses the client->server byte stream of every connection as
            HTTP/1.x requests (request line, headers, Content-Length or chunked
            body) and logs one line per request: "MONOTONIC CONN METHOD PATH".
            A long-poll or streaming watch is one request, logged when sent.
+           HTTP/2 (gRPC) connections are logged as one "H2" line, then one
+           "H2-HEADERS" line per HEADERS frame the client sends (a stream
+           opened: a call, or a watch stream). --stats keeps the totals
+           (requests, bytes each way, connections) in a JSON file.
   latency  --api v2|v3 --url URL --keys N --dest FILE [--changes 50 --gap 0.4
            --timeout 10 --max-seconds S --seed 1]
            Change-to-file latency: sets the port of a random host, timing from
@@ -139,6 +143,38 @@ IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 
 
+def inotify_folder(folder):
+    """A non-blocking inotify descriptor watching FOLDER for files written or
+    renamed into it, or None when inotify is unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        if libc.inotify_add_watch(fd, folder.encode(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0:
+            os.close(fd)
+            return None
+        return fd
+    except (OSError, AttributeError):
+        return None
+
+
+def inotify_events(fd):
+    """Yields (mask, file name as bytes) for every event queued on FD."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        offset = 0
+        while offset + 16 <= len(data):
+            _wd, mask, _cookie, length = (int.from_bytes(data[offset + i:offset + i + 4], "little")
+                                          for i in (0, 4, 8, 12))
+            name = data[offset + 16:offset + 16 + length].rstrip(b"\0")
+            offset += 16 + length
+            yield mask, name
+
+
 class DestWatch:
     """inotify on DEST's folder; `drain()` says whether DEST was replaced or
     written. Falls back to stat polling when inotify is unavailable."""
@@ -146,20 +182,8 @@ class DestWatch:
     def __init__(self, dest):
         self.dest = dest
         self.name = os.path.basename(dest).encode()
-        self.fd = None
         self.replaced = 0
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if fd >= 0:
-                wd = libc.inotify_add_watch(fd, os.path.dirname(os.path.abspath(dest)).encode(),
-                                            IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
-                if wd >= 0:
-                    self.fd = fd
-                else:
-                    os.close(fd)
-        except (OSError, AttributeError):
-            self.fd = None
+        self.fd = inotify_folder(os.path.dirname(os.path.abspath(dest)))
         self.last_stat = self._stat()
 
     def _stat(self):
@@ -177,21 +201,11 @@ class DestWatch:
             self.last_stat = now
             return changed
         hit = False
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                break
-            offset = 0
-            while offset + 16 <= len(data):
-                _wd, mask, _cookie, length = (int.from_bytes(data[offset + i:offset + i + 4], "little")
-                                              for i in (0, 4, 8, 12))
-                name = data[offset + 16:offset + 16 + length].rstrip(b"\0")
-                offset += 16 + length
-                if name == self.name:
-                    hit = True
-                    if mask & IN_MOVED_TO:
-                        self.replaced += 1
+        for mask, name in inotify_events(self.fd):
+            if name == self.name:
+                hit = True
+                if mask & IN_MOVED_TO:
+                    self.replaced += 1
         return hit
 
     def content(self):
@@ -516,9 +530,27 @@ def cmd_wait_file(args):
 # ----------------------------------------------------------------- proxy
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_HEADERS = 0x1
+
+
 def cmd_proxy(args):
     log = open(args.log, "a", buffering=1)
     counter = [0]
+    # Totals since the proxy started: requests (HTTP/1.x request heads and
+    # HTTP/2 HEADERS frames from the client, i.e. streams opened), bytes in
+    # each direction, connections open and accepted.
+    totals = {"requests": 0, "bytes_up": 0, "bytes_down": 0, "open": 0, "accepted": 0}
+    try:
+        import resource  # a fleet keeps hundreds of connections open (2 fds each)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+    def request(conn, method, path):
+        totals["requests"] += 1
+        log.write("%.6f %d %s %s\n" % (time.monotonic(), conn, method, path))
 
     async def pipe(reader, writer):
         try:
@@ -526,6 +558,7 @@ def cmd_proxy(args):
                 data = await reader.read(65536)
                 if not data:
                     break
+                totals["bytes_down"] += len(data)
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -544,15 +577,20 @@ def cmd_proxy(args):
                 data = await reader.read(65536)
                 if not data:
                     break
+                totals["bytes_up"] += len(data)
                 writer.write(data)
                 buf += data
                 while True:
                     if state == "head":
+                        if buf.startswith(H2_PREFACE[:len(buf)]) and buf:
+                            if len(buf) < len(H2_PREFACE):
+                                break
+                            request(conn, "H2", "-")
+                            buf = buf[len(H2_PREFACE):]
+                            state = "h2"
+                            continue
                         end = buf.find(b"\r\n\r\n")
                         if end < 0:
-                            if buf.startswith(b"PRI * HTTP/2.0"):
-                                log.write("%.6f %d H2 -\n" % (time.monotonic(), conn))
-                                state = "opaque"
                             break
                         head = buf[:end].decode("latin-1")
                         buf = buf[end + 4:]
@@ -560,7 +598,7 @@ def cmd_proxy(args):
                         parts = lines[0].split(" ")
                         method = parts[0] if parts else "?"
                         path = parts[1] if len(parts) > 1 else "?"
-                        log.write("%.6f %d %s %s\n" % (time.monotonic(), conn, method, path))
+                        request(conn, method, path)
                         headers = {}
                         for line in lines[1:]:
                             name, _, value = line.partition(":")
@@ -595,9 +633,16 @@ def cmd_proxy(args):
                         buf = buf[end + 2:]
                         if end == 0:
                             state = "head"
-                    else:  # opaque
-                        buf = b""
-                        break
+                    else:  # h2: 9-byte frame headers; a client HEADERS frame opens a stream
+                        if len(buf) < 9:
+                            break
+                        length = int.from_bytes(buf[0:3], "big")
+                        if len(buf) < 9 + length:
+                            break
+                        if buf[3] == H2_HEADERS:
+                            stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                            request(conn, "H2-HEADERS", "stream=%d" % stream)
+                        buf = buf[9 + length:]
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
@@ -615,20 +660,42 @@ def cmd_proxy(args):
         except OSError:
             writer.close()
             return
+        totals["accepted"] += 1
+        totals["open"] += 1
         for w in (writer, up_writer):
             sock = w.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(6, 1, 1)  # TCP_NODELAY
-        await asyncio.gather(client_to_server(reader, up_writer, conn), pipe(up_reader, writer))
+        try:
+            await asyncio.gather(client_to_server(reader, up_writer, conn), pipe(up_reader, writer))
+        finally:
+            totals["open"] -= 1
+
+    async def write_stats():
+        # The totals, rewritten atomically every 50 ms while they change, so
+        # that another process can take differences over any window.
+        last = None
+        while True:
+            now = dict(totals)
+            if now != last:
+                tmp = args.stats + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump(now, f)
+                os.replace(tmp, args.stats)
+                last = now
+            await asyncio.sleep(0.05)
 
     async def main():
-        server = await asyncio.start_server(handle, "127.0.0.1", args.listen)
+        server = await asyncio.start_server(handle, "127.0.0.1", args.listen, backlog=1024)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        stats = asyncio.ensure_future(write_stats()) if args.stats else None
         async with server:
             await stop.wait()
+        if stats is not None:
+            stats.cancel()
 
     asyncio.run(main())
     return 0
@@ -820,6 +887,8 @@ def main():
     p.add_argument("--listen", type=int, required=True)
     p.add_argument("--target", type=int, required=True)
     p.add_argument("--log", required=True)
+    p.add_argument("--stats", help="keep the totals (requests, bytes each way, connections) "
+                   "in this JSON file, rewritten every 50 ms")
 
     p = sub.add_parser("latency")
     p.add_argument("--api", choices=("v2", "v3"), required=True)
