@@ -10,6 +10,7 @@
 
 mod glob;
 mod keys;
+mod list;
 mod view;
 
 use std::borrow::Cow;
@@ -17,6 +18,7 @@ use std::borrow::Cow;
 pub use glob::glob_segment_matches;
 pub(crate) use keys::clean_cow;
 pub use keys::{clean_key, is_within, join_keys, minimal_roots};
+pub use list::PairList;
 pub use view::{Pair, View};
 
 /// Where one pair's text lies in [`Pairs::text`]: the key's bytes, then the
@@ -57,26 +59,31 @@ impl Pairs {
             let span = built.append(&key, &value);
             built.spans.push(span);
         }
-        let text = &built.text;
-        // A stable sort keeps input order among equal keys.
-        built.spans.sort_by(|a, b| {
-            text[a.start..a.start + a.key_len].cmp(&text[b.start..b.start + b.key_len])
-        });
-        let mut unique: Vec<Span> = Vec::with_capacity(built.spans.len());
-        for span in built.spans.drain(..) {
-            match unique.last_mut() {
-                Some(last)
-                    if text[last.start..last.start + last.key_len]
-                        == text[span.start..span.start + span.key_len] =>
-                {
-                    *last = span;
-                }
-                _ => unique.push(span),
-            }
+        built.sorted()
+    }
+
+    /// These pairs (clean keys, in any order) sorted and de-duplicated, the
+    /// later of two equal keys winning. Pairs that arrive sorted (etcd v3
+    /// and Consul answer in key order) keep their buffer as it is; others
+    /// get it rewritten in key order.
+    fn sorted(mut self) -> Pairs {
+        let text = &self.text;
+        let key = |s: &Span| &text[s.start..s.start + s.key_len];
+        if self.unused == 0 && self.spans.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            return self;
         }
-        built.spans = unique;
-        built.compact();
-        built
+        // A stable sort keeps input order among equal keys; the later one
+        // then replaces the earlier, in place.
+        self.spans.sort_by(|a, b| key(a).cmp(key(b)));
+        self.spans.dedup_by(|later, earlier| {
+            let same = key(later) == key(earlier);
+            if same {
+                *earlier = *later;
+            }
+            same
+        });
+        self.compact();
+        self
     }
 
     fn append(&mut self, key: &str, value: &str) -> Span {
