@@ -36,10 +36,11 @@ impl Span {
     }
 }
 
-/// Sorted pairs with all their text in one buffer (in key order after a
-/// build or a compaction) and one span per pair: two allocations however
-/// many keys, no per-pair allocator overhead, and nothing for the allocator
-/// to fragment while the daemon keeps a snapshot between passes. A changed
+/// Sorted pairs with all their text in one buffer (in the order read after
+/// a build, in key order after a compaction) and one span per pair: two
+/// allocations however many keys, no per-pair allocator overhead, and
+/// nothing for the allocator to fragment while the daemon keeps a snapshot
+/// between passes. A changed
 /// or added pair is appended to the buffer; the buffer is rewritten once
 /// more than half of it is unused.
 #[derive(Clone, Default)]
@@ -63,26 +64,31 @@ impl Pairs {
     }
 
     /// These pairs (clean keys, in any order) sorted and de-duplicated, the
-    /// later of two equal keys winning. Pairs that arrive sorted (etcd v3
-    /// and Consul answer in key order) keep their buffer as it is; others
-    /// get it rewritten in key order.
+    /// later of two equal keys winning. Only the spans move: the text stays
+    /// where it is unless duplicates left part of it unused (a second copy
+    /// of every key and value would double the peak memory of a large
+    /// read for a little locality).
     fn sorted(mut self) -> Pairs {
         let text = &self.text;
         let key = |s: &Span| &text[s.start..s.start + s.key_len];
-        if self.unused == 0 && self.spans.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+        if self.spans.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
             return self;
         }
-        // A stable sort keeps input order among equal keys; the later one
-        // then replaces the earlier, in place.
-        self.spans.sort_by(|a, b| key(a).cmp(key(b)));
+        // Equal keys stay in input order (their start), so the later one
+        // can replace the earlier; unstable sorting needs no extra buffer.
+        self.spans
+            .sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.start.cmp(&b.start)));
+        let mut dropped = 0;
         self.spans.dedup_by(|later, earlier| {
             let same = key(later) == key(earlier);
             if same {
+                dropped += earlier.key_len + earlier.value_len;
                 *earlier = *later;
             }
             same
         });
-        self.compact();
+        self.unused += dropped;
+        self.compact_if_mostly_unused();
         self
     }
 

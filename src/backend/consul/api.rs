@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 
 use super::ConsulConfig;
 use crate::backend::BackendError;
-use crate::backend::http::{Limits, NodeClient, REQUEST_TIMEOUT, server_text};
+use crate::backend::http::{BodyReader, Limits, NodeClient, REQUEST_TIMEOUT, server_text};
 use crate::error::ConfigError;
 
 /// The longest margin [`blocking_deadline`] allows for the network and the
@@ -150,7 +150,7 @@ impl ConsulApi {
     ) -> Result<(Option<T>, u64, String), BackendError>
     where
         T: Send + 'static,
-        P: FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
+        P: FnOnce(BodyReader) -> T + Send + 'static,
     {
         let (response, node) = self.send_get(path, query, None).await?;
         if response.status() != StatusCode::OK {

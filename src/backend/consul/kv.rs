@@ -21,7 +21,7 @@ use crate::snapshot::{PairList, clean_key, is_within};
 /// give: a value that is not base64 or not UTF-8 names its key; anything
 /// else is an unexpected response.
 pub(super) fn parse_entries(
-    reader: &mut dyn Read,
+    reader: impl Read,
     root: &str,
     out: &mut PairList,
 ) -> Result<(), String> {

@@ -16,7 +16,7 @@ use crate::snapshot::PairList;
 /// Parses `{"node": {…}, …}` from `reader`, pushing every leaf (a node that
 /// is not a directory and has a key) into `out`, depth first, in the order
 /// of the answer. Nothing but whitespace may follow the object.
-pub(super) fn parse_get(reader: &mut dyn Read, out: &mut PairList) -> serde_json::Result<()> {
+pub(super) fn parse_get(reader: impl Read, out: &mut PairList) -> serde_json::Result<()> {
     let mut json = serde_json::Deserializer::from_reader(reader);
     Answer { out }.deserialize(&mut json)?;
     json.end()

@@ -16,7 +16,7 @@ mod watch;
 
 use watch::OpenWatch;
 
-use super::http::{HttpConfig, Limits, NodeClient, quote_server, server_text};
+use super::http::{BodyReader, HttpConfig, Limits, NodeClient, quote_server, server_text};
 use super::{Backend, BackendError, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::snapshot::{PairList, clean_key, is_within};
@@ -223,7 +223,7 @@ impl EtcdV3Backend {
     ) -> Result<(Result<T, (StatusCode, Vec<u8>)>, String), BackendError>
     where
         T: Send + 'static,
-        P: FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
+        P: FnOnce(BodyReader) -> T + Send + 'static,
     {
         for attempt in 0..2 {
             let token = self.current_token().await?;

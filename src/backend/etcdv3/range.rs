@@ -32,7 +32,7 @@ pub(super) struct Page {
 /// base64, a key under `root` or a value that is not UTF-8; anything else
 /// is an unexpected response.
 pub(super) fn parse_page(
-    reader: &mut dyn Read,
+    reader: impl Read,
     root: &str,
     out: &mut PairList,
 ) -> Result<Page, String> {

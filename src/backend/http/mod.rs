@@ -31,7 +31,7 @@ pub use answer::{
     read_capped, server_text,
 };
 pub use node::{Node, node_url, percent_decode, redact_address};
-pub use stream::{discard_capped, parse_streamed};
+pub use stream::{BodyReader, discard_capped, parse_streamed};
 
 use super::BackendError;
 use crate::error::ConfigError;
@@ -248,6 +248,10 @@ impl NodeClient {
     pub fn new(config: &HttpConfig) -> Result<NodeClient, ConfigError> {
         // reqwest is built without a default crypto provider; pick ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Answers are parsed into buffers that grow to the size of the data:
+        // keep such buffers out of the heap so their old copies do not stay
+        // resident (see map_large_blocks).
+        crate::daemon::memory::map_large_blocks();
 
         let nodes = config
             .nodes
@@ -390,7 +394,7 @@ impl NodeClient {
     ) -> Result<T, BackendError>
     where
         T: Send + 'static,
-        P: FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
+        P: FnOnce(BodyReader) -> T + Send + 'static,
     {
         parse_streamed(response, self.max_response_size, parse)
             .await

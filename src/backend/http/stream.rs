@@ -5,9 +5,8 @@
 //! counted as the chunks arrive, so an oversized answer (announced or
 //! chunked) is refused before it is all read.
 
-use std::io::Read;
+use std::io::{BufReader, Read};
 
-use bytes::Bytes;
 use reqwest::Response;
 use tokio::sync::mpsc;
 
@@ -16,9 +15,8 @@ use super::BodyError;
 /// Chunks queued between the network and the parser: enough to keep both
 /// busy, few enough that a slow parser holds back the transfer instead of
 /// buffering the answer.
-const QUEUED_CHUNKS: usize = 8;
-/// The parser's read buffer: serde_json reads byte by byte, which a
-/// `BufReader` turns into slice reads.
+const QUEUED_CHUNKS: usize = 4;
+/// The parser's read buffer.
 const READ_BUFFER: usize = 64 << 10;
 
 /// Hands `response`'s body to `parse` on a blocking thread as it arrives
@@ -33,7 +31,7 @@ pub async fn parse_streamed<T, P>(
 ) -> Result<T, BodyError>
 where
     T: Send + 'static,
-    P: FnOnce(&mut dyn Read) -> T + Send + 'static,
+    P: FnOnce(BodyReader) -> T + Send + 'static,
 {
     let declared = response.content_length();
     if let Some(length) = declared.filter(|&l| l > limit) {
@@ -43,14 +41,14 @@ where
     }
     let (sender, receiver) = mpsc::channel(QUEUED_CHUNKS);
     let parser = tokio::task::spawn_blocking(move || {
-        let mut reader = std::io::BufReader::with_capacity(
+        parse(BufReader::with_capacity(
             READ_BUFFER,
             ChunkReader {
                 receiver,
-                chunk: Bytes::new(),
+                chunk: Vec::new(),
+                read: 0,
             },
-        );
-        parse(&mut reader)
+        ))
     });
     let mut received: u64 = 0;
     let mut failure = None;
@@ -62,9 +60,12 @@ where
                     failure = Some(BodyError::TooLarge { declared: None });
                     break;
                 }
+                // A copy, not the chunk itself: a chunk is a slice of the
+                // HTTP client's read buffer (up to 400 KiB) and would keep
+                // that whole buffer alive while queued (a few MiB in all).
                 // A closed channel: the parser stopped (malformed data), and
                 // it has the error to tell.
-                if sender.send(chunk).await.is_err() {
+                if sender.send(chunk.to_vec()).await.is_err() {
                     break;
                 }
             }
@@ -106,24 +107,36 @@ pub async fn discard_capped(mut response: Response, limit: u64) -> Result<(), Bo
     Ok(())
 }
 
+/// What a parser reads the body from. A concrete `BufReader`, not a
+/// `dyn Read`: serde_json reads byte by byte, which std turns into plain
+/// buffer reads for a `BufReader` taken by value (through a `dyn Read`, each
+/// byte was a call: twice the time of the whole transfer).
+pub type BodyReader = BufReader<ChunkReader>;
+
 /// The receiving end of the channel as a `Read`: the end of the body is the
 /// channel's end.
-struct ChunkReader {
-    receiver: mpsc::Receiver<Bytes>,
-    chunk: Bytes,
+pub struct ChunkReader {
+    receiver: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    /// How much of `chunk` was read.
+    read: usize,
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.chunk.is_empty() {
+        while self.read == self.chunk.len() {
             match self.receiver.blocking_recv() {
-                Some(chunk) => self.chunk = chunk,
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.read = 0;
+                }
                 None => return Ok(0),
             }
         }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        self.chunk = self.chunk.slice(n..);
+        let rest = &self.chunk[self.read..];
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.read += n;
         Ok(n)
     }
 }
