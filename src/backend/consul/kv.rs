@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::backend::http::quote_server;
+use crate::backend::http::{OptionalText, quote_server};
 use crate::snapshot::{PairList, clean_key, is_within};
 
 /// Parses the array of entries from `reader`, pushing each key within
@@ -31,6 +31,8 @@ pub(super) fn parse_entries(
         root,
         out,
         refusal: &mut refusal,
+        key: String::new(),
+        value: String::new(),
         decoded: Vec::new(),
     }
     .deserialize(&mut json)
@@ -58,7 +60,10 @@ struct Entries<'a> {
     /// Why the data was refused, when it was (the parse error that stops
     /// the parse only carries this up).
     refusal: &'a mut Option<String>,
-    /// The decoded value, reused from entry to entry.
+    /// The entry's key and value as sent, and the value decoded: buffers
+    /// reused from entry to entry.
+    key: String,
+    value: String,
     decoded: Vec<u8>,
 }
 
@@ -103,24 +108,43 @@ impl<'de> Visitor<'de> for Entry<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut key: Option<String> = None;
-        let mut value: Option<Option<String>> = None;
+        let mut key = std::mem::take(&mut self.list.key);
+        let mut value = std::mem::take(&mut self.list.value);
+        key.clear();
+        value.clear();
+        // Whether each field came, and whether the value was a string.
+        let (mut has_key, mut has_value, mut value_text) = (false, false, false);
         while let Some(field) = map.next_key::<EntryField>()? {
             match field {
-                EntryField::Key if key.is_some() => return Err(de::Error::duplicate_field("Key")),
-                EntryField::Key => key = Some(map.next_value()?),
-                EntryField::Value if value.is_some() => {
+                EntryField::Key if has_key => return Err(de::Error::duplicate_field("Key")),
+                EntryField::Key => {
+                    has_key = true;
+                    if !map.next_value_seed(OptionalText(&mut key))? {
+                        return Err(de::Error::invalid_type(de::Unexpected::Unit, &"a key"));
+                    }
+                }
+                EntryField::Value if has_value => {
                     return Err(de::Error::duplicate_field("Value"));
                 }
-                EntryField::Value => value = Some(map.next_value()?),
+                EntryField::Value => {
+                    has_value = true;
+                    value_text = map.next_value_seed(OptionalText(&mut value))?;
+                }
                 EntryField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        let key = key.ok_or_else(|| de::Error::missing_field("Key"))?;
-        let value = value.ok_or_else(|| de::Error::missing_field("Value"))?;
-        self.list.push(&key, value.as_deref()).map_err(|refusal| {
+        if !has_key {
+            return Err(de::Error::missing_field("Key"));
+        }
+        if !has_value {
+            return Err(de::Error::missing_field("Value"));
+        }
+        let pushed = self.list.push(&key, value_text.then_some(value.as_str()));
+        self.list.key = key;
+        self.list.value = value;
+        pushed.map_err(|refusal| {
             *self.list.refusal = Some(refusal);
             de::Error::custom("refused")
         })

@@ -11,6 +11,7 @@ use std::io::Read;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::backend::http::OptionalText;
 use crate::snapshot::PairList;
 
 /// Parses `{"node": {…}, …}` from `reader`, pushing every leaf (a node that
@@ -18,7 +19,12 @@ use crate::snapshot::PairList;
 /// of the answer. Nothing but whitespace may follow the object.
 pub(super) fn parse_get(reader: impl Read, out: &mut PairList) -> serde_json::Result<()> {
     let mut json = serde_json::Deserializer::from_reader(reader);
-    Answer { out }.deserialize(&mut json)?;
+    let mut scratch = Vec::new();
+    Answer {
+        out,
+        scratch: &mut scratch,
+    }
+    .deserialize(&mut json)?;
     json.end()
 }
 
@@ -45,7 +51,13 @@ enum NodeField {
 
 struct Answer<'a> {
     out: &'a mut PairList,
+    scratch: &'a mut Scratch,
 }
+
+/// A key and a value buffer per depth of the tree, reused from node to
+/// node: a node's text is copied into the list, never allocated on its own
+/// (allocating two strings per node took longer than the rest of the parse).
+type Scratch = Vec<(String, String)>;
 
 impl<'de> DeserializeSeed<'de> for Answer<'_> {
     type Value = ();
@@ -70,6 +82,8 @@ impl<'de> Visitor<'de> for Answer<'_> {
                 AnswerField::Node => {
                     map.next_value_seed(NodeSeed {
                         out: &mut *self.out,
+                        scratch: &mut *self.scratch,
+                        depth: 0,
                     })?;
                     seen = true;
                 }
@@ -90,6 +104,8 @@ impl<'de> Visitor<'de> for Answer<'_> {
 /// in any order); a directory's children are pushed as they are read.
 struct NodeSeed<'a> {
     out: &'a mut PairList,
+    scratch: &'a mut Scratch,
+    depth: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
@@ -117,19 +133,24 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let first_child = self.out.len();
-        let mut key: Option<String> = None;
-        let mut value: Option<String> = None;
+        if self.scratch.len() <= self.depth {
+            self.scratch.resize_with(self.depth + 1, Default::default);
+        }
+        let (mut key, mut value) = std::mem::take(&mut self.scratch[self.depth]);
+        key.clear();
+        value.clear();
+        let mut has_key = false;
         let mut dir = false;
         let mut seen = [false; 4];
         while let Some(field) = map.next_key::<NodeField>()? {
             match field {
                 NodeField::Key => {
                     once(&mut seen[0], "key")?;
-                    key = map.next_value()?;
+                    has_key = map.next_value_seed(OptionalText(&mut key))?;
                 }
                 NodeField::Value => {
                     once(&mut seen[1], "value")?;
-                    value = map.next_value()?;
+                    map.next_value_seed(OptionalText(&mut value))?;
                 }
                 NodeField::Dir => {
                     once(&mut seen[2], "dir")?;
@@ -139,6 +160,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
                     once(&mut seen[3], "nodes")?;
                     map.next_value_seed(Children {
                         out: &mut *self.out,
+                        scratch: &mut *self.scratch,
+                        depth: self.depth + 1,
                     })?;
                 }
                 NodeField::Other => {
@@ -150,10 +173,11 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
             // Only a directory's children count: a leaf that (oddly) came
             // with "nodes" is the leaf alone.
             self.out.truncate(first_child);
-            if let Some(key) = key {
-                self.out.push(&key, value.as_deref().unwrap_or(""));
+            if has_key {
+                self.out.push(&key, &value);
             }
         }
+        self.scratch[self.depth] = (key, value);
         Ok(())
     }
 }
@@ -161,6 +185,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
 /// A directory's `nodes` array.
 struct Children<'a> {
     out: &'a mut PairList,
+    scratch: &'a mut Scratch,
+    depth: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for Children<'_> {
@@ -182,6 +208,8 @@ impl<'de> Visitor<'de> for Children<'_> {
         while seq
             .next_element_seed(NodeSeed {
                 out: &mut *self.out,
+                scratch: &mut *self.scratch,
+                depth: self.depth,
             })?
             .is_some()
         {}

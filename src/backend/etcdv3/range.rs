@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{Header, text_key, text_value};
-use crate::backend::http::quote_server;
+use crate::backend::http::{OptionalText, quote_server};
 use crate::snapshot::PairList;
 
 /// What a page said besides its pairs.
@@ -45,7 +45,9 @@ pub(super) fn parse_page(
             out,
             page: &mut page,
             refusal: &mut refusal,
-            value: Vec::new(),
+            key: String::new(),
+            value: String::new(),
+            decoded: Vec::new(),
         },
     }
     .deserialize(&mut json)
@@ -81,8 +83,11 @@ struct State<'a> {
     out: &'a mut PairList,
     page: &'a mut Page,
     refusal: &'a mut Option<String>,
-    /// The decoded value, reused from key to key.
-    value: Vec<u8>,
+    /// The key and value as sent, and the value decoded: buffers reused
+    /// from key to key.
+    key: String,
+    value: String,
+    decoded: Vec<u8>,
 }
 
 struct PageSeed<'a> {
@@ -191,28 +196,42 @@ impl<'de> Visitor<'de> for Kv<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut key: Option<String> = None;
-        let mut value: Option<String> = None;
+        let mut key = std::mem::take(&mut self.state.key);
+        let mut value = std::mem::take(&mut self.state.value);
+        key.clear();
+        value.clear();
+        let (mut has_key, mut has_value) = (false, false);
         while let Some(field) = map.next_key::<KvField>()? {
             match field {
-                KvField::Key if key.is_some() => return Err(de::Error::duplicate_field("key")),
-                KvField::Key => key = Some(map.next_value()?),
-                KvField::Value if value.is_some() => {
+                KvField::Key if has_key => return Err(de::Error::duplicate_field("key")),
+                KvField::Key => {
+                    has_key = true;
+                    if !map.next_value_seed(OptionalText(&mut key))? {
+                        return Err(de::Error::invalid_type(de::Unexpected::Unit, &"a key"));
+                    }
+                }
+                KvField::Value if has_value => {
                     return Err(de::Error::duplicate_field("value"));
                 }
-                KvField::Value => value = Some(map.next_value()?),
+                KvField::Value => {
+                    has_value = true;
+                    map.next_value_seed(OptionalText(&mut value))?;
+                }
                 KvField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        let key = key.ok_or_else(|| de::Error::missing_field("key"))?;
-        self.state
-            .push(&key, value.as_deref().unwrap_or(""))
-            .map_err(|refusal| {
-                *self.state.refusal = Some(refusal);
-                de::Error::custom("refused")
-            })
+        if !has_key {
+            return Err(de::Error::missing_field("key"));
+        }
+        let pushed = self.state.push(&key, &value);
+        self.state.key = key;
+        self.state.value = value;
+        pushed.map_err(|refusal| {
+            *self.state.refusal = Some(refusal);
+            de::Error::custom("refused")
+        })
     }
 }
 
@@ -225,12 +244,12 @@ impl State<'_> {
         BASE64
             .decode_vec(key.as_bytes(), &mut raw_key)
             .map_err(|e| format!("bad key encoding: {e}"))?;
-        self.value.clear();
+        self.decoded.clear();
         BASE64
-            .decode_vec(value.as_bytes(), &mut self.value)
+            .decode_vec(value.as_bytes(), &mut self.decoded)
             .map_err(|e| format!("bad value encoding: {e}"))?;
         if let Some(key) = text_key(self.root, &raw_key)? {
-            self.out.push(&key, text_value(&key, &self.value)?);
+            self.out.push(&key, text_value(&key, &self.decoded)?);
         }
         self.page.last = Some(raw_key);
         Ok(())

@@ -31,7 +31,7 @@ pub use answer::{
     read_capped, server_text,
 };
 pub use node::{Node, node_url, percent_decode, redact_address};
-pub use stream::{BodyReader, discard_capped, parse_streamed};
+pub use stream::{BodyReader, OptionalText, discard_capped, parse_streamed};
 
 use super::BackendError;
 use crate::error::ConfigError;

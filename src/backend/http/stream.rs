@@ -5,7 +5,10 @@
 //! counted as the chunks arrive, so an oversized answer (announced or
 //! chunked) is refused before it is all read.
 
+use std::fmt;
 use std::io::{BufReader, Read};
+
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
 use reqwest::Response;
 use tokio::sync::mpsc;
@@ -16,6 +19,9 @@ use super::BodyError;
 /// busy, few enough that a slow parser holds back the transfer instead of
 /// buffering the answer.
 const QUEUED_CHUNKS: usize = 4;
+/// The largest piece queued: at most `QUEUED_CHUNKS` × 64 KiB wait for the
+/// parser.
+const PIECE: usize = 64 << 10;
 /// The parser's read buffer.
 const READ_BUFFER: usize = 64 << 10;
 
@@ -60,12 +66,20 @@ where
                     failure = Some(BodyError::TooLarge { declared: None });
                     break;
                 }
-                // A copy, not the chunk itself: a chunk is a slice of the
+                // Copies, not the chunk itself: a chunk is a slice of the
                 // HTTP client's read buffer (up to 400 KiB) and would keep
-                // that whole buffer alive while queued (a few MiB in all).
+                // that whole buffer alive while queued; and in pieces, as
+                // an announced body comes in chunks of hundreds of KiB.
                 // A closed channel: the parser stopped (malformed data), and
                 // it has the error to tell.
-                if sender.send(chunk.to_vec()).await.is_err() {
+                let mut stopped = false;
+                for piece in chunk.chunks(PIECE) {
+                    if sender.send(piece.to_vec()).await.is_err() {
+                        stopped = true;
+                        break;
+                    }
+                }
+                if stopped {
                     break;
                 }
             }
@@ -138,5 +152,41 @@ impl Read for ChunkReader {
         buf[..n].copy_from_slice(&rest[..n]);
         self.read += n;
         Ok(n)
+    }
+}
+
+/// A string or null, copied into a reused buffer; true for a string.
+pub struct OptionalText<'a>(pub &'a mut String);
+
+impl<'de> DeserializeSeed<'de> for OptionalText<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionalText<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<bool, E> {
+        self.0.push_str(text);
+        Ok(true)
     }
 }
