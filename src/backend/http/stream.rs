@@ -8,9 +8,8 @@
 use std::fmt;
 use std::io::{BufReader, Read};
 
-use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
-
 use reqwest::Response;
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 use tokio::sync::mpsc;
 
 use super::BodyError;
@@ -155,7 +154,9 @@ impl Read for ChunkReader {
     }
 }
 
-/// A string or null, copied into a reused buffer; true for a string.
+/// A string or null, appended to a buffer the caller reuses from entry to
+/// entry (the parsers of answers allocate nothing per key); the seed yields
+/// true for a string, false for null.
 pub struct OptionalText<'a>(pub &'a mut String);
 
 impl<'de> DeserializeSeed<'de> for OptionalText<'_> {
