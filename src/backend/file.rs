@@ -315,7 +315,7 @@ impl Backend for FileBackend {
             }));
         }
         Ok(Fetched {
-            pairs,
+            pairs: pairs.into(),
             index,
             root_indexes: Vec::new(),
         })

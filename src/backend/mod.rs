@@ -69,8 +69,10 @@ impl BackendError {
 /// 0 for backends without one). Watches resume after this index.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
-    /// Clean absolute keys with their values.
-    pub pairs: Vec<(String, String)>,
+    /// Clean absolute keys with their values, in one buffer: the networked
+    /// backends push each pair as they parse the answer, and the snapshot
+    /// is built from this storage without copying the text again.
+    pub pairs: crate::snapshot::PairList,
     /// The store's index when read (the lowest, when the roots were read
     /// one by one at different indexes).
     pub index: u64,

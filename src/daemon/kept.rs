@@ -98,7 +98,7 @@ impl Kept {
     /// index went backwards (a restored or rebuilt store): their watches
     /// must start over from this read, not wait for the old, higher index.
     pub fn store_read(&mut self, roots: &[String], fetched: &Fetched) -> Vec<String> {
-        Arc::make_mut(&mut self.data).replace_trees(roots, &fetched.pairs);
+        Arc::make_mut(&mut self.data).replace_trees_from_list(roots, &fetched.pairs);
         let mut went_back = Vec::new();
         for (i, root) in roots.iter().enumerate() {
             self.fresh.insert(root.clone());
@@ -121,10 +121,7 @@ mod tests {
 
     fn fetched(pairs: &[(&str, &str)], index: u64) -> Fetched {
         Fetched {
-            pairs: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            pairs: pairs.iter().copied().collect(),
             index,
             root_indexes: Vec::new(),
         }

@@ -15,7 +15,7 @@
 //! and jitter, and the destinations keep their last good content meanwhile.
 
 pub mod kept;
-mod memory;
+pub(crate) mod memory;
 pub mod schedule;
 pub mod workers;
 

@@ -229,7 +229,7 @@ impl Engine {
         };
         match self.read(&roots).await {
             Ok(fetched) => {
-                let snapshot = Arc::new(Snapshot::from_pairs(fetched.pairs));
+                let snapshot = Arc::new(Snapshot::from_list(fetched.pairs));
                 self.sync_from(Some(&chosen), snapshot, fetched.index).await
             }
             Err(e) => self.failed_read_report(&chosen, e),

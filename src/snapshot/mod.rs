@@ -10,6 +10,7 @@
 
 mod glob;
 mod keys;
+mod list;
 mod view;
 
 use std::borrow::Cow;
@@ -17,6 +18,7 @@ use std::borrow::Cow;
 pub use glob::glob_segment_matches;
 pub(crate) use keys::clean_cow;
 pub use keys::{clean_key, is_within, join_keys, minimal_roots};
+pub use list::PairList;
 pub use view::{Pair, View};
 
 /// Where one pair's text lies in [`Pairs::text`]: the key's bytes, then the
@@ -34,10 +36,11 @@ impl Span {
     }
 }
 
-/// Sorted pairs with all their text in one buffer (in key order after a
-/// build or a compaction) and one span per pair: two allocations however
-/// many keys, no per-pair allocator overhead, and nothing for the allocator
-/// to fragment while the daemon keeps a snapshot between passes. A changed
+/// Sorted pairs with all their text in one buffer (in the order read after
+/// a build, in key order after a compaction) and one span per pair: two
+/// allocations however many keys, no per-pair allocator overhead, and
+/// nothing for the allocator to fragment while the daemon keeps a snapshot
+/// between passes. A changed
 /// or added pair is appended to the buffer; the buffer is rewritten once
 /// more than half of it is unused.
 #[derive(Clone, Default)]
@@ -57,26 +60,36 @@ impl Pairs {
             let span = built.append(&key, &value);
             built.spans.push(span);
         }
-        let text = &built.text;
-        // A stable sort keeps input order among equal keys.
-        built.spans.sort_by(|a, b| {
-            text[a.start..a.start + a.key_len].cmp(&text[b.start..b.start + b.key_len])
-        });
-        let mut unique: Vec<Span> = Vec::with_capacity(built.spans.len());
-        for span in built.spans.drain(..) {
-            match unique.last_mut() {
-                Some(last)
-                    if text[last.start..last.start + last.key_len]
-                        == text[span.start..span.start + span.key_len] =>
-                {
-                    *last = span;
-                }
-                _ => unique.push(span),
-            }
+        built.sorted()
+    }
+
+    /// These pairs (clean keys, in any order) sorted and de-duplicated, the
+    /// later of two equal keys winning. Only the spans move: the text stays
+    /// where it is unless duplicates left part of it unused (a second copy
+    /// of every key and value would double the peak memory of a large
+    /// read for a little locality).
+    fn sorted(mut self) -> Pairs {
+        let text = &self.text;
+        let key = |s: &Span| &text[s.start..s.start + s.key_len];
+        if self.spans.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            return self;
         }
-        built.spans = unique;
-        built.compact();
-        built
+        // Equal keys stay in input order (their start), so the later one
+        // can replace the earlier; unstable sorting needs no extra buffer.
+        self.spans
+            .sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.start.cmp(&b.start)));
+        let mut dropped = 0;
+        self.spans.dedup_by(|later, earlier| {
+            let same = key(later) == key(earlier);
+            if same {
+                dropped += earlier.key_len + earlier.value_len;
+                *earlier = *later;
+            }
+            same
+        });
+        self.unused += dropped;
+        self.compact_if_mostly_unused();
+        self
     }
 
     fn append(&mut self, key: &str, value: &str) -> Span {

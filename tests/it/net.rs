@@ -524,6 +524,42 @@ fn answers_over_the_size_cap_fail_naming_node_and_limit() {
     }
 }
 
+/// An answer cut short or malformed, announced or chunked, fails in one
+/// log line naming the node and the key read, and the destination stays.
+/// (Answers are parsed as they arrive: the parse sees the end of the body
+/// like any other byte.)
+#[test]
+fn a_cut_or_malformed_answer_fails_naming_node_and_key() {
+    for backend in BACKENDS {
+        let whole = answer(backend, "some value").body;
+        let cut = whole[..whole.len() - 7].to_vec();
+        let mut garbage = whole.clone();
+        garbage.truncate(whole.len() / 2);
+        garbage.extend_from_slice(b"]]}}");
+        for (what, body) in [("cut", cut), ("garbage", garbage)] {
+            for chunked in [false, true] {
+                let mut reply = answer(backend, "");
+                reply.body = body.clone();
+                let reply = if chunked { reply.chunked() } else { reply };
+                let server = TinyServer::start(move |_| reply.clone());
+                let s = app_scenario();
+                let node = server.url();
+                let run = onetime(&s, backend, &[&node], &[]);
+                run.expect_code(1);
+                let what = format!("{backend} {what} chunked={chunked}");
+                assert_one_short_line_per_event(&run.stderr, &what);
+                let line = run.line_with("unexpected response");
+                assert!(
+                    line.contains(&node) && line.contains("/app"),
+                    "{what}: {line}"
+                );
+                assert_eq!(read(&s.out("app.conf")), "old\n", "{what}");
+                assert_eq!(s.out_entries(), vec!["app.conf"], "{what}");
+            }
+        }
+    }
+}
+
 /// `-max-response-size` also comes from `CONFD_MAX_RESPONSE_SIZE` and from
 /// confd.toml (bytes or text with a unit); nonsense is a usage error naming
 /// the flag.

@@ -18,6 +18,8 @@ pub enum BodyError {
         /// The announced size, if any.
         declared: Option<u64>,
     },
+    /// The parser's thread was stopped (the runtime is shutting down).
+    Stopped,
 }
 
 /// Reads `response`'s body chunk by chunk, stopping as soon as it would

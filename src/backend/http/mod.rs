@@ -24,12 +24,14 @@ use reqwest::{Client, RequestBuilder, Response, Url};
 
 mod answer;
 mod node;
+mod stream;
 
 pub use answer::{
     BodyError, describe_reqwest_error, network_error, parse_max_response_size, quote_server,
     read_capped, server_text,
 };
 pub use node::{Node, node_url, percent_decode, redact_address};
+pub use stream::{BodyReader, OptionalText, discard_capped, parse_streamed};
 
 use super::BackendError;
 use crate::error::ConfigError;
@@ -246,6 +248,10 @@ impl NodeClient {
     pub fn new(config: &HttpConfig) -> Result<NodeClient, ConfigError> {
         // reqwest is built without a default crypto provider; pick ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Answers are parsed into buffers that grow to the size of the data:
+        // keep such buffers out of the heap so their old copies do not stay
+        // resident (see map_large_blocks).
+        crate::daemon::memory::map_large_blocks();
 
         let nodes = config
             .nodes
@@ -351,12 +357,48 @@ impl NodeClient {
             .map_err(|e| self.body_error(e, location))
     }
 
+    /// Reads an answer's body to its end without keeping it, within the
+    /// same `-max-response-size` as [`NodeClient::read_body`].
+    pub async fn discard_body(
+        &self,
+        response: Response,
+        location: &str,
+    ) -> Result<(), BackendError> {
+        discard_capped(response, self.max_response_size)
+            .await
+            .map_err(|e| self.body_error(e, location))
+    }
+
     /// A failed body read as a backend error about `location`.
     pub fn body_error(&self, error: BodyError, location: &str) -> BackendError {
         match error {
             BodyError::Network(e) => network_error(self.backend, location.to_string(), &e),
             BodyError::TooLarge { declared } => self.too_large(location, declared),
+            BodyError::Stopped => BackendError {
+                backend: self.backend,
+                location: location.to_string(),
+                message: "reading the answer stopped: confd is shutting down".to_string(),
+                transient: true,
+            },
         }
+    }
+
+    /// Parses an answer's body with `parse` as it arrives (see
+    /// [`parse_streamed`]), up to `-max-response-size` bytes; a larger one is
+    /// an error naming `location` (the node) and the limit.
+    pub async fn parse_body<T, P>(
+        &self,
+        response: Response,
+        location: &str,
+        parse: P,
+    ) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        P: FnOnce(BodyReader) -> T + Send + 'static,
+    {
+        parse_streamed(response, self.max_response_size, parse)
+            .await
+            .map_err(|e| self.body_error(e, location))
     }
 
     /// An answer (or one watch message) over `-max-response-size`. Not

@@ -476,7 +476,7 @@ impl Backend for RedisBackend {
             }
         }
         Ok(Fetched {
-            pairs,
+            pairs: pairs.into(),
             index,
             root_indexes: Vec::new(),
         })

@@ -430,7 +430,7 @@ impl Backend for VaultBackend {
             Err(e) => return Err(e.into_error()),
         };
         Ok(Fetched {
-            pairs,
+            pairs: pairs.into(),
             index: 0,
             root_indexes: Vec::new(),
         })

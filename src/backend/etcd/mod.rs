@@ -1,7 +1,10 @@
 //! The `etcd` backend: etcd's v2 keys API, as confd 0.16 and the seed documents
 //! use it. One recursive, quorum GET per distinct prefix; leaves become keys and
 //! directories give `ls`/`lsdir` their structure. A server with the v2 API
-//! disabled is recognised and the error points at `-backend etcdv3`.
+//! disabled is recognised and the error points at `-backend etcdv3`. The
+//! answer is parsed while it arrives, straight into the pair list (`tree`).
+
+mod tree;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -12,6 +15,7 @@ use super::http::{
 };
 use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
+use crate::snapshot::PairList;
 
 /// Where `-backend etcd` connects when no `-node` is given.
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:2379";
@@ -26,21 +30,6 @@ const EVENT_INDEX_CLEARED: u64 = 401;
 #[derive(Debug)]
 pub struct EtcdBackend {
     client: NodeClient,
-}
-
-#[derive(Debug, Deserialize)]
-struct Node {
-    key: Option<String>,
-    value: Option<String>,
-    #[serde(default)]
-    dir: bool,
-    #[serde(default)]
-    nodes: Vec<Node>,
-}
-
-#[derive(Debug, Deserialize)]
-struct GetResponse {
-    node: Node,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,16 +78,6 @@ struct ErrorResponse {
     cause: String,
 }
 
-fn flatten(node: Node, out: &mut Vec<(String, String)>) {
-    if node.dir {
-        for child in node.nodes {
-            flatten(child, out);
-        }
-    } else if let Some(key) = node.key {
-        out.push((key, node.value.unwrap_or_default()));
-    }
-}
-
 impl EtcdBackend {
     /// Connects to the nodes in `config` (nothing is sent yet).
     pub fn new(config: &HttpConfig) -> Result<EtcdBackend, ConfigError> {
@@ -126,11 +105,7 @@ impl EtcdBackend {
         url
     }
 
-    async fn read_root(
-        &self,
-        root: &str,
-        out: &mut Vec<(String, String)>,
-    ) -> Result<u64, BackendError> {
+    async fn read_root(&self, root: &str, out: &mut PairList) -> Result<u64, BackendError> {
         let (response, node) = self
             .client
             .send(Limits::REQUEST, |client, node| {
@@ -147,16 +122,28 @@ impl EtcdBackend {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let status = response.status();
+        if status == StatusCode::OK {
+            // The list goes to the parser's thread and comes back with the
+            // leaves of this root added.
+            let mut list = std::mem::take(out);
+            let (list, parsed) = self
+                .client
+                .parse_body(response, &location, move |reader| {
+                    let parsed = tree::parse_get(reader, &mut list);
+                    (list, parsed)
+                })
+                .await?;
+            parsed.map_err(|e| {
+                self.error(
+                    location,
+                    format!("unexpected response: {}", quote_server(e)),
+                )
+            })?;
+            *out = list;
+            return Ok(index);
+        }
         let body = self.client.read_body(response, &location).await?;
-        match status {
-            StatusCode::OK => {
-                let parsed: GetResponse = serde_json::from_slice(&body).map_err(|e| {
-                    self.error(location.clone(), format!("unexpected response: {}", quote_server(e)))
-                })?;
-                flatten(parsed.node, out);
-                Ok(index)
-            }
-            _ => match serde_json::from_slice::<ErrorResponse>(&body) {
+        match serde_json::from_slice::<ErrorResponse>(&body) {
                 Ok(e) if e.error_code == KEY_NOT_FOUND => Ok(index),
                 Ok(e) => Err(self.error(
                     location,
@@ -181,7 +168,6 @@ impl EtcdBackend {
                     location,
                     format!("{status}: {}", server_text(&body)),
                 )),
-            },
         }
     }
 }
@@ -257,7 +243,7 @@ impl Backend for EtcdBackend {
     }
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
-        let mut pairs = Vec::new();
+        let mut pairs = PairList::new();
         // Each prefix is a separate GET: the pass is only as fresh as its
         // oldest read, so it claims the lowest index (a higher one could hide
         // a change made to an earlier prefix between the GETs).
@@ -282,24 +268,6 @@ impl Backend for EtcdBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nested_directories_flatten_to_leaves() {
-        let json = r#"{"action":"get","node":{"key":"/s","dir":true,"nodes":[
-            {"key":"/s/a","value":"1","modifiedIndex":5},
-            {"key":"/s/d","dir":true,"nodes":[{"key":"/s/d/x","value":""}]},
-            {"key":"/s/empty","dir":true}]}}"#;
-        let parsed: GetResponse = serde_json::from_str(json).expect("parses");
-        let mut out = Vec::new();
-        flatten(parsed.node, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                ("/s/a".to_string(), "1".to_string()),
-                ("/s/d/x".to_string(), String::new())
-            ]
-        );
-    }
 
     #[test]
     fn watch_events_become_changes() {
@@ -353,14 +321,10 @@ mod tests {
     /// surrogate pair, fails to parse instead of being patched up.
     #[test]
     fn answers_that_are_not_utf8_fail_to_parse() {
-        let raw = b"{\"node\":{\"key\":\"/a\",\"value\":\"\xff\xfe\"}}";
-        assert!(serde_json::from_slice::<GetResponse>(raw).is_err());
-        let surrogate = br#"{"node":{"key":"/a","value":"\udc00"}}"#;
-        assert!(serde_json::from_slice::<GetResponse>(surrogate).is_err());
         let event = b"{\"action\":\"set\",\"node\":{\"key\":\"/a\",\"value\":\"\xc3\",\"modifiedIndex\":3}}";
         assert!(serde_json::from_slice::<WatchResponse>(event).is_err());
-        let fine = br#"{"node":{"key":"/a","value":"\u00e9"}}"#;
-        let parsed: GetResponse = serde_json::from_slice(fine).expect("parses");
+        let fine = br#"{"action":"set","node":{"key":"/a","value":"\u00e9","modifiedIndex":3}}"#;
+        let parsed: WatchResponse = serde_json::from_slice(fine).expect("parses");
         assert_eq!(parsed.node.value.as_deref(), Some("é"));
     }
 }
