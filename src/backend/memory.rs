@@ -57,6 +57,13 @@ impl MemoryBackend {
                 Change::Delete { key } | Change::DeleteTree { key } => {
                     s.data.remove(key);
                 }
+                Change::ReplaceTree { key, pairs } => {
+                    let below = format!("{}/", key.trim_end_matches('/'));
+                    s.data.retain(|k, _| k != key && !k.starts_with(&below));
+                    for (k, v) in pairs.iter() {
+                        s.data.insert(k.to_string(), v.to_string());
+                    }
+                }
             }
             let index = s.index;
             s.log.push((index, change));
@@ -179,6 +186,9 @@ impl Backend for MemoryBackend {
 
 fn change_key(change: &Change) -> &str {
     match change {
-        Change::Put { key, .. } | Change::Delete { key } | Change::DeleteTree { key } => key,
+        Change::Put { key, .. }
+        | Change::Delete { key }
+        | Change::DeleteTree { key }
+        | Change::ReplaceTree { key, .. } => key,
     }
 }

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::ConfigError;
+use crate::snapshot::PairList;
 
 /// A failed read, with what was being read from where.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -72,7 +73,7 @@ pub struct Fetched {
     /// Clean absolute keys with their values, in one buffer: the networked
     /// backends push each pair as they parse the answer, and the snapshot
     /// is built from this storage without copying the text again.
-    pub pairs: crate::snapshot::PairList,
+    pub pairs: PairList,
     /// The store's index when read (the lowest, when the roots were read
     /// one by one at different indexes).
     pub index: u64,
@@ -110,6 +111,14 @@ pub enum Change {
     DeleteTree {
         /// The key or directory, as the backend spells it.
         key: String,
+    },
+    /// Everything at or below the key is now exactly these pairs (Consul's
+    /// blocking query answers with the whole prefix).
+    ReplaceTree {
+        /// The key or directory, as the backend spells it.
+        key: String,
+        /// The pairs now under it.
+        pairs: PairList,
     },
 }
 

@@ -1,7 +1,8 @@
 //! The data a watching daemon keeps between passes: a copy of every watched
 //! prefix, kept current by applying the changes watch events report (etcd's
-//! keys and values), so a change renders without reading the prefix again.
-//! A prefix whose watch only says "something changed" (Consul, files), or
+//! keys and values, or Consul's whole prefix), so a change renders without
+//! reading the prefix again. A prefix whose watch only says "something
+//! changed" (files), or
 //! that lost its watch or its history, is stale and read again by the next
 //! pass that needs it. Each prefix remembers the index it is current at, so
 //! its watch resumes exactly after it and older events are ignored.
@@ -66,6 +67,9 @@ impl Kept {
                 Change::Put { key, value } => (key, false, data.insert(key, value)),
                 Change::Delete { key } => (key, false, data.remove(key)),
                 Change::DeleteTree { key } => (key, true, data.remove_tree(key)),
+                Change::ReplaceTree { key, pairs } => {
+                    (key, true, data.replace_tree_from_list(key, pairs))
+                }
             };
             if effective {
                 changed.push((clean_key(key), tree));
@@ -155,6 +159,56 @@ mod tests {
             Applied::Covered
         );
         assert_eq!(kept.index_of("/app"), 12);
+    }
+
+    #[test]
+    fn a_whole_prefix_replaces_its_copy_and_an_equal_one_changes_nothing() {
+        let mut kept = Kept::default();
+        let roots = ["/app".to_string(), "/other".to_string()];
+        let read = fetched(&[("/app/a", "1"), ("/app/b", "2"), ("/other", "x")], 5);
+        kept.store_read(&roots, &read);
+        let replace = |pairs: &[(&str, &str)]| {
+            vec![Change::ReplaceTree {
+                key: "/app".to_string(),
+                pairs: pairs.iter().copied().collect(),
+            }]
+        };
+        assert_eq!(
+            kept.apply(
+                "/app",
+                6,
+                Some(&replace(&[("/app/a", "1"), ("/app/b", "2")]))
+            ),
+            Applied::Keys(Vec::new()),
+            "the same prefix again changes nothing"
+        );
+        assert_eq!(
+            kept.apply(
+                "/app",
+                7,
+                Some(&replace(&[("/app/a", "1"), ("/app/c", "3")]))
+            ),
+            Applied::Keys(vec![("/app".to_string(), true)])
+        );
+        let data = kept.data();
+        assert_eq!(data.get("/app/b"), None);
+        assert_eq!(data.get("/app/c"), Some("3"));
+        assert_eq!(data.get("/other"), Some("x"), "outside the prefix stays");
+        assert_eq!(kept.index_of("/app"), 7);
+        assert_eq!(
+            kept.apply("/app", 7, Some(&replace(&[]))),
+            Applied::Covered,
+            "an answer at a known index is old"
+        );
+        assert_eq!(
+            kept.apply("/app", 8, Some(&replace(&[]))),
+            Applied::Keys(vec![("/app".to_string(), true)])
+        );
+        assert_eq!(
+            kept.data().get("/app/a"),
+            None,
+            "an empty answer empties the prefix"
+        );
     }
 
     #[test]

@@ -24,6 +24,15 @@ impl std::fmt::Debug for PairList {
     }
 }
 
+/// Two lists are equal when they hold the same pairs in the same order.
+impl PartialEq for PairList {
+    fn eq(&self, other: &PairList) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for PairList {}
+
 impl PairList {
     /// An empty list.
     pub fn new() -> PairList {
@@ -109,6 +118,28 @@ impl Snapshot {
             .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)));
         self.entries = Pairs::build(kept.chain(read));
         self.reindex();
+    }
+
+    /// Replaces everything at or below `root` with the list's pairs there
+    /// (a watch that reports a whole prefix at once); returns whether that
+    /// changed anything, so an answer equal to what is kept renders nothing.
+    pub fn replace_tree_from_list(&mut self, root: &str, list: &PairList) -> bool {
+        let root = clean_cow(root).into_owned();
+        let new: PairList = list.iter().filter(|(k, _)| is_within(k, &root)).collect();
+        let new = Snapshot::from_list(new);
+        let old = self
+            .get(&root)
+            .map(|value| (root.as_str(), value))
+            .into_iter()
+            .chain(
+                self.below(&root)
+                    .map(|i| (self.entries.key(i), self.entries.value(i))),
+            );
+        if old.eq(new.iter()) {
+            return false;
+        }
+        self.replace_trees_from_list(std::slice::from_ref(&root), list);
+        true
     }
 }
 

@@ -625,6 +625,11 @@ fn watch_holds_one_blocking_query_per_prefix_and_renders_changes() {
         "one change cost {} requests: {before:?} → {after:?}",
         after.total - before.total
     );
+    // The blocking query's answer is the new prefix: no second read.
+    assert_eq!(
+        after.kv_reads, before.kv_reads,
+        "a change read the prefix again: {before:?} → {after:?}"
+    );
 
     // A delete wakes the prefix watch too (Consul keeps tombstones).
     assert!(server.delete("p1/v"));

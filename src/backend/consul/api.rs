@@ -266,20 +266,41 @@ impl ConsulApi {
         index: u64,
         what: &str,
     ) -> Result<(Blocking, ApiAnswer), BackendError> {
-        self.blocking(path, query, index, what, true).await
+        self.blocking(path, query, index, what).await
     }
 
-    /// [`ConsulApi::blocking_get`] for a caller that needs the outcome only:
-    /// the answer's body is dropped as it arrives instead of being kept.
-    pub async fn blocking_outcome(
+    /// A blocking query after `index` whose answer, when the result
+    /// changed, is handed to `parse` as it arrives (never held whole): the
+    /// answer already is the new result, so no second read is needed. The
+    /// parse is `None` for an unchanged result and for a 404 (nothing under
+    /// the prefix). Also returns the node and path, for messages.
+    pub async fn blocking_parsed<T, P>(
         &self,
         path: &[&str],
         query: &[(&str, &str)],
         index: u64,
         what: &str,
-    ) -> Result<Blocking, BackendError> {
-        let (outcome, _) = self.blocking(path, query, index, what, false).await?;
-        Ok(outcome)
+        parse: P,
+    ) -> Result<(Blocking, Option<T>, String), BackendError>
+    where
+        T: Send + 'static,
+        P: FnOnce(BodyReader) -> T + Send + 'static,
+    {
+        let asked = index.max(1);
+        let started = Instant::now();
+        let (response, node) = self.send_get(path, query, Some(asked)).await?;
+        let outcome = judge(index, asked, consul_index(&response));
+        let location = format!("{node} {what}");
+        let parsed =
+            if matches!(outcome, Blocking::Changed(_)) && response.status() == StatusCode::OK {
+                Some(self.client.parse_body(response, &location, parse).await?)
+            } else {
+                // Errors are reported as for any answer; the body is dropped.
+                self.answer(response, node, what, false).await?;
+                None
+            };
+        pause_if_tight(outcome, started, what, index).await;
+        Ok((outcome, parsed, location))
     }
 
     async fn blocking(
@@ -288,28 +309,35 @@ impl ConsulApi {
         query: &[(&str, &str)],
         index: u64,
         what: &str,
-        keep_body: bool,
     ) -> Result<(Blocking, ApiAnswer), BackendError> {
         let asked = index.max(1);
         let started = Instant::now();
         let (response, node) = self.send_get(path, query, Some(asked)).await?;
-        let answer = self.answer(response, node, what, keep_body).await?;
-        let outcome = if answer.index < asked && index > 0 {
-            Blocking::Reset
-        } else if answer.index > asked {
-            Blocking::Changed(answer.index)
-        } else {
-            Blocking::Quiet
-        };
-        if outcome == Blocking::Quiet && started.elapsed() < TIGHT_LOOP {
-            tracing::debug!(
-                what,
-                index = answer.index,
-                "blocking query returned at once; pausing"
-            );
-            tokio::time::sleep(TIGHT_LOOP_PAUSE).await;
-        }
+        let answer = self.answer(response, node, what, true).await?;
+        let outcome = judge(index, asked, answer.index);
+        pause_if_tight(outcome, started, what, answer.index).await;
         Ok((outcome, answer))
+    }
+}
+
+/// What a blocking query's answer at `answered` means, for a query after
+/// `index` sent as `asked` (Consul's index rules).
+fn judge(index: u64, asked: u64, answered: u64) -> Blocking {
+    if answered < asked && index > 0 {
+        Blocking::Reset
+    } else if answered > asked {
+        Blocking::Changed(answered)
+    } else {
+        Blocking::Quiet
+    }
+}
+
+/// Pauses after an unchanged answer that came back at once, so a
+/// misbehaving server cannot spin the daemon.
+async fn pause_if_tight(outcome: Blocking, started: Instant, what: &str, index: u64) {
+    if outcome == Blocking::Quiet && started.elapsed() < TIGHT_LOOP {
+        tracing::debug!(what, index, "blocking query returned at once; pausing");
+        tokio::time::sleep(TIGHT_LOOP_PAUSE).await;
     }
 }
 

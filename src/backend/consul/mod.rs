@@ -22,7 +22,7 @@ use async_trait::async_trait;
 pub use api::{ApiAnswer, Blocking, ConsulApi, blocking_deadline};
 
 use super::http::HttpConfig;
-use super::{Backend, BackendError, Fetched, WatchEvent};
+use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::snapshot::PairList;
 
@@ -116,13 +116,41 @@ impl Backend for ConsulBackend {
     }
 
     async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
-        // Only the index matters: the body is dropped as it arrives.
-        let outcome = self
+        // A changed result comes with the whole prefix: it replaces the
+        // kept copy, so the change costs no second read.
+        let owned_root = root.to_string();
+        let (outcome, parsed, location) = self
             .api
-            .blocking_outcome(&kv_path(root), &RECURSE, index, &format!("prefix {root}"))
+            .blocking_parsed(
+                &kv_path(root),
+                &RECURSE,
+                index,
+                &format!("prefix {root}"),
+                move |reader| {
+                    let mut list = PairList::new();
+                    let parsed = kv::parse_entries(reader, &owned_root, &mut list);
+                    (list, parsed)
+                },
+            )
             .await?;
         Ok(match outcome {
-            Blocking::Changed(new_index) => WatchEvent::changed(new_index),
+            Blocking::Changed(new_index) => {
+                let pairs = match parsed {
+                    Some((list, parsed)) => {
+                        parsed.map_err(|message| self.api.error(location, message))?;
+                        list
+                    }
+                    // 404: nothing is left under the prefix.
+                    None => PairList::new(),
+                };
+                WatchEvent::Changed {
+                    index: new_index,
+                    changes: Some(vec![Change::ReplaceTree {
+                        key: root.to_string(),
+                        pairs,
+                    }]),
+                }
+            }
             Blocking::Quiet => WatchEvent::Quiet,
             Blocking::Reset => WatchEvent::Resync,
         })
