@@ -44,7 +44,7 @@ fn main() {
     let keys: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let renders: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1);
     assert!(
-        keys >= 20 && keys % 20 == 0,
+        keys >= 20 && keys.is_multiple_of(20),
         "key counts must be multiples of 20"
     );
     let snapshot = Arc::new(Snapshot::from_pairs(seed_pairs(keys)));

@@ -15,6 +15,8 @@
 //! caller (the daemon's event loop) never waits longer than the timeout.
 
 mod bounded;
+#[cfg(test)]
+mod change_tests;
 mod data;
 mod diagnostic;
 mod funcs;
