@@ -1,7 +1,9 @@
 //! The render of one change, for profiling and for A/B figures: the seed
 //! layout's HAProxy template (`bench/haproxy.cfg.tmpl`) rendered over N keys,
-//! R times. `cargo bench --bench render -- KEYS RENDERS`; the figure printed is
-//! the median wall time of one render. Under `valgrind --tool=callgrind` the
+//! R times. `cargo bench --bench render -- KEYS RENDERS [limited]`; the figure
+//! printed is the median wall time of one render. `limited` renders as the
+//! daemon does (`Template::render_limited`: output counted against
+//! `max_output_size`, helpers checking the deadline), else `Template::render`. Under `valgrind --tool=callgrind` the
 //! cost of one render is the difference between two runs with different
 //! RENDERS, divided by the difference (building the data is the same in both).
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confd::snapshot::{Snapshot, View};
-use confd::template::TemplateCompiler;
+use confd::template::{RenderLimits, TemplateCompiler};
 
 /// The template `bench/run.sh` renders (the quick start's HAProxy template).
 const HAPROXY_TEMPLATE: &str = include_str!("../bench/haproxy.cfg.tmpl");
@@ -43,6 +45,7 @@ fn main() {
         .collect();
     let keys: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let renders: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let limited = args.get(2).is_some_and(|a| a == "limited");
     assert!(
         keys >= 20 && keys.is_multiple_of(20),
         "key counts must be multiples of 20"
@@ -58,7 +61,14 @@ fn main() {
     for _ in 0..renders {
         let start = Instant::now();
         let view = View::new(snapshot.clone(), "/", &roots);
-        match template.render(view) {
+        let text = if limited {
+            template
+                .render_limited(view, Arc::default(), RenderLimits::default())
+                .text
+        } else {
+            template.render(view)
+        };
+        match text {
             Ok(text) => size = black_box(text).len(),
             Err(e) => panic!("render failed: {e}"),
         }
@@ -67,7 +77,8 @@ fn main() {
     times.sort();
     if let Some(median) = times.get(times.len() / 2) {
         println!(
-            "{keys} keys, {renders} renders: median {:.3} ms, min {:.3} ms, {size} bytes out",
+            "{keys} keys, {renders} renders{}: median {:.3} ms, min {:.3} ms, {size} bytes out",
+            if limited { " (limited)" } else { "" },
             median.as_secs_f64() * 1e3,
             times[0].as_secs_f64() * 1e3
         );

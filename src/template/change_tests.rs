@@ -194,3 +194,40 @@ fn keys_are_spelled_as_the_model_spells_them() {
         assert_eq!(view.get(missing), None, "{missing}");
     }
 }
+
+#[test]
+fn a_buffer_sized_from_the_last_render_keeps_the_bytes_and_the_cap() {
+    let template = match TemplateCompiler::new().compile("change.tmpl", TEMPLATE) {
+        Ok(t) => t,
+        Err(e) => panic!("the test template does not compile: {e}"),
+    };
+    let mut rng = Rng(7);
+    let mut model: BTreeMap<String, String> = BTreeMap::new();
+    for _ in 0..150 {
+        model.insert(random_key(&mut rng), random_value(&mut rng));
+    }
+    let snapshot = Arc::new(Snapshot::from_pairs(model.iter()));
+    let view = || View::new(snapshot.clone(), "/", &["/".to_string()]);
+    let limited = |max_output: usize| {
+        let limits = super::RenderLimits {
+            max_output,
+            ..Default::default()
+        };
+        template.render_limited(view(), Arc::default(), limits).text
+    };
+    let first = match limited(super::DEFAULT_MAX_OUTPUT) {
+        Ok(text) => text,
+        Err(e) => panic!("render failed: {e}"),
+    };
+    assert_eq!(first, expected(&model));
+    // The next buffer is sized past the last length, but never past the cap:
+    // exactly the length still renders, one byte less is over the limit.
+    assert_eq!(limited(first.len()).ok().as_deref(), Some(first.as_str()));
+    match limited(first.len() - 1) {
+        Err(super::TemplateError::Limit { exceeded, .. }) => {
+            assert_eq!(exceeded, super::LimitExceeded::Output(first.len() - 1));
+        }
+        other => panic!("expected the output limit, got {other:?}"),
+    }
+    assert_eq!(limited(super::DEFAULT_MAX_OUTPUT).ok(), Some(first));
+}
