@@ -151,8 +151,15 @@ impl Pairs {
 
     /// The first position whose key is not below `key`.
     fn lower_bound(&self, key: &str) -> usize {
-        self.spans
-            .partition_point(|s| &self.text[s.start..s.start + s.key_len] < key)
+        self.lower_bound_in(0..self.spans.len(), key)
+    }
+
+    /// [`lower_bound`](Self::lower_bound) searching only `range`, which must
+    /// hold the answer.
+    fn lower_bound_in(&self, range: std::ops::Range<usize>, key: &str) -> usize {
+        let start = range.start;
+        start
+            + self.spans[range].partition_point(|s| &self.text[s.start..s.start + s.key_len] < key)
     }
 
     fn set_value(&mut self, i: usize, value: &str) {
@@ -322,10 +329,22 @@ impl Snapshot {
                     }
                     if steps == 8 && next < range.end && self.entries.key(next).starts_with(subtree)
                     {
+                        // A large subtree: gallop to a key past it, then
+                        // search only the last stride, so the cost follows
+                        // the subtree's size rather than the whole range's.
+                        let mut stride = 8;
+                        let mut past = next + stride;
+                        while past < range.end && self.entries.key(past).starts_with(subtree) {
+                            next = past;
+                            stride *= 2;
+                            past = next + stride;
+                        }
                         seek.clear();
                         seek.push_str(&key[..prefix_len + slash]);
                         seek.push('0');
-                        next = self.lower_bound(&seek).max(next);
+                        next = self
+                            .entries
+                            .lower_bound_in(next..past.min(range.end), &seek);
                     }
                     i = next;
                 }

@@ -57,7 +57,10 @@ impl View {
         } else if key == "/" {
             Cow::Owned(self.prefix.clone())
         } else {
-            Cow::Owned(format!("{}{key}", self.prefix))
+            let mut joined = String::with_capacity(self.prefix.len() + key.len());
+            joined.push_str(&self.prefix);
+            joined.push_str(&key);
+            Cow::Owned(joined)
         }
     }
 

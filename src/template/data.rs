@@ -13,7 +13,7 @@
 //! loop that calls any helper stops soon after its deadline or cancellation.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -29,6 +29,32 @@ pub(crate) struct RenderContext {
     services: Arc<ServiceData>,
     asked: Vec<ServiceQuery>,
     budget: Option<Rc<Budget>>,
+    /// `ls` and `lsdir` answers of this render, by directory as written:
+    /// templates list the same directory in several loops (the HAProxy one
+    /// lists its top directory twice), and the view cannot change during a
+    /// render, so each directory is walked and turned into a list once.
+    listed: HashMap<String, [Option<Value>; 2], ahash::RandomState>,
+}
+
+/// Which of the two listing helpers an answer belongs to (its place in
+/// [`RenderContext::listed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    All = 0,
+    DirsOnly = 1,
+}
+
+impl RenderContext {
+    fn check(&self) -> TeraResult<()> {
+        match &self.budget {
+            Some(budget) => budget
+                .check()
+                // The text is replaced by the limit's own message once Tera
+                // gives the render up: the budget remembers which limit it was.
+                .map_err(|limit| Error::message(limit.to_string())),
+            None => Ok(()),
+        }
+    }
 }
 
 thread_local! {
@@ -56,6 +82,7 @@ pub(crate) fn with_context<T>(
             services,
             asked: Vec::new(),
             budget,
+            listed: HashMap::default(),
         })
     });
     let clear = Clear;
@@ -75,25 +102,51 @@ pub(crate) fn with_context<T>(
 /// it always passes.
 pub(crate) fn check_limits() -> TeraResult<()> {
     CURRENT.with(|cell| match cell.borrow().as_ref() {
-        Some(RenderContext {
-            budget: Some(budget),
-            ..
-        }) => budget
-            .check()
-            // The text is replaced by the limit's own message once Tera
-            // gives the render up: the budget remembers which limit it was.
-            .map_err(|limit| Error::message(limit.to_string())),
-        _ => Ok(()),
+        Some(context) => context.check(),
+        None => Ok(()),
     })
 }
 
+/// Checks the limits and reads the view of the render in progress, with one
+/// access to the thread-local (this runs for every `getv`).
 pub(crate) fn read_view<T>(read: impl FnOnce(&View) -> TeraResult<T>) -> TeraResult<T> {
-    check_limits()?;
     CURRENT.with(|cell| match cell.borrow().as_ref() {
-        Some(context) => read(&context.view),
-        None => Err(Error::message(
-            "data helpers can only be used while rendering a resource",
-        )),
+        Some(context) => {
+            context.check()?;
+            read(&context.view)
+        }
+        None => Err(outside_render()),
+    })
+}
+
+fn outside_render() -> Error {
+    Error::message("data helpers can only be used while rendering a resource")
+}
+
+/// The names `ls` (every child) or `lsdir` (children with children) give
+/// for `key`, computed once per render and directory.
+fn listing(which: Listing, key: &str) -> TeraResult<Value> {
+    CURRENT.with(|cell| {
+        let mut borrowed = cell.borrow_mut();
+        let context = borrowed.as_mut().ok_or_else(outside_render)?;
+        context.check()?;
+        if let Some(found) = context
+            .listed
+            .get(key)
+            .and_then(|answers| answers[which as usize].as_ref())
+        {
+            return Ok(found.clone());
+        }
+        let names: Vec<Value> = context
+            .view
+            .children(key)
+            .into_iter()
+            .filter(|c| which == Listing::All || c.is_dir)
+            .map(|c| Value::from(c.name))
+            .collect();
+        let names = Value::from(names);
+        context.listed.entry(key.to_string()).or_default()[which as usize] = Some(names.clone());
+        Ok(names)
     })
 }
 
@@ -114,9 +167,7 @@ pub(crate) fn service(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
     }
     CURRENT.with(|cell| {
         let mut borrowed = cell.borrow_mut();
-        let context = borrowed.as_mut().ok_or_else(|| {
-            Error::message("data helpers can only be used while rendering a resource")
-        })?;
+        let context = borrowed.as_mut().ok_or_else(outside_render)?;
         let instances = context.services.get(&query).cloned().unwrap_or_default();
         if !context.asked.contains(&query) {
             context.asked.push(query);
@@ -207,29 +258,12 @@ pub(crate) fn exists(kwargs: Kwargs, _: &State) -> TeraResult<bool> {
 
 /// `ls(key=K)`: names of K's direct children, leaves and directories.
 pub(crate) fn ls(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
-    let key = kwargs.must_get::<&str>("key")?;
-    read_view(|view| {
-        Ok(Value::from(
-            view.children(key)
-                .into_iter()
-                .map(|c| c.name)
-                .collect::<Vec<_>>(),
-        ))
-    })
+    listing(Listing::All, kwargs.must_get::<&str>("key")?)
 }
 
 /// `lsdir(key=K)`: names of K's direct children that have children.
 pub(crate) fn lsdir(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
-    let key = kwargs.must_get::<&str>("key")?;
-    read_view(|view| {
-        Ok(Value::from(
-            view.children(key)
-                .into_iter()
-                .filter(|c| c.is_dir)
-                .map(|c| c.name)
-                .collect::<Vec<_>>(),
-        ))
-    })
+    listing(Listing::DirsOnly, kwargs.must_get::<&str>("key")?)
 }
 
 /// `getenv(key=NAME[, default=D])`: an environment variable; D (or "") when it

@@ -21,16 +21,22 @@ const MAX_RANGE_LEN: i128 = 100_000;
 
 /// Go's `path.Base`: the last element; `"."` for an empty path, `"/"` for slashes only.
 pub(crate) fn path_base(path: &str) -> String {
+    base_of(path).to_string()
+}
+
+/// [`path_base`] as a part of `path` (or a constant), so that the `base`
+/// filter, called once per host in the usual template, copies the name once.
+fn base_of(path: &str) -> &str {
     if path.is_empty() {
-        return ".".to_string();
+        return ".";
     }
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() {
-        return "/".to_string();
+        return "/";
     }
     match trimmed.rfind('/') {
-        Some(i) => trimmed[i + 1..].to_string(),
-        None => trimmed.to_string(),
+        Some(i) => &trimmed[i + 1..],
+        None => trimmed,
     }
 }
 
@@ -71,9 +77,9 @@ pub(crate) fn go_clean(path: &str) -> String {
     }
 }
 
-pub(crate) fn base(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+pub(crate) fn base(value: &str, _: Kwargs, _: &State) -> TeraResult<Value> {
     check_limits()?;
-    Ok(path_base(value))
+    Ok(Value::from(base_of(value)))
 }
 
 pub(crate) fn dir(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {

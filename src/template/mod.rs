@@ -15,6 +15,8 @@
 //! caller (the daemon's event loop) never waits longer than the timeout.
 
 mod bounded;
+#[cfg(test)]
+mod change_tests;
 mod data;
 mod diagnostic;
 mod funcs;
@@ -25,7 +27,7 @@ mod lint;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tera::{Context, ErrorKind, Tera};
@@ -83,6 +85,11 @@ pub struct Template {
     /// The length of the source text, from which the output buffer's first
     /// size is guessed (as Tera's own `render` does).
     source_len: usize,
+    /// The length of the last text this template rendered, shared by its
+    /// clones: the next render of a changed key space is almost always about
+    /// as long, so its buffer is sized once instead of doubled a dozen times
+    /// (2.8 MB at 100,000 keys, copied as it grows).
+    last_output: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Template {
@@ -157,6 +164,7 @@ impl TemplateCompiler {
             tera: Arc::new(tera),
             fingerprint,
             source_len: source.len(),
+            last_output: Arc::default(),
         })
     }
 }
@@ -212,7 +220,12 @@ impl Template {
     /// whatever error Tera made of it.
     fn render_budgeted(&self, view: View, services: Arc<ServiceData>, budget: Budget) -> Rendered {
         let budget = Rc::new(budget);
-        let capacity = self.source_len.saturating_mul(2).next_power_of_two();
+        let last = self.last_output.load(Ordering::Relaxed);
+        let capacity = self
+            .source_len
+            .saturating_mul(2)
+            .next_power_of_two()
+            .max(last.saturating_add(last / 16));
         let mut output = LimitedOutput::new(budget.clone(), capacity);
         let context = Context::new();
         let (result, services_asked) =
@@ -222,11 +235,13 @@ impl Template {
         let text = match (budget.exceeded(), result) {
             (Some(exceeded), _) => Err(self.limit_error(exceeded)),
             (None, Err(e)) => Err(TemplateError::Render(one_line(&e))),
-            (None, Ok(())) => String::from_utf8(output.into_inner()).map_err(|_| {
-                TemplateError::Render(
-                    format!("{}: the rendered text is not UTF-8", self.name).into(),
-                )
-            }),
+            (None, Ok(())) => String::from_utf8(output.into_inner())
+                .inspect(|text| self.last_output.store(text.len(), Ordering::Relaxed))
+                .map_err(|_| {
+                    TemplateError::Render(
+                        format!("{}: the rendered text is not UTF-8", self.name).into(),
+                    )
+                }),
         };
         Rendered {
             text,
