@@ -258,6 +258,10 @@ pub struct Flags {
         value_name = "SIZE"
     )]
     pub max_response_size: Option<String>,
+    /// etcdv3: grpc (etcd's native API) or gateway (its JSON gateway, for an
+    /// HTTP/1.1-only proxy) [default: grpc].
+    #[arg(long = "etcdv3-api", env = "CONFD_ETCDV3_API", value_name = "API")]
+    pub etcdv3_api: Option<String>,
     /// How long a -watch may go without a word from its node before the node
     /// is taken for silently dead (1s to 10m) [default: 60s].
     #[arg(

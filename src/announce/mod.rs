@@ -112,7 +112,7 @@ fn announcement(args: &AnnounceArgs) -> Result<Announcement, ConfigError> {
         BackendConfig::Etcd(http) => {
             Box::new(etcd::EtcdRegistrar::new(&http, &key, &args.value, ttl)?)
         }
-        BackendConfig::EtcdV3(http) => {
+        BackendConfig::EtcdV3(http, _) => {
             Box::new(etcdv3::EtcdV3Registrar::new(&http, &key, &args.value, ttl)?)
         }
         BackendConfig::Consul(config) => Box::new(consul::ConsulRegistrar::new(

@@ -1,5 +1,7 @@
-//! The `etcdv3` backend: etcd's v3 API through its JSON gateway (`/v3/kv/range`),
-//! so no gRPC code generation is needed. Each distinct prefix is one range read
+//! The `etcdv3` backend: etcd's v3 API natively over gRPC (`grpc.rs`,
+//! `grpc_watch.rs`; the default), or through its JSON gateway
+//! (`/v3/kv/range`, this file, `range.rs` and `watch.rs`; `-etcdv3-api
+//! gateway`). Each distinct prefix is one range read
 //! at one revision, paged for large ranges; keys and values travel base64
 //! encoded. With -username/-password (or a node URL's `user:password@`) the
 //! gateway's token authentication is used (basic auth is a v2 notion).
@@ -11,8 +13,12 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+mod grpc;
+mod grpc_watch;
 mod range;
 mod watch;
+
+pub use grpc::{EtcdV3Api, EtcdV3Grpc, build};
 
 use watch::OpenWatch;
 
