@@ -258,10 +258,6 @@ pub struct Flags {
         value_name = "SIZE"
     )]
     pub max_response_size: Option<String>,
-    /// etcdv3: grpc (etcd's native API) or gateway (its JSON gateway, for an
-    /// HTTP/1.1-only proxy) [default: grpc].
-    #[arg(long = "etcdv3-api", env = "CONFD_ETCDV3_API", value_name = "API")]
-    pub etcdv3_api: Option<String>,
     /// How long a -watch may go without a word from its node before the node
     /// is taken for silently dead (1s to 10m) [default: 60s].
     #[arg(
@@ -297,6 +293,10 @@ pub struct Connection {
         value_delimiter = ','
     )]
     pub nodes: Vec<String>,
+    /// etcdv3: grpc (etcd's native API) or gateway (its JSON gateway, for an
+    /// HTTP/1.1-only proxy) [default: grpc].
+    #[arg(long = "etcdv3-api", env = "CONFD_ETCDV3_API", value_name = "API")]
+    pub etcdv3_api: Option<String>,
     /// confd.toml to read [default: /etc/confd/confd.toml, optional].
     #[arg(long = "config-file", env = "CONFD_CONFIG_FILE", value_name = "FILE")]
     pub config_file: Option<PathBuf>,

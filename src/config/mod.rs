@@ -235,7 +235,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
     };
 
     // A bad name in confd.toml is refused as it is parsed (file:line).
-    let etcdv3_api = match &flags.etcdv3_api {
+    let etcdv3_api = match &flags.connection.etcdv3_api {
         Some(text) => text
             .parse()
             .map_err(|e: String| ConfigError::setting("-etcdv3-api", e))?,

@@ -346,7 +346,7 @@ impl EtcdV3Grpc {
     /// Runs `call` on each node in turn (the one that answered last first)
     /// until one answers within `limit`; returns the answer and the node's
     /// name for messages.
-    pub(super) async fn on_nodes<T, F, Fut>(
+    pub(crate) async fn on_nodes<T, F, Fut>(
         &self,
         limit: Duration,
         mut call: F,
