@@ -12,7 +12,7 @@ every run:
   gateway  AFTER_BIN -etcdv3-api gateway
 
 Prints per variant the median and min-max wall time (around the process),
-the median peak RSS (getrusage of the child) and the median CPU etcd spent
+the median peak RSS (GNU time, /usr/bin/time) and the median CPU etcd spent
 per run (/proc/<pid>/stat, utime + stime). Every run's output is checked
 (N/2 `server` lines).
 
@@ -20,7 +20,6 @@ per run (/proc/<pid>/stat, utime + stime). Every run's output is checked
 """
 
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -49,15 +48,18 @@ def etcd_cpu(pid):
 def run(cmd, out_dir, etcd_pid):
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
+    rss_file = os.path.join(os.path.dirname(out_dir), "rss")
     cpu0 = etcd_cpu(etcd_pid)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, _, usage = os.wait4(proc.pid, 0)
+    # GNU time forks confd from a small process: the child's own rusage
+    # of a fork of this Python process would count Python's memory too.
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
-    stderr = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
     cpu = etcd_cpu(etcd_pid) - cpu0
-    return wall, usage.ru_maxrss / 1024, cpu, stderr
+    with open(rss_file) as f:
+        rss = int(f.read().split()[-1]) / 1024
+    return wall, rss, cpu, proc.stderr.decode(errors="replace")
 
 
 def main():
