@@ -1,8 +1,8 @@
 //! `confd announce -backend etcdv3` over etcd's gRPC API (the default; the
 //! gateway version is `etcdv3.rs`, chosen by `-etcdv3-api gateway`): a lease
 //! of the TTL (`LeaseGrant`), the key put with it (`Put`), one
-//! `LeaseKeepAlive` answer per refresh (a TTL of 0 means the lease expired:
-//! grant a new one and put again), and `LeaseRevoke` to withdraw, which
+//! `LeaseKeepAlive` request and answer per refresh (a TTL of 0 means the
+//! lease expired: grant a new one and put again), and `LeaseRevoke` to withdraw, which
 //! deletes the key with it but never a value someone else wrote over it
 //! with their own lease. Nodes, credentials and TLS are the etcdv3
 //! backend's.
@@ -104,20 +104,25 @@ impl Registrar for EtcdV3GrpcRegistrar {
         let Some(lease) = self.lease else {
             return Ok(Refreshed::Gone);
         };
-        let (answer, _) = self
+        // etcd-client's keep_alive sends one request and reads its answer
+        // itself: an answer with a TTL of 0 (the lease expired) comes back
+        // as LeaseKeepAliveError. The TTL etcd granted was taken at
+        // registration, so the refresh period stays.
+        let (alive, _) = self
             .api
             .on_nodes(REQUEST_TIMEOUT, |client| async move {
-                // The keeper sent the first request; its answer is ours.
-                let (_keeper, mut stream) = client.lease_client().keep_alive(lease).await?;
-                stream.message().await
+                match client.lease_client().keep_alive(lease).await {
+                    Ok(_) => Ok(true),
+                    Err(etcd_client::Error::LeaseKeepAliveError(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
             })
             .await?;
-        match answer.and_then(|a| granted(a.ttl())) {
-            Some(ttl) => Ok(Refreshed::Alive(Some(ttl))),
-            None => {
-                self.lease = None;
-                Ok(Refreshed::Gone)
-            }
+        if alive {
+            Ok(Refreshed::Alive(None))
+        } else {
+            self.lease = None;
+            Ok(Refreshed::Gone)
         }
     }
 

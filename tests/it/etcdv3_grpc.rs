@@ -60,6 +60,7 @@ fn the_gateway_fallback_fails_clearly_where_there_is_no_gateway() {
     run.expect_code(1);
     let line = run.line_with("404");
     assert!(line.contains(&etcd.url()), "{line}");
+    assert!(line.contains("use -etcdv3-api grpc"), "{line}");
     assert_eq!(read(&dest), "old\n");
 }
 
@@ -183,4 +184,29 @@ fn a_bad_api_name_is_a_usage_error() {
     run.expect_code(2);
     run.line_with("only the etcdv3 backend uses this flag");
     assert_eq!(read(&dest), "old\n");
+}
+
+#[test]
+fn announce_keeps_its_lease_through_the_gateway_fallback() {
+    use crate::announce::{Store, announce};
+    use crate::common::wait_until;
+    use std::time::Duration;
+
+    let etcd = Etcd::start();
+    let store = Store::V3(&etcd);
+    let s = Scenario::new();
+    let extra = ["-etcdv3-api", "gateway"];
+    let confd = announce(&s, &store, "/members/gw", "10.0.0.7:80", "2s", &extra);
+    let held = || store.value("/members/gw").as_deref() == Some("10.0.0.7:80");
+    assert!(wait_until(START_LIMIT, held), "{}", confd.stderr());
+    // Kept alive past two TTLs.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(held(), "lease lost\n{}", confd.stderr());
+    let status = confd.terminate(CHANGE_LIMIT).and_then(|s| s.code());
+    assert_eq!(status, Some(0));
+    assert_eq!(
+        store.value("/members/gw"),
+        None,
+        "still there after SIGTERM"
+    );
 }

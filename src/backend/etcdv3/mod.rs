@@ -344,11 +344,17 @@ fn text_value<'a>(key: &str, value: &'a [u8]) -> Result<&'a str, String> {
 }
 
 fn gateway_message(status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<GatewayError>(body) {
+    let message = match serde_json::from_slice::<GatewayError>(body) {
         Ok(e) if !e.message.is_empty() => format!("{status}: {}", quote_server(&e.message)),
         Ok(e) if !e.error.is_empty() => format!("{status}: {}", quote_server(&e.error)),
         _ => format!("{status}: {}", server_text(body)),
+    };
+    // An etcd started with --enable-grpc-gateway=false (or before 3.4)
+    // serves no /v3/ paths at all; gRPC reaches it.
+    if status == StatusCode::NOT_FOUND {
+        return format!("{message}; this node serves no JSON gateway: use -etcdv3-api grpc");
     }
+    message
 }
 
 #[async_trait]
