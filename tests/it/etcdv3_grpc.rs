@@ -210,3 +210,52 @@ fn announce_keeps_its_lease_through_the_gateway_fallback() {
         "still there after SIGTERM"
     );
 }
+
+/// TLS with a client certificate on both APIs (the shared etcd tests run
+/// gRPC only): refused without the certificate, read with it.
+#[test]
+fn tls_with_a_client_certificate_on_both_apis() {
+    use crate::common::etcd::make_tls_files;
+
+    let certs = tempfile::tempdir().expect("temp dir");
+    let tls = make_tls_files(certs.path());
+    let etcd = Etcd::start_with(EtcdOptions {
+        tls: Some(tls.clone()),
+        ..EtcdOptions::default()
+    });
+    etcd.put_v3("/app/a", "secure");
+    let url = etcd.tls_url().expect("https url");
+    let (cert, key, ca) = (
+        tls.client_cert.display().to_string(),
+        tls.client_key.display().to_string(),
+        tls.ca.display().to_string(),
+    );
+    for api in ["grpc", "gateway"] {
+        let s = Scenario::new();
+        let dest = app_resource(&s);
+        let run = onetime(
+            &s,
+            "etcdv3",
+            &[&url],
+            &["-etcdv3-api", api, "-client-ca-keys", &ca],
+        );
+        run.expect_code(1);
+        run.line_with(&url);
+        assert!(
+            !dest.exists(),
+            "{api}: rendered without a client certificate"
+        );
+        let with_cert = [
+            "-etcdv3-api",
+            api,
+            "-client-cert",
+            &cert,
+            "-client-key",
+            &key,
+            "-client-ca-keys",
+            &ca,
+        ];
+        onetime(&s, "etcdv3", &[&url], &with_cert).expect_code(0);
+        assert_eq!(read(&dest), "a=secure\n", "{api}");
+    }
+}
