@@ -334,7 +334,12 @@ impl EtcdV3Grpc {
         {
             return Failure::Answer(self.too_large(node.to_string()));
         }
-        let text = format!("gRPC status {:?}: {}", status.code(), quote_server(message));
+        let mut text = format!("gRPC status {:?}: {}", status.code(), quote_server(message));
+        // A connection failure says why only in its causes ("connection
+        // refused", a certificate problem).
+        if std::error::Error::source(status).is_some() {
+            text = format!("{text}: {}", innermost(status));
+        }
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 Failure::Next(format!("{node} {text}"))
