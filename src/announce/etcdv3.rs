@@ -1,4 +1,4 @@
-//! `confd announce -backend etcdv3`: a lease, through etcd's JSON gateway.
+//! `confd announce -backend etcdv3 -etcdv3-api gateway`: a lease, through etcd's JSON gateway.
 //! `/v3/lease/grant` makes a lease of the TTL, `/v3/kv/put` writes the key
 //! attached to it, `/v3/lease/keepalive` extends it (an answer without a TTL
 //! means the lease expired: grant a new one and write again), and

@@ -17,6 +17,7 @@ mod check;
 mod consul;
 mod etcd;
 mod etcdv3;
+mod etcdv3_grpc;
 mod registrar;
 pub mod schedule;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use registrar::{Refreshed, Registrar};
 use schedule::{Health, Schedule, Step, Written};
 
 use crate::app::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::backend::etcdv3::EtcdV3Api;
 use crate::backend::{BackendConfig, BackendKind};
 use crate::config::parse_duration;
 use crate::daemon::{self, Control};
@@ -112,7 +114,10 @@ fn announcement(args: &AnnounceArgs) -> Result<Announcement, ConfigError> {
         BackendConfig::Etcd(http) => {
             Box::new(etcd::EtcdRegistrar::new(&http, &key, &args.value, ttl)?)
         }
-        BackendConfig::EtcdV3(http) => {
+        BackendConfig::EtcdV3(http, EtcdV3Api::Grpc) => Box::new(
+            etcdv3_grpc::EtcdV3GrpcRegistrar::new(&http, &key, &args.value, ttl)?,
+        ),
+        BackendConfig::EtcdV3(http, EtcdV3Api::Gateway) => {
             Box::new(etcdv3::EtcdV3Registrar::new(&http, &key, &args.value, ttl)?)
         }
         BackendConfig::Consul(config) => Box::new(consul::ConsulRegistrar::new(

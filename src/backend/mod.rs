@@ -282,8 +282,8 @@ impl FromStr for BackendKind {
 pub enum BackendConfig {
     /// etcd's v2 keys API.
     Etcd(http::HttpConfig),
-    /// etcd's v3 JSON gateway.
-    EtcdV3(http::HttpConfig),
+    /// etcd's v3 API, over gRPC or its JSON gateway.
+    EtcdV3(http::HttpConfig, etcdv3::EtcdV3Api),
     /// Consul's KV store.
     Consul(consul::ConsulConfig),
     /// Redis.
@@ -301,7 +301,7 @@ impl BackendConfig {
     pub fn kind(&self) -> BackendKind {
         match self {
             BackendConfig::Etcd(_) => BackendKind::Etcd,
-            BackendConfig::EtcdV3(_) => BackendKind::EtcdV3,
+            BackendConfig::EtcdV3(..) => BackendKind::EtcdV3,
             BackendConfig::Consul(_) => BackendKind::Consul,
             BackendConfig::Redis(_) => BackendKind::Redis,
             BackendConfig::Env => BackendKind::Env,
@@ -316,7 +316,7 @@ impl BackendConfig {
 pub fn build(config: &BackendConfig) -> Result<Arc<dyn Backend>, ConfigError> {
     Ok(match config {
         BackendConfig::Etcd(http) => Arc::new(etcd::EtcdBackend::new(http)?),
-        BackendConfig::EtcdV3(http) => Arc::new(etcdv3::EtcdV3Backend::new(http)?),
+        BackendConfig::EtcdV3(http, api) => etcdv3::build(http, *api)?,
         BackendConfig::Consul(consul) => Arc::new(consul::ConsulBackend::new(consul)?),
         BackendConfig::Redis(redis) => Arc::new(redis::RedisBackend::new(redis)?),
         BackendConfig::Env => Arc::new(env::EnvBackend::new()),

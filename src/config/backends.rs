@@ -17,7 +17,7 @@ impl Settings {
     pub fn backend_config(&self) -> Result<BackendConfig, ConfigError> {
         Ok(match self.backend {
             BackendKind::Etcd => BackendConfig::Etcd(self.http_config()?),
-            BackendKind::EtcdV3 => BackendConfig::EtcdV3(self.http_config()?),
+            BackendKind::EtcdV3 => BackendConfig::EtcdV3(self.http_config()?, self.etcdv3_api),
             BackendKind::Consul => BackendConfig::Consul(ConsulConfig {
                 http: self.http_config()?,
                 token: self.auth.auth_token.clone(),

@@ -58,6 +58,8 @@ pub(super) struct FileSettings {
     pub(super) consul_addr: Option<String>,
     #[serde(alias = "max-response-size")]
     pub(super) max_response_size: Option<SizeSetting>,
+    #[serde(alias = "etcdv3-api")]
+    pub(super) etcdv3_api: Option<crate::backend::etcdv3::EtcdV3Api>,
     #[serde(alias = "watch-timeout")]
     pub(super) watch_timeout: Option<String>,
     // Vault, with confd's spellings.

@@ -13,6 +13,7 @@ mod validate;
 pub use durations::{at_most, parse_duration, parse_wait};
 
 use crate::backend::BackendKind;
+use crate::backend::etcdv3::EtcdV3Api;
 use crate::backend::http::ClientAuth;
 use crate::backend::vault::VaultSettings;
 use crate::cli::Flags;
@@ -108,6 +109,8 @@ pub struct Settings {
     pub consul_addr: Option<String>,
     /// The largest answer read from a backend node, in bytes.
     pub max_response_size: u64,
+    /// etcdv3: gRPC or the JSON gateway.
+    pub etcdv3_api: EtcdV3Api,
     /// How long a watch may go without a word from its node (confd.toml
     /// only).
     pub watch_timeout: Duration,
@@ -231,6 +234,14 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
             .map_err(|e| ConfigError::setting("-watch-timeout", format!("{text:?}: {e}")))?,
     };
 
+    // A bad name in confd.toml is refused as it is parsed (file:line).
+    let etcdv3_api = match &flags.connection.etcdv3_api {
+        Some(text) => text
+            .parse()
+            .map_err(|e: String| ConfigError::setting("-etcdv3-api", e))?,
+        None => file.etcdv3_api.unwrap_or_default(),
+    };
+
     reject_flags_the_backend_does_not_use(backend, &flags)?;
 
     let filter = flags.filter.clone().or(file.filter);
@@ -315,6 +326,7 @@ pub fn resolve(flags: Flags) -> Result<Settings, ConfigError> {
         datacenter: flags.connection.datacenter.clone().or(file.datacenter),
         consul_addr: flags.consul_addr.clone().or(file.consul_addr),
         max_response_size,
+        etcdv3_api,
         watch_timeout,
         vault: VaultSettings {
             auth_type: flags.auth_type.clone().or(file.auth_type),

@@ -69,6 +69,12 @@ pub(super) fn reject_flags_the_backend_does_not_use(
             format!("only the file backend uses this flag, not the {backend} backend"),
         ));
     }
+    if backend != BackendKind::EtcdV3 && flags.connection.etcdv3_api.is_some() {
+        return Err(ConfigError::setting(
+            "-etcdv3-api",
+            format!("only the etcdv3 backend uses this flag, not the {backend} backend"),
+        ));
+    }
     if backend != BackendKind::Redis && flags.separator.is_some() {
         return Err(ConfigError::setting(
             "-separator",

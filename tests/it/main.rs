@@ -15,6 +15,7 @@ mod consul_server;
 mod consul_sessions;
 mod dns;
 mod etcd;
+mod etcdv3_grpc;
 mod haproxy;
 mod library;
 mod membership;

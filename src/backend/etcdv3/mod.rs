@@ -1,5 +1,7 @@
-//! The `etcdv3` backend: etcd's v3 API through its JSON gateway (`/v3/kv/range`),
-//! so no gRPC code generation is needed. Each distinct prefix is one range read
+//! The `etcdv3` backend: etcd's v3 API natively over gRPC (`grpc.rs`,
+//! `grpc_watch.rs`; the default), or through its JSON gateway
+//! (`/v3/kv/range`, this file, `range.rs` and `watch.rs`; `-etcdv3-api
+//! gateway`). Each distinct prefix is one range read
 //! at one revision, paged for large ranges; keys and values travel base64
 //! encoded. With -username/-password (or a node URL's `user:password@`) the
 //! gateway's token authentication is used (basic auth is a v2 notion).
@@ -11,8 +13,12 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+mod grpc;
+mod grpc_watch;
 mod range;
 mod watch;
+
+pub use grpc::{EtcdV3Api, EtcdV3Grpc, build};
 
 use watch::OpenWatch;
 
@@ -338,11 +344,17 @@ fn text_value<'a>(key: &str, value: &'a [u8]) -> Result<&'a str, String> {
 }
 
 fn gateway_message(status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<GatewayError>(body) {
+    let message = match serde_json::from_slice::<GatewayError>(body) {
         Ok(e) if !e.message.is_empty() => format!("{status}: {}", quote_server(&e.message)),
         Ok(e) if !e.error.is_empty() => format!("{status}: {}", quote_server(&e.error)),
         _ => format!("{status}: {}", server_text(body)),
+    };
+    // An etcd started with --enable-grpc-gateway=false (or before 3.4)
+    // serves no /v3/ paths at all; gRPC reaches it.
+    if status == StatusCode::NOT_FOUND {
+        return format!("{message}; this node serves no JSON gateway: use -etcdv3-api grpc");
     }
+    message
 }
 
 #[async_trait]

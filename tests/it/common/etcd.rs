@@ -39,6 +39,9 @@ pub struct EtcdOptions {
     /// Listen for plain-http clients on this port instead of a free one
     /// (for tests that point confd at the address before etcd exists).
     pub client_port: Option<u16>,
+    /// Serve no JSON gateway (`--enable-grpc-gateway=false`): only gRPC
+    /// reaches the v3 API (write with [`Etcd::put_grpc`]).
+    pub disable_grpc_gateway: bool,
 }
 
 /// A running etcd.
@@ -112,6 +115,9 @@ impl Etcd {
             .stderr(log);
         if !self.options.disable_v2 {
             command.arg("--enable-v2");
+        }
+        if self.options.disable_grpc_gateway {
+            command.arg("--enable-grpc-gateway=false");
         }
         if let Some(tls) = &self.options.tls {
             command
@@ -192,6 +198,44 @@ impl Etcd {
     }
 
     /// v3: puts `key` = `value`.
+    /// Writes a key through gRPC (what an etcd without its gateway serves),
+    /// bounded by the client's own timeouts.
+    pub fn put_grpc(&self, key: &str, value: &str) {
+        self.grpc(|mut client| {
+            let (key, value) = (key.to_string(), value.to_string());
+            async move { client.put(key, value, None).await.map(|_| ()) }
+        });
+    }
+
+    /// Deletes a key through gRPC.
+    pub fn delete_grpc(&self, key: &str) {
+        self.grpc(|mut client| {
+            let key = key.to_string();
+            async move { client.delete(key, None).await.map(|_| ()) }
+        });
+    }
+
+    fn grpc<F, Fut>(&self, call: F)
+    where
+        F: FnOnce(etcd_client::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<(), etcd_client::Error>>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let url = self.url();
+        runtime
+            .block_on(async move {
+                let options = etcd_client::ConnectOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(10));
+                let client = etcd_client::Client::connect([url], Some(options)).await?;
+                call(client).await
+            })
+            .expect("etcd answers over gRPC");
+    }
+
     pub fn put_v3(&self, key: &str, value: &str) {
         let body = serde_json::json!({"key": BASE64.encode(key), "value": BASE64.encode(value)});
         self.post_v3("/v3/kv/put", &body.to_string());
