@@ -8,7 +8,7 @@
 use std::fs;
 
 use crate::common::confd::{CHANGE_LIMIT, Confd, START_LIMIT, args, onetime};
-use crate::common::etcd::{Etcd, EtcdOptions};
+use crate::common::etcd::{Etcd, EtcdOptions, GrpcProxy};
 use crate::common::{Scenario, read};
 
 /// A resource listing the children of `/app` into `out/app.conf`.
@@ -257,5 +257,36 @@ fn tls_with_a_client_certificate_on_both_apis() {
         ];
         onetime(&s, "etcdv3", &[&url], &with_cert).expect_code(0);
         assert_eq!(read(&dest), "a=secure\n", "{api}");
+    }
+}
+
+#[test]
+fn two_daemons_read_and_watch_through_an_etcd_grpc_proxy() {
+    let etcd = Etcd::start();
+    etcd.put_grpc("/app/a", "1");
+    let proxy = GrpcProxy::start(&etcd);
+    let s = Scenario::new();
+    let dest = app_resource(&s);
+
+    onetime(&s, "etcdv3", &[proxy.url()], &[]).expect_code(0);
+    assert_eq!(read(&dest), "a=1\n", "--- proxy log\n{}", proxy.log());
+
+    // Two hosts behind one proxy: the proxy holds one watcher at the cluster.
+    let other = Scenario::new();
+    let other_dest = app_resource(&other);
+    let watch = |s: &Scenario| Confd::spawn(s, &args(s, "etcdv3", &[proxy.url()], &["-watch"]));
+    let (first, second) = (watch(&s), watch(&other));
+    first.expect_file(&dest, "a=1\n", START_LIMIT);
+    second.expect_file(&other_dest, "a=1\n", START_LIMIT);
+    etcd.put_grpc("/app/b", "2");
+    first.expect_file(&dest, "a=1\nb=2\n", CHANGE_LIMIT);
+    second.expect_file(&other_dest, "a=1\nb=2\n", CHANGE_LIMIT);
+
+    // The proxy serves no JSON gateway: the fallback says so.
+    let run = onetime(&s, "etcdv3", &[proxy.url()], &["-etcdv3-api", "gateway"]);
+    run.expect_code(1);
+    assert!(run.line_with("404").contains("use -etcdv3-api grpc"));
+    for confd in [first, second] {
+        assert!(confd.terminate(CHANGE_LIMIT).is_some_and(|s| s.success()));
     }
 }

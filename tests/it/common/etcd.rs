@@ -310,6 +310,74 @@ impl Drop for Etcd {
     }
 }
 
+/// `etcd grpc-proxy` in front of an [`Etcd`]: the deployment that lets many
+/// hosts share one watcher per range at the cluster. It speaks gRPC only.
+pub struct GrpcProxy {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl GrpcProxy {
+    /// Starts a proxy for `etcd` on a free port and waits until it listens.
+    pub fn start(etcd: &Etcd) -> GrpcProxy {
+        let dir = tempfile::tempdir().expect("proxy dir");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("proxy.log")).expect("proxy log");
+        let mut child = Command::new("etcd")
+            .arg("grpc-proxy")
+            .arg("start")
+            .arg(format!("--endpoints=127.0.0.1:{}", etcd.client_port()))
+            .arg(format!("--listen-addr=127.0.0.1:{port}"))
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd grpc-proxy starts");
+        let listening = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+        let log = || std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default();
+        let started = await_ready(
+            &mut child,
+            "etcd grpc-proxy",
+            START_LIMIT,
+            Duration::from_millis(50),
+            listening,
+            log,
+        );
+        let mut proxy = GrpcProxy {
+            child: Some(child),
+            port,
+            dir,
+        };
+        if let Err(message) = started {
+            proxy.kill();
+            panic!("{message}");
+        }
+        proxy
+    }
+
+    /// The proxy's address, as a confd node.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The proxy's own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+impl Drop for GrpcProxy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Percent-encodes a key for a URL path, keeping its `/` separators.
 fn path_encode(key: &str) -> String {
     key.split('/')
