@@ -379,6 +379,17 @@ fn app_scenario() -> Scenario {
 
 const BACKENDS: [&str; 3] = ["etcd", "etcdv3", "consul"];
 
+/// `extra` plus, for etcdv3, `-etcdv3-api gateway`: the fake servers here
+/// answer HTTP/1.1 with JSON, as etcd's JSON gateway does (the gRPC path's
+/// limits and errors are tested against a real etcd in `etcdv3_grpc.rs`).
+fn json_api<'a>(backend: &str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = extra.to_vec();
+    if backend == "etcdv3" {
+        args.extend(["-etcdv3-api", "gateway"]);
+    }
+    args
+}
+
 // ---------------------------------------------------------------------------
 // 1. Credentials in node URLs
 // ---------------------------------------------------------------------------
@@ -508,7 +519,12 @@ fn answers_over_the_size_cap_fail_naming_node_and_limit() {
             let server = TinyServer::start(move |_| reply.clone());
             let s = app_scenario();
             let node = server.url();
-            let run = onetime(&s, backend, &[&node], &["-max-response-size", "1MiB"]);
+            let run = onetime(
+                &s,
+                backend,
+                &[&node],
+                &json_api(backend, &["-max-response-size", "1MiB"]),
+            );
             run.expect_code(1);
             let line = run.line_with("-max-response-size");
             assert!(
@@ -518,7 +534,7 @@ fn answers_over_the_size_cap_fail_naming_node_and_limit() {
             assert_eq!(read(&s.out("app.conf")), "old\n");
             assert_eq!(s.out_entries(), vec!["app.conf"]);
 
-            onetime(&s, backend, &[&node], &[]).expect_code(0);
+            onetime(&s, backend, &[&node], &json_api(backend, &[])).expect_code(0);
             assert_eq!(read(&s.out("app.conf")), format!("a={value}\n"));
         }
     }
@@ -544,7 +560,7 @@ fn a_cut_or_malformed_answer_fails_naming_node_and_key() {
                 let server = TinyServer::start(move |_| reply.clone());
                 let s = app_scenario();
                 let node = server.url();
-                let run = onetime(&s, backend, &[&node], &[]);
+                let run = onetime(&s, backend, &[&node], &json_api(backend, &[]));
                 run.expect_code(1);
                 let what = format!("{backend} {what} chunked={chunked}");
                 assert_one_short_line_per_event(&run.stderr, &what);
@@ -648,7 +664,7 @@ fn server_text_in_errors_is_cut_and_escaped() {
         for (what, reply) in replies {
             let server = TinyServer::start(move |_| reply.clone());
             let s = app_scenario();
-            let run = onetime(&s, backend, &[&server.url()], &[]);
+            let run = onetime(&s, backend, &[&server.url()], &json_api(backend, &[]));
             run.expect_code(1);
             let what = format!("{backend}, {what}");
             assert_one_short_line_per_event(&run.stderr, &what);
