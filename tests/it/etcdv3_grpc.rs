@@ -290,3 +290,27 @@ fn two_daemons_read_and_watch_through_an_etcd_grpc_proxy() {
         assert!(confd.terminate(CHANGE_LIMIT).is_some_and(|s| s.success()));
     }
 }
+
+/// A prefix larger than one page (25,000 keys) is read whole, in pages at
+/// one revision, with nothing lost at a page boundary and nothing from the
+/// sibling prefix. Each page is decoded on its own: the limit applies per
+/// page, so 1 MiB suffices for the ≈ 1.6 MB the whole prefix takes.
+#[test]
+fn a_prefix_of_several_pages_is_read_whole() {
+    const KEYS: usize = 50_001;
+    let etcd = Etcd::start();
+    let pairs: Vec<(String, String)> = (0..KEYS)
+        .map(|i| (format!("/big/k{i:05}"), i.to_string()))
+        .collect();
+    etcd.put_many_v3(&pairs);
+    etcd.put_grpc("/big-sibling", "x");
+    let s = Scenario::new();
+    s.template(
+        "big.tmpl",
+        "{{ ls(key=\"/big\") | length }} {{ getv(key=\"/big/k00000\") }} \
+         {{ getv(key=\"/big/k25000\") }} {{ getv(key=\"/big/k50000\") }}\n",
+    );
+    s.resource("big", "big.conf", &["/big"], "");
+    onetime(&s, "etcdv3", &[etcd.url()], &["-max-response-size", "1MiB"]).expect_code(0);
+    assert_eq!(read(&s.out("big.conf")), "50001 0 25000 50000\n");
+}

@@ -5,9 +5,10 @@
 //! `--enable-grpc-gateway=false`, and etcd spends about 9× less CPU on a
 //! Range than on the gateway's JSON of the same keys (bench/README.md).
 //!
-//! Each distinct prefix is one `Range` (no paging: etcd 3.4 walks the rest
-//! of the range for every page), all at the revision of the first, decoded
-//! within `-max-response-size`. Nodes keep confd's `-node` semantics: one
+//! Each distinct prefix is read in Ranges of [`PAGE_KEYS`] keys, all at the
+//! revision of the first, each decoded within `-max-response-size`: large
+//! pages because etcd 3.4 walks the rest of the range for every page, not
+//! one Range because its decoded messages would all be in memory at once. Nodes keep confd's `-node` semantics: one
 //! client per node, tried in order, the last one that answered first.
 //! Credentials (`-username`/`-password`, or a node URL's user information)
 //! go to etcd-client's authentication; its `ConnectOptions` derive `Debug`
@@ -35,6 +36,12 @@ use crate::backend::{Backend, BackendError, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::size::format_size;
 use crate::snapshot::PairList;
+
+/// Keys per Range of a read. etcd 3.4 walks the index from a page's start to
+/// the end of the range for every page, so small pages cost it far more CPU
+/// (20 pages of 5,000 keys: ≈ 3× one Range, bench/README.md); one Range holds
+/// every decoded key at once. A 100,000-key prefix is 4 pages.
+const PAGE_KEYS: i64 = 25_000;
 
 /// Which API the etcdv3 backend speaks (`-etcdv3-api`, `etcdv3_api` in
 /// confd.toml).
@@ -401,45 +408,58 @@ impl EtcdV3Grpc {
         })
     }
 
-    /// Reads everything under `root` in one Range at `revision` (0: the
-    /// current one) into `out`; returns the revision read at.
+    /// Reads everything under `root` at `revision` (0: the current one)
+    /// into `out`, in Ranges of [`PAGE_KEYS`] keys; returns the revision
+    /// read at (the first page's, when `revision` is 0).
     async fn read_root(
         &self,
         root: &str,
         revision: u64,
         out: &mut PairList,
     ) -> Result<u64, BackendError> {
-        let (key, range_end) = subtree_range(root);
+        let (mut from, range_end) = subtree_range(root);
         let limit = self.decoding_limit();
-        let mut options = GetOptions::new().with_range(range_end);
-        if revision > 0 {
-            options = options.with_revision(i64::try_from(revision).unwrap_or(i64::MAX));
-        }
-        let (answer, node) = self
-            .on_nodes(REQUEST_TIMEOUT, |client| {
-                let (key, options) = (key.clone(), options.clone());
-                async move {
-                    let mut kv = client.kv_client().max_decoding_message_size(limit);
-                    kv.get(key, Some(options)).await
+        let mut read_at = revision;
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(range_end.clone())
+                .with_limit(PAGE_KEYS);
+            if read_at > 0 {
+                options = options.with_revision(i64::try_from(read_at).unwrap_or(i64::MAX));
+            }
+            let (answer, node) = self
+                .on_nodes(REQUEST_TIMEOUT, |client| {
+                    let (from, options) = (from.clone(), options.clone());
+                    async move {
+                        let mut kv = client.kv_client().max_decoding_message_size(limit);
+                        kv.get(from, Some(options)).await
+                    }
+                })
+                .await?;
+            let location = format!("{node} prefix {root}");
+            for kv in answer.kvs() {
+                let refused = |message: String| self.error(location.clone(), message);
+                if let Some(key) = text_key(root, kv.key()).map_err(refused)? {
+                    let value = text_value(&key, kv.value()).map_err(refused)?;
+                    out.push(&key, value);
                 }
-            })
-            .await?;
-        let location = format!("{node} prefix {root}");
-        for kv in answer.kvs() {
-            let refused = |message: String| self.error(location.clone(), message);
-            if let Some(key) = text_key(root, kv.key()).map_err(refused)? {
-                let value = text_value(&key, kv.value()).map_err(refused)?;
-                out.push(&key, value);
+            }
+            // The first page fixes the revision of the later pages and of
+            // every later prefix (etcd reports its current revision even for
+            // a read pinned to an older one).
+            if read_at == 0 {
+                let current = answer.header().map_or(0, |h| h.revision());
+                read_at = u64::try_from(current).unwrap_or(0);
+            }
+            match answer.kvs().last() {
+                Some(last) if answer.more() => {
+                    // The next page starts just after the last key.
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(read_at),
             }
         }
-        // The first read fixes the revision of every later prefix (etcd
-        // reports its current revision even for a read pinned to an older
-        // one).
-        if revision > 0 {
-            return Ok(revision);
-        }
-        let current = answer.header().map_or(0, |h| h.revision());
-        Ok(u64::try_from(current).unwrap_or(0))
     }
 }
 
