@@ -15,7 +15,6 @@
 //! with the password in it, so they are built where they are used and
 //! never formatted.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, Tls
 use serde::Deserialize;
 
 use super::grpc_watch::OpenGrpcWatch;
-use super::{EtcdV3Backend, subtree_range, text_key, text_value};
+use super::{EtcdV3Backend, OpenStreams, read_roots, subtree_range, text_key, text_value};
 use crate::backend::http::{
     CONNECT_TIMEOUT, HttpConfig, Node, REQUEST_TIMEOUT, TCP_KEEPALIVE_IDLE, TCP_KEEPALIVE_INTERVAL,
     TCP_KEEPALIVE_PROBES, quote_server,
@@ -114,7 +113,7 @@ pub struct EtcdV3Grpc {
     watch_timeout: Duration,
     /// One open watch stream per prefix, kept between calls (see the
     /// gateway's `streams` for why).
-    pub(super) streams: std::sync::Mutex<HashMap<String, OpenGrpcWatch>>,
+    pub(super) streams: OpenStreams<OpenGrpcWatch>,
 }
 
 impl std::fmt::Debug for EtcdV3Grpc {
@@ -212,7 +211,7 @@ impl EtcdV3Grpc {
             preferred: AtomicUsize::new(0),
             max_response_size: config.max_response_size,
             watch_timeout: config.watch_timeout,
-            streams: std::sync::Mutex::new(HashMap::new()),
+            streams: OpenStreams::default(),
         })
     }
 
@@ -488,19 +487,11 @@ impl Backend for EtcdV3Grpc {
     }
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
-        let mut pairs = PairList::new();
-        let mut revision = 0;
-        for root in roots {
-            revision = self
-                .read_root(root, revision, &mut pairs)
-                .await
-                .map_err(|e| e.reading(root))?;
-        }
-        Ok(Fetched {
-            pairs,
-            index: revision,
-            root_indexes: Vec::new(),
+        read_roots(roots, |root, revision, mut pairs| async move {
+            let read_at = self.read_root(root, revision, &mut pairs).await?;
+            Ok((read_at, pairs))
         })
+        .await
     }
 }
 

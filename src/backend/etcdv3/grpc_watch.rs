@@ -15,8 +15,6 @@ use crate::backend::{BackendError, Change, WatchEvent};
 /// A watch stream left open after the batch it returned.
 pub(super) struct OpenGrpcWatch {
     stream: WatchStream,
-    /// Events up to this revision were delivered already.
-    delivered: u64,
     location: String,
 }
 
@@ -38,26 +36,12 @@ impl EtcdV3Grpc {
         root: &str,
         index: u64,
     ) -> Result<WatchEvent, BackendError> {
-        let reusable = self
-            .streams
-            .lock()
-            .ok()
-            .and_then(|mut streams| streams.remove(root))
-            .filter(|open| open.delivered <= index);
-        let mut open = match reusable {
+        let mut open = match self.streams.take(root, index) {
             Some(open) => open,
             None => self.open_watch(root, index).await?,
         };
         let outcome = self.next_change(root, index, &mut open).await;
-        if let Ok(WatchEvent::Changed {
-            index: revision, ..
-        }) = outcome
-        {
-            open.delivered = revision;
-            if let Ok(mut streams) = self.streams.lock() {
-                streams.insert(root.to_string(), open);
-            }
-        }
+        self.streams.keep(root, open, &outcome);
         outcome
     }
 
@@ -86,7 +70,6 @@ impl EtcdV3Grpc {
             .await?;
         Ok(OpenGrpcWatch {
             stream,
-            delivered: index,
             location: format!("{node} watch {root}"),
         })
     }

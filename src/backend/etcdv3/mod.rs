@@ -39,7 +39,7 @@ pub struct EtcdV3Backend {
     /// One open watch stream per prefix, kept between calls: re-opening a
     /// watch in the past makes etcd treat it as a slow watcher, which it
     /// only catches up every 100 ms (enough to split a burst in two).
-    streams: std::sync::Mutex<std::collections::HashMap<String, OpenWatch>>,
+    streams: OpenStreams<OpenWatch>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,7 +104,7 @@ impl EtcdV3Backend {
             client: client.without_userinfo_auth(),
             credentials,
             token: Mutex::new(None),
-            streams: std::sync::Mutex::new(std::collections::HashMap::new()),
+            streams: OpenStreams::default(),
         })
     }
 
@@ -371,48 +371,88 @@ impl Backend for EtcdV3Backend {
     /// of events under `root` (siblings such as `/app-x`, which the key range
     /// also covers, are skipped). A compacted revision means resync.
     async fn watch(&self, root: &str, index: u64) -> Result<WatchEvent, BackendError> {
-        // Reuse the prefix's open stream when it has delivered nothing the
-        // caller has not seen; otherwise open one from `index + 1`.
-        let reusable = self
-            .streams
-            .lock()
-            .ok()
-            .and_then(|mut streams| streams.remove(root))
-            .filter(|open| open.delivered <= index);
-        let mut open = match reusable {
+        let mut open = match self.streams.take(root, index) {
             Some(open) => open,
             None => self.open_watch(root, index).await?,
         };
         let outcome = self.next_change(root, index, &mut open).await;
-        if let Ok(WatchEvent::Changed {
-            index: revision, ..
-        }) = outcome
-        {
-            open.delivered = revision;
-            if let Ok(mut streams) = self.streams.lock() {
-                streams.insert(root.to_string(), open);
-            }
-        }
+        self.streams.keep(root, open, &outcome);
         outcome
     }
 
     async fn read(&self, roots: &[String]) -> Result<Fetched, BackendError> {
-        let mut pairs = PairList::new();
-        // Every prefix is read at the revision of the first read, so the
-        // snapshot is one consistent point in time.
-        let mut revision = 0;
-        for root in roots {
-            revision = self
-                .read_root(root, revision, &mut pairs)
-                .await
-                .map_err(|e| e.reading(root))?;
-        }
-        Ok(Fetched {
-            pairs,
-            index: revision,
-            root_indexes: Vec::new(),
+        read_roots(roots, |root, revision, mut pairs| async move {
+            let read_at = self.read_root(root, revision, &mut pairs).await?;
+            Ok((read_at, pairs))
         })
+        .await
     }
+}
+
+/// The watch streams a transport keeps open between calls, one per prefix,
+/// each with the revision up to which it delivered events: re-opening a
+/// watch in the past makes etcd treat it as a slow watcher, which it only
+/// catches up every 100 ms (enough to split a burst in two).
+pub(super) struct OpenStreams<S> {
+    open: std::sync::Mutex<std::collections::HashMap<String, (S, u64)>>,
+}
+
+impl<S> Default for OpenStreams<S> {
+    fn default() -> Self {
+        OpenStreams {
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for OpenStreams<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.open.lock().map_or(0, |open| open.len());
+        f.debug_struct("OpenStreams").field("open", &count).finish()
+    }
+}
+
+impl<S> OpenStreams<S> {
+    /// The open stream of `root`, when it delivered nothing the caller (at
+    /// `index`) has not seen; otherwise a new one must start at `index + 1`.
+    pub(super) fn take(&self, root: &str, index: u64) -> Option<S> {
+        let (stream, delivered) = self.open.lock().ok()?.remove(root)?;
+        (delivered <= index).then_some(stream)
+    }
+
+    /// Keeps `stream` for the next call when it delivered a change.
+    pub(super) fn keep(&self, root: &str, stream: S, outcome: &Result<WatchEvent, BackendError>) {
+        if let Ok(WatchEvent::Changed { index, .. }) = outcome
+            && let Ok(mut open) = self.open.lock()
+        {
+            open.insert(root.to_string(), (stream, *index));
+        }
+    }
+}
+
+/// Reads every root through `read_root(root, revision, pairs)`, each at the
+/// revision of the first read (0 asks for the current one), so the snapshot
+/// is one consistent point in time.
+pub(super) async fn read_roots<'a, F, R>(
+    roots: &'a [String],
+    mut read_root: F,
+) -> Result<Fetched, BackendError>
+where
+    F: FnMut(&'a str, u64, PairList) -> R,
+    R: std::future::Future<Output = Result<(u64, PairList), BackendError>>,
+{
+    let mut pairs = PairList::new();
+    let mut revision = 0;
+    for root in roots {
+        (revision, pairs) = read_root(root, revision, pairs)
+            .await
+            .map_err(|e| e.reading(root))?;
+    }
+    Ok(Fetched {
+        pairs,
+        index: revision,
+        root_indexes: Vec::new(),
+    })
 }
 
 #[cfg(test)]

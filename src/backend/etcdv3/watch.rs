@@ -20,8 +20,6 @@ use crate::backend::{BackendError, Change, WatchEvent};
 pub(super) struct OpenWatch {
     response: reqwest::Response,
     buffer: Vec<u8>,
-    /// Events up to this revision were delivered already.
-    pub(super) delivered: u64,
     location: String,
 }
 
@@ -102,7 +100,6 @@ impl EtcdV3Backend {
         Ok(OpenWatch {
             response,
             buffer: Vec::new(),
-            delivered: index,
             location,
         })
     }
