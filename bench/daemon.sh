@@ -137,10 +137,7 @@ record() { # record JSON_FIELDS JSON_RESULT: merges both into one line
 d = json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$1" "$2" >>"$RESULTS_FILE"
 }
 
-free_port() {
-    python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$ROOT/bench/lib.sh"    # free_port, start_etcd
 mono() { python3 "$PROBE" now; }
 
 # fg CMD...: runs CMD in the background and waits for it, so that a signal
@@ -163,29 +160,6 @@ probe() {
 }
 
 ETCD_PID=""
-start_etcd() { # start_etcd NAME: sets ETCD_PID, ETCD_PORT, ETCD_URL
-    local name=$1 peer i
-    ETCD_PORT=$(free_port)
-    peer=$(free_port)
-    ETCD_URL="http://127.0.0.1:$ETCD_PORT"
-    rm -rf "$WORK/etcd-$name"
-    "$ETCD_BIN" --name "$name" --data-dir "$WORK/etcd-$name" \
-        --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-        --listen-peer-urls "http://127.0.0.1:$peer" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-        --initial-cluster "$name=http://127.0.0.1:$peer" \
-        --enable-v2 --log-level warn >"$WORK/etcd-$name.log" 2>&1 &
-    ETCD_PID=$!
-    PIDS+=("$ETCD_PID")
-    for ((i = 0; i < 200; i++)); do
-        if python3 -c "import urllib.request; urllib.request.urlopen('$ETCD_URL/health', timeout=1)" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$ETCD_PID" 2>/dev/null || { tail -n 20 "$WORK/etcd-$name.log" >&2; die "etcd did not start"; }
-        sleep 0.1
-    done
-    die "etcd did not answer on $ETCD_URL within 20 s"
-}
 
 PROXY_PID=""
 start_proxy() { # start_proxy NAME: sets PROXY_PID, PROXY_URL, PROXY_LOG
@@ -366,7 +340,7 @@ for backend in $BACKENDS; do
     api=v3
     [[ $backend == etcd ]] && api=v2
     say "== -backend $backend (data through the $api API)"
-    start_etcd "bench-$backend"
+    start_etcd "bench-$backend" --enable-v2 --log-level warn
     start_proxy "$backend"
     for keys in $ALL_KEYS; do
         with_mix=0

@@ -154,10 +154,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$ROOT/bench/lib.sh"    # free_port, start_etcd
 mono() { python3 "$PROBE" now; }
 # fg CMD...: in the background, waited for, so that a signal reaches the trap.
 fg() {
@@ -203,28 +200,9 @@ RESULTS_FILE="$WORK/results.jsonl"
 : >"$RESULTS_FILE"
 
 BACKEND_PID="" BACKEND_PORT="" BACKEND_URL=""
-start_etcd() { # start_etcd NAME
-    local name=$1 peer i
-    BACKEND_PORT=$(free_port)
-    peer=$(free_port)
-    BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
-    rm -rf "$WORK/etcd-$name"
-    "$ETCD_BIN" --name "$name" --data-dir "$WORK/etcd-$name" \
-        --listen-client-urls "$BACKEND_URL" --advertise-client-urls "$BACKEND_URL" \
-        --listen-peer-urls "http://127.0.0.1:$peer" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-        --initial-cluster "$name=http://127.0.0.1:$peer" \
-        --enable-v2 --log-level warn >"$WORK/etcd-$name.log" 2>&1 &
-    BACKEND_PID=$!
-    PIDS+=("$BACKEND_PID")
-    for ((i = 0; i < 200; i++)); do
-        if python3 -c "import urllib.request; urllib.request.urlopen('$BACKEND_URL/health', timeout=1)" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$BACKEND_PID" 2>/dev/null || { tail -n 20 "$WORK/etcd-$name.log" >&2; die "etcd did not start"; }
-        sleep 0.1
-    done
-    die "etcd did not answer on $BACKEND_URL within 20 s"
+start_etcd_backend() { # start_etcd_backend NAME: the fleet's etcd as BACKEND_*
+    start_etcd "$1" --enable-v2 --log-level warn
+    BACKEND_PID=$ETCD_PID BACKEND_PORT=$ETCD_PORT BACKEND_URL=$ETCD_URL
 }
 start_consul() {
     local i
@@ -358,7 +336,7 @@ STARTED=$SECONDS
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for backend in $BACKENDS; do
     case $backend in
-        etcd | etcdv3) start_etcd "$backend" ;;
+        etcd | etcdv3) start_etcd_backend "$backend" ;;
         consul) start_consul ;;
     esac
     say "$backend: loading $KEYS keys under each of $MAX_PREFIXES prefix(es)…"
