@@ -8,9 +8,9 @@
 use etcd_client::{EventType, WatchOptions, WatchStream};
 
 use super::grpc::EtcdV3Grpc;
-use super::{subtree_range, text_key, text_value};
+use super::{WatchBatch, subtree_range};
 use crate::backend::http::{answer_limit, quote_server};
-use crate::backend::{BackendError, Change, WatchEvent};
+use crate::backend::{BackendError, WatchEvent};
 
 /// A watch stream left open after the batch it returned.
 pub(super) struct OpenGrpcWatch {
@@ -164,33 +164,18 @@ fn batch_changes<'a>(
     index: u64,
     events: impl IntoIterator<Item = RawEvent<'a>>,
 ) -> Result<Option<WatchEvent>, String> {
-    let mut newest = 0;
-    let mut changes = Vec::new();
+    let mut batch = WatchBatch::new(root, index);
     for event in events {
         let revision = u64::try_from(event.mod_revision).unwrap_or(0);
-        if revision <= index {
-            continue;
-        }
-        let Some(key) = text_key(root, event.key)? else {
-            continue;
-        };
-        newest = newest.max(revision);
-        if event.delete {
-            changes.push(Change::Delete { key });
-        } else {
-            let value = text_value(&key, event.value)?.to_string();
-            changes.push(Change::Put { key, value });
-        }
+        batch.add(revision, event.key, event.delete, || Ok(event.value))?;
     }
-    Ok((newest > 0).then_some(WatchEvent::Changed {
-        index: newest,
-        changes: Some(changes),
-    }))
+    Ok(batch.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Change;
 
     fn event(
         delete: bool,

@@ -23,7 +23,7 @@ pub use grpc::{EtcdV3Api, EtcdV3Grpc, build};
 use watch::OpenWatch;
 
 use super::http::{BodyReader, HttpConfig, Limits, NodeClient, quote_server, server_text};
-use super::{Backend, BackendError, Fetched, WatchEvent};
+use super::{Backend, BackendError, Change, Fetched, WatchEvent};
 use crate::error::ConfigError;
 use crate::snapshot::{PairList, clean_key, is_within};
 
@@ -341,6 +341,62 @@ fn text_value<'a>(key: &str, value: &'a [u8]) -> Result<&'a str, String> {
             value.len()
         )
     })
+}
+
+/// The changes of one watch message (either transport) that lie under
+/// `root` and are newer than `index` (the key range also covers siblings
+/// such as `/app-x`), collected event by event.
+pub(super) struct WatchBatch<'a> {
+    root: &'a str,
+    index: u64,
+    newest: u64,
+    changes: Vec<Change>,
+}
+
+impl<'a> WatchBatch<'a> {
+    pub(super) fn new(root: &'a str, index: u64) -> Self {
+        WatchBatch {
+            root,
+            index,
+            newest: 0,
+            changes: Vec::new(),
+        }
+    }
+
+    /// Adds one event at `revision` of `raw_key`: a delete, or a put whose
+    /// value `value` gives (asked only for a put that is kept).
+    pub(super) fn add<V: AsRef<[u8]>>(
+        &mut self,
+        revision: u64,
+        raw_key: &[u8],
+        delete: bool,
+        value: impl FnOnce() -> Result<V, String>,
+    ) -> Result<(), String> {
+        if revision <= self.index {
+            return Ok(());
+        }
+        let Some(key) = text_key(self.root, raw_key)? else {
+            return Ok(());
+        };
+        self.newest = self.newest.max(revision);
+        if delete {
+            self.changes.push(Change::Delete { key });
+        } else {
+            let value = value()?;
+            let value = text_value(&key, value.as_ref())?.to_string();
+            self.changes.push(Change::Put { key, value });
+        }
+        Ok(())
+    }
+
+    /// A [`WatchEvent::Changed`] at the newest revision; `None` when no
+    /// event was kept.
+    pub(super) fn finish(self) -> Option<WatchEvent> {
+        (self.newest > 0).then_some(WatchEvent::Changed {
+            index: self.newest,
+            changes: Some(self.changes),
+        })
+    }
 }
 
 fn gateway_message(status: StatusCode, body: &[u8]) -> String {

@@ -9,11 +9,10 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::{
-    EtcdV3Backend, GatewayError, gateway_message, number_or_string, subtree_range, text_key,
-    text_value,
+    EtcdV3Backend, GatewayError, WatchBatch, gateway_message, number_or_string, subtree_range,
 };
 use crate::backend::http::{Limits, answer_limit, network_error, quote_server};
-use crate::backend::{BackendError, Change, WatchEvent};
+use crate::backend::{BackendError, WatchEvent};
 
 /// A watch stream left open after the batch it returned.
 #[derive(Debug)]
@@ -189,39 +188,26 @@ fn batch_changes(
     index: u64,
     events: Vec<WatchedEvent>,
 ) -> Result<Option<WatchEvent>, String> {
-    let mut newest = 0;
-    let mut changes = Vec::new();
+    let mut batch = WatchBatch::new(root, index);
     for event in events {
         let Some(kv) = event.kv else { continue };
         let raw_key = BASE64
             .decode(&kv.key)
             .map_err(|e| format!("bad key encoding in a watch event: {e}"))?;
-        if kv.mod_revision <= index {
-            continue;
-        }
-        let Some(key) = text_key(root, &raw_key)? else {
-            continue;
-        };
-        newest = newest.max(kv.mod_revision);
-        if event.kind == "DELETE" {
-            changes.push(Change::Delete { key });
-        } else {
-            let value = BASE64
+        batch.add(kv.mod_revision, &raw_key, event.kind == "DELETE", || {
+            BASE64
                 .decode(&kv.value)
-                .map_err(|e| format!("bad value encoding in a watch event: {e}"))?;
-            let value = text_value(&key, &value)?.to_string();
-            changes.push(Change::Put { key, value });
-        }
+                .map_err(|e| format!("bad value encoding in a watch event: {e}"))
+        })?;
     }
-    Ok((newest > 0).then_some(WatchEvent::Changed {
-        index: newest,
-        changes: Some(changes),
-    }))
+    Ok(batch.finish())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::text_value;
     use super::*;
+    use crate::backend::Change;
 
     #[test]
     fn watch_batches_become_changes_under_the_root_only() {
